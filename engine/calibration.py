@@ -1,0 +1,102 @@
+"""Calibration maths: logits to probabilities, and how good those probabilities are.
+
+Pure numpy, no model. Platt scaling fits ``p = sigmoid(a * logit + b)`` by minimising log loss; temperature
+scaling is the special case ``b = 0``. Quality is the expected calibration error (ECE, equal-width bins)
+and the Brier score.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``confidence = sigmoid(scale * logit + bias)``; the identity (1, 0) means uncalibrated."""
+
+    scale: float = 1.0
+    bias: float = 0.0
+    method: str = "none"
+
+    def confidence(self, logits: np.ndarray) -> np.ndarray:
+        return sigmoid(self.scale * np.asarray(logits, dtype=np.float64) + self.bias)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.as_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        if not path.is_file():
+            return cls()
+        return cls(**json.loads(path.read_text()))
+
+
+def fit_platt(logits: np.ndarray, labels: np.ndarray, temperature_only: bool = False,
+              iterations: int = 100) -> Calibration:
+    """Fit Platt (or temperature) scaling by Newton's method on the log loss."""
+    x = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError(f"need as many labels as logits (got {x.size} and {y.size}), and at least one")
+    if not ((y == 0) | (y == 1)).all():
+        raise ValueError("labels must be 0 or 1")
+    a, b = 1.0, 0.0
+    for _ in range(iterations):
+        p = sigmoid(a * x + b)
+        w = np.maximum(p * (1 - p), 1e-12)
+        grad = np.array([np.sum((p - y) * x), np.sum(p - y)])
+        hess = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-9 * np.eye(2)
+        if temperature_only:
+            step = np.array([grad[0] / hess[0, 0], 0.0])
+        else:
+            step = np.linalg.solve(hess, grad)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-10:
+            break
+    return Calibration(scale=float(a), bias=float(b), method="temperature" if temperature_only else "platt")
+
+
+def expected_calibration_error(confidences: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE with `bins` equal-width bins: sum over bins of |accuracy - mean confidence| * bin weight."""
+    p = np.asarray(confidences, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if p.size == 0:
+        raise ValueError("ECE of no predictions is undefined")
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    error = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            error += mask.mean() * abs(y[mask].mean() - p[mask].mean())
+    return float(error)
+
+
+def brier_score(confidences: np.ndarray, labels: np.ndarray) -> float:
+    p = np.asarray(confidences, dtype=np.float64)
+    return float(np.mean((p - np.asarray(labels, dtype=np.float64)) ** 2))
+
+
+def reliability_table(confidences: np.ndarray, labels: np.ndarray, bins: int = 15) -> list[dict]:
+    """Per bin: its range, count, mean confidence and observed accuracy (for the reliability diagram)."""
+    p = np.asarray(confidences, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    rows = []
+    for b in range(bins):
+        mask = which == b
+        rows.append({"low": b / bins, "high": (b + 1) / bins, "count": int(mask.sum()),
+                     "confidence": float(p[mask].mean()) if mask.any() else None,
+                     "accuracy": float(y[mask].mean()) if mask.any() else None})
+    return rows

@@ -1,0 +1,31 @@
+"""Indexes of whole data sets, built once and cached, for training, calibration, tuning and benchmarks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from engine.datasets import Dataset
+from indexes.store import IndexStoreError, LoadedIndex, build_index, load_index
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("EARLYRANK_CACHE", Path.home() / ".cache" / "earlyrank"))
+
+
+def corpus_fingerprint(dataset: Dataset) -> str:
+    digest = hashlib.sha256()
+    for d in dataset.corpus:
+        digest.update(f"{d.id}\t{d.title}\t{d.text}\n".encode())
+    return digest.hexdigest()[:12]
+
+
+def dataset_index(dataset: Dataset, progress: bool = True) -> LoadedIndex:
+    """A BM25 + dense index of `dataset`'s corpus, loaded from the cache or built into it."""
+    path = cache_root() / "indexes" / f"{dataset.name}-{corpus_fingerprint(dataset)}"
+    try:
+        return load_index(path)
+    except IndexStoreError:
+        build_index(dataset.corpus, path, progress=progress, corpus_name=dataset.name)
+        return load_index(path)

@@ -1,0 +1,138 @@
+"""Load data sets in BEIR layout: corpus.jsonl, queries.jsonl and qrels/<split>.tsv.
+
+Every malformed line raises `DatasetError` naming the file, the line number and what was wrong; nothing
+half-loaded is ever returned.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.types import Document, Query
+
+DEFAULT_CORPUS = Path(__file__).parent / "data" / "xquad-en"
+
+Qrels = dict[str, dict[str, int]]
+
+
+class DatasetError(ValueError):
+    """A data-set file is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A corpus with its queries and relevance judgements per split (e.g. ``qrels["test"]``)."""
+
+    name: str
+    corpus: list[Document]
+    queries: dict[str, Query]
+    qrels: dict[str, Qrels]
+
+    def split(self, name: str) -> tuple[list[Query], Qrels]:
+        """The queries that have judgements in split `name`, in file order, with those judgements."""
+        if name not in self.qrels:
+            raise DatasetError(
+                f"{self.name}: no split {name!r}; available: {', '.join(sorted(self.qrels)) or 'none'}"
+            )
+        qrels = self.qrels[name]
+        return [q for q in self.queries.values() if q.id in qrels], qrels
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found (BEIR layout needs corpus.jsonl and queries.jsonl)")
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DatasetError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+            if not isinstance(record, dict):
+                raise DatasetError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            yield number, record
+
+
+def _field(path: Path, number: int, record: dict, name: str, required: bool = True) -> str:
+    value = record.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and name == "_id" and not value):
+        raise DatasetError(f"{path}:{number}: field {name!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def load_corpus(path: Path) -> list[Document]:
+    """Read corpus.jsonl (`_id`, `text`, optional `title`); ids must be unique."""
+    docs: list[Document] = []
+    seen: set[str] = set()
+    for number, record in _json_lines(path):
+        doc_id = _field(path, number, record, "_id")
+        if doc_id in seen:
+            raise DatasetError(f"{path}:{number}: duplicate document id {doc_id!r}")
+        seen.add(doc_id)
+        text = _field(path, number, record, "text")
+        title = _field(path, number, record, "title", required=False)
+        docs.append(Document(id=doc_id, text=text, title=title))
+    if not docs:
+        raise DatasetError(f"{path}: the corpus is empty")
+    return docs
+
+
+def load_queries(path: Path) -> dict[str, Query]:
+    """Read queries.jsonl (`_id`, `text`, optional `metadata`)."""
+    queries: dict[str, Query] = {}
+    for number, record in _json_lines(path):
+        query_id = _field(path, number, record, "_id")
+        if query_id in queries:
+            raise DatasetError(f"{path}:{number}: duplicate query id {query_id!r}")
+        metadata = record.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise DatasetError(f"{path}:{number}: field 'metadata' must be an object, got {metadata!r}")
+        queries[query_id] = Query(id=query_id, text=_field(path, number, record, "text"), metadata=metadata)
+    return queries
+
+
+def load_qrels(path: Path) -> Qrels:
+    """Read a TREC-style qrels TSV with a header: query-id, corpus-id, score (an integer)."""
+    qrels: Qrels = {}
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = csv.reader(f, delimiter="\t")
+        for number, row in enumerate(rows, 1):
+            if number == 1 and row and row[0].strip().lower() in ("query-id", "query_id", "qid"):
+                continue
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) != 3:
+                raise DatasetError(f"{path}:{number}: expected 3 tab-separated columns, got {len(row)}")
+            try:
+                score = int(row[2])
+            except ValueError:
+                raise DatasetError(f"{path}:{number}: score {row[2]!r} is not an integer") from None
+            qrels.setdefault(row[0], {})[row[1]] = score
+    return qrels
+
+
+def load_dataset(directory: str | Path, check_judged: bool = True) -> Dataset:
+    """Load a BEIR-layout directory; with `check_judged`, every judged id must exist."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a directory (expected a BEIR layout: corpus.jsonl, queries.jsonl)")
+    corpus = load_corpus(root / "corpus.jsonl")
+    queries = load_queries(root / "queries.jsonl")
+    qrels = {p.stem: load_qrels(p) for p in sorted((root / "qrels").glob("*.tsv"))}
+    if check_judged:
+        doc_ids = {d.id for d in corpus}
+        for split, judgements in qrels.items():
+            for query_id, docs in judgements.items():
+                if query_id not in queries:
+                    raise DatasetError(f"{root}/qrels/{split}.tsv: query id {query_id!r} not in queries.jsonl")
+                missing = next((d for d in docs if d not in doc_ids), None)
+                if missing is not None:
+                    raise DatasetError(f"{root}/qrels/{split}.tsv: document id {missing!r} not in corpus.jsonl")
+    return Dataset(name=root.name, corpus=corpus, queries=queries, qrels=qrels)

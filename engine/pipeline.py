@@ -1,0 +1,75 @@
+"""The pipeline: recall, then (optionally) early-stopping rerank. ``Pipeline.ask(query, k)``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from engine.rerank import PairScorer, Policy, RerankResult, rerank
+from engine.stopping import FullRerank
+from engine.types import Document, Hit
+from indexes.store import LoadedIndex
+
+MODES = ("bm25", "dense", "hybrid")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The best passage for a question, the ranked hits and what the answer cost."""
+
+    query: str
+    answer: Document | None
+    confidence: float | None
+    hits: list[Hit]
+    scored: int
+    candidates: int
+    stopped_early: bool
+    reason: str
+    seconds: float
+
+
+def check_query(query: str) -> str:
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError("the query is empty; ask a question with at least one word")
+    return query.strip()
+
+
+class Pipeline:
+    """Recall from `index` in `mode`, rerank `depth` candidates with `scorer` under `policy`."""
+
+    def __init__(self, index: LoadedIndex, scorer: PairScorer | None = None, policy: Policy | None = None,
+                 mode: str = "hybrid", depth: int = 100, blend: float = 0.0):
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.index = index
+        self.scorer = scorer
+        self.policy = policy or FullRerank(depth)
+        self.mode = mode
+        self.depth = depth
+        self.blend = blend
+
+    def search(self, query: str, k: int = 10, mode: str | None = None) -> list[Hit]:
+        """Recall only."""
+        return self.index.retriever(mode or self.mode).search(check_query(query), k)
+
+    def rerank(self, query: str, k: int = 10, mode: str | None = None, policy: Policy | None = None,
+               depth: int | None = None, deadline: float | None = None) -> RerankResult:
+        """Recall `depth` candidates and rerank them; the result holds the top `k`."""
+        if self.scorer is None:
+            raise ValueError("this pipeline has no reranker; load one with a model directory")
+        query = check_query(query)
+        candidates = self.index.retriever(mode or self.mode).search(query, depth or self.depth)
+        passages = [self.index.doc(h.doc_id).full_text for h in candidates]
+        result = rerank(query, candidates, passages, self.scorer, policy or self.policy, self.blend, deadline)
+        return RerankResult(result.hits[:k], result.scored, result.candidates, result.stopped_early,
+                            result.reason, result.seconds)
+
+    def ask(self, query: str, k: int = 10, **options) -> Answer:
+        """Answer a question: the top reranked passage, its confidence, the ranking and the cost."""
+        started = time.perf_counter()
+        result = self.rerank(query, k, **options)
+        top = result.hits[0] if result.hits else None
+        confidence = top.stage_scores.get("confidence") if top else None
+        return Answer(query, self.index.doc(top.doc_id) if top else None, confidence, result.hits,
+                      result.scored, result.candidates, result.stopped_early, result.reason,
+                      time.perf_counter() - started)

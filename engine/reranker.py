@@ -1,0 +1,121 @@
+"""The cross-encoder: a BERT-family sequence classifier that turns (question, passage) pairs into logits.
+
+This module is the only torch code on the scoring path: it produces raw logits. Turning logits into
+calibrated confidences is `engine.calibration`; deciding when to stop is `engine.stopping`.
+
+Scoring sorts pairs by length, batches them with dynamic padding (no batch is padded beyond its longest
+pair), truncates question and passage together (``longest_first``) and runs under ``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.calibration import Calibration
+
+CARD = "training_card.json"
+CALIBRATION = "calibration.json"
+DEFAULT_MODEL = Path(__file__).parent / "models" / "earlyrank-minilm-ce"
+
+
+class ModelLoadError(RuntimeError):
+    """A model directory is missing files or is not a cross-encoder."""
+
+
+@dataclass(frozen=True)
+class ScoredPairs:
+    """Raw logits and calibrated confidences for a list of pairs, in the order given."""
+
+    logits: np.ndarray
+    confidences: np.ndarray
+
+
+def check_model_dir(path: Path) -> dict:
+    """Raise `ModelLoadError` unless `path` holds a single-logit sequence-classification model."""
+    if not path.is_dir():
+        raise ModelLoadError(f"{path}: no such model directory; train one with `earlyrank train` "
+                             f"or omit --model to use the bundled one")
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise ModelLoadError(f"{path}: no config.json; not a transformers model directory")
+    config = json.loads(config_path.read_text())
+    if not any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or []):
+        raise ModelLoadError(f"{path}: architectures {config.get('architectures')} is not a cross-encoder "
+                             f"(expected *ForSequenceClassification with one label)")
+    if len(config.get("id2label") or {"0": ""}) != 1:
+        raise ModelLoadError(f"{path}: the classifier has {len(config['id2label'])} labels; expected 1")
+    if not any((path / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
+        raise ModelLoadError(f"{path}: no weights file (model.safetensors)")
+    if not (path / "tokenizer.json").is_file() and not (path / "vocab.txt").is_file():
+        raise ModelLoadError(f"{path}: no tokenizer files (tokenizer.json or vocab.txt)")
+    return config
+
+
+class CrossEncoder:
+    """A local cross-encoder. ``CrossEncoder.load(path).score(query, passages)``."""
+
+    def __init__(self, model, tokenizer, calibration: Calibration, max_length: int = 256,
+                 batch_size: int = 16, path: Path | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.calibration = calibration
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.path = path
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, max_length: int | None = None,
+             batch_size: int = 16) -> CrossEncoder:
+        from engine.runtime import configure_torch
+
+        path = Path(path) if path else DEFAULT_MODEL
+        check_model_dir(path)
+        configure_torch()
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(path), local_files_only=True, torch_dtype=torch.float32)
+        model.eval()
+        card = json.loads((path / CARD).read_text()) if (path / CARD).is_file() else {}
+        length = max_length or card.get("params", {}).get("max_length", 256)
+        return cls(model, tokenizer, Calibration.load(path / CALIBRATION), length, batch_size, path)
+
+    def encode(self, queries: Sequence[str], passages: Sequence[str]):
+        return self.tokenizer(list(queries), list(passages), truncation="longest_first",
+                              max_length=self.max_length, padding=True, return_tensors="pt")
+
+    def logits(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
+        """One raw logit per (query, passage) pair, in input order."""
+        import torch
+
+        if len(queries) != len(passages):
+            raise ValueError(f"{len(queries)} queries for {len(passages)} passages; pass one query per pair")
+        if not passages:
+            return np.zeros(0, dtype=np.float32)
+        # Length-sorted batches keep padding to a minimum; character length is a cheap, good proxy.
+        order = np.argsort([-(len(q) + len(p)) for q, p in zip(queries, passages, strict=True)], kind="stable")
+        out = np.empty(len(passages), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                batch = self.encode([queries[i] for i in idx], [passages[i] for i in idx])
+                out[idx] = self.model(**batch).logits[:, 0].float().numpy()
+        return out
+
+    def score(self, query: str, passages: Sequence[str]) -> ScoredPairs:
+        """Logits and calibrated confidences of `passages` for one `query`."""
+        logits = self.logits([query] * len(passages), passages)
+        return ScoredPairs(logits, self.calibration.confidence(logits))
+
+    def identity(self) -> dict:
+        card_path = self.path / CARD if self.path else None
+        card = json.loads(card_path.read_text()) if card_path and card_path.is_file() else {}
+        return {"path": str(self.path), "name": card.get("name", self.path.name if self.path else "?"),
+                "max_length": self.max_length, "calibration": self.calibration.as_dict()}

@@ -1,0 +1,168 @@
+"""When to stop reranking: small pure policies, no model.
+
+Candidates arrive in recall order and are scored a chunk at a time. After each chunk the reranking loop
+asks its policy ``decide(confidences, total)`` with the calibrated confidences scored so far (recall order)
+and the number of candidates; the policy answers whether to stop, why, and how big the next chunk is.
+
+- `FullRerank`: score every candidate up to a depth (the reference).
+- `Threshold`: Ying & Huo (WSDM Cup 2020): fixed chunks; stop once any confidence passes tau.
+- `TopKConfident`: stop once the k best scored candidates all pass tau.
+- `ResidualRisk` (ours): estimate, from statistics measured on the dev split, the probability that some
+  unscored candidate would still enter the top k, and stop once it falls below epsilon. Chunks grow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Decision:
+    stop: bool
+    reason: str
+    next_chunk: int = 0
+
+
+def _sizes_ok(chunk: int, depth: int) -> None:
+    if chunk <= 0 or depth <= 0:
+        raise ValueError(f"chunk and depth must be positive, got chunk={chunk}, depth={depth}")
+
+
+def _exhausted(scored: int, total: int, depth: int) -> Decision | None:
+    if scored >= total:
+        return Decision(True, "exhausted")
+    if scored >= depth:
+        return Decision(True, "max_depth")
+    return None
+
+
+@dataclass(frozen=True)
+class FullRerank:
+    """Score the first `depth` candidates, in chunks of `chunk`."""
+
+    depth: int = 100
+    chunk: int = 16
+    name = "full"
+
+    def __post_init__(self) -> None:
+        _sizes_ok(self.chunk, self.depth)
+
+    def decide(self, confidences: np.ndarray, total: int) -> Decision:
+        return _exhausted(len(confidences), total, self.depth) or Decision(False, "", self.chunk)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """The published rule: stop after a chunk in which any candidate's confidence reaches `tau`."""
+
+    tau: float = 0.9
+    chunk: int = 10
+    depth: int = 100
+    name = "threshold"
+
+    def __post_init__(self) -> None:
+        _sizes_ok(self.chunk, self.depth)
+
+    def decide(self, confidences: np.ndarray, total: int) -> Decision:
+        if len(confidences) and confidences.max() >= self.tau:
+            return Decision(True, "confident")
+        return _exhausted(len(confidences), total, self.depth) or Decision(False, "", self.chunk)
+
+
+@dataclass(frozen=True)
+class TopKConfident:
+    """Stop once the `k` most confident scored candidates all reach `tau`."""
+
+    k: int = 3
+    tau: float = 0.5
+    chunk: int = 10
+    depth: int = 100
+    name = "topk"
+
+    def __post_init__(self) -> None:
+        _sizes_ok(self.chunk, self.depth)
+
+    def decide(self, confidences: np.ndarray, total: int) -> Decision:
+        if len(confidences) >= self.k and np.sort(confidences)[-self.k] >= self.tau:
+            return Decision(True, "confident")
+        return _exhausted(len(confidences), total, self.depth) or Decision(False, "", self.chunk)
+
+
+@dataclass(frozen=True)
+class RankPrior:
+    """What the dev split says about candidates, for `ResidualRisk`.
+
+    `relevant_at_rank[r]`: the fraction of dev queries with a relevant passage at recall rank r + 1.
+    `relevant_confidences` / `other_confidences`: sorted calibrated confidences of relevant and
+    non-relevant dev candidates, whose tails say how likely a candidate is to beat a given confidence.
+    """
+
+    relevant_at_rank: np.ndarray
+    relevant_confidences: np.ndarray
+    other_confidences: np.ndarray
+
+    def p_relevant(self, ranks: np.ndarray) -> np.ndarray:
+        table = self.relevant_at_rank
+        return table[np.minimum(ranks, len(table) - 1)]
+
+    def p_above(self, confidence: float) -> tuple[float, float]:
+        """P(confidence > c) for a relevant and for a non-relevant candidate (add-one smoothed)."""
+        def tail(values: np.ndarray) -> float:
+            above = len(values) - np.searchsorted(values, confidence, side="right")
+            return (above + 1) / (len(values) + 2)
+        return tail(self.relevant_confidences), tail(self.other_confidences)
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k).tolist() for k in ("relevant_at_rank", "relevant_confidences",
+                                                        "other_confidences")}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RankPrior:
+        return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in data.items()})
+
+
+def residual_risk(confidences: np.ndarray, total: int, depth: int, k: int, prior: RankPrior) -> float:
+    """Expected number of unscored candidates (within `depth`) that would beat the current k-th best."""
+    scored = len(confidences)
+    last = min(total, depth)
+    if scored >= last:
+        return 0.0
+    kth = np.sort(confidences)[-k] if scored >= k else 0.0
+    p_rel = prior.p_relevant(np.arange(scored, last))
+    above_rel, above_other = prior.p_above(float(kth))
+    return float(np.sum(p_rel * above_rel + (1 - p_rel) * above_other))
+
+
+@dataclass(frozen=True)
+class ResidualRisk:
+    """Stop when the expected number of unscored candidates that would enter the top `k` is below `epsilon`.
+
+    Chunks start at `first_chunk` and double (up to `max_chunk`): most questions are settled by their first
+    few candidates, and the rest should not pay one call per small chunk.
+    """
+
+    prior: RankPrior = field(repr=False)
+    epsilon: float = 0.05
+    k: int = 3
+    first_chunk: int = 4
+    max_chunk: int = 32
+    depth: int = 100
+    name = "risk"
+
+    def __post_init__(self) -> None:
+        _sizes_ok(self.first_chunk, self.depth)
+
+    def decide(self, confidences: np.ndarray, total: int) -> Decision:
+        done = _exhausted(len(confidences), total, self.depth)
+        if done:
+            return done
+        if len(confidences) and residual_risk(confidences, total, self.depth, self.k, self.prior) < self.epsilon:
+            return Decision(True, "low_risk")
+        return Decision(False, "", min(self.max_chunk, max(self.first_chunk, len(confidences))))
+
+
+def first_chunk(policy) -> int:
+    """The size of the first chunk a policy scores."""
+    return getattr(policy, "first_chunk", getattr(policy, "chunk", 16))

@@ -1,0 +1,238 @@
+"""Fine-tune the cross-encoder: listwise, pointwise or mixed loss over (1 positive + n negatives) groups.
+
+Fits two CPU cores: small micro-batches with gradient accumulation, length-capped pairs, a fixed seed.
+Resumable: a checkpoint (weights, optimizer, scheduler, step, RNG state, best dev score) is written every
+evaluation, and a run restarted with the same output directory continues from it. The best model by dev
+nDCG@10 is written to the output directory with its tokenizer and a training card.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.reranker import CARD
+from engine.training_data import Group
+
+LOSSES = ("listwise", "pointwise", "mixed")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    max_length: int = 192
+    negatives: int = 7
+    random_negatives: int = 1
+    mining_depth: int = 30
+    self_supervised: int = 0  # title-as-question groups per corpus (0 = none)
+    loss: str = "mixed"
+    epochs: float = 2.0
+    groups_per_batch: int = 2
+    accumulation: int = 2
+    lr_body: float = 4e-5
+    lr_head: float = 1e-3
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    dev_queries: int = 100
+    dev_depth: int = 20
+    eval_every: int = 100  # optimizer steps
+    max_minutes: float = 0.0  # 0 = no time limit
+    seed: int = 13
+    base_model: str = ""
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.negatives < 1 or self.random_negatives > self.negatives:
+            raise ValueError("need negatives >= 1 and random_negatives <= negatives")
+
+
+@dataclass
+class DevSet:
+    """Dev queries with hybrid candidates, for model selection: (query, [(doc_id, text)], qrels)."""
+
+    items: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def group_loss(logits, loss: str):
+    """Loss of a (groups, 1 + negatives) logit matrix whose first column is the positive."""
+    import torch
+    import torch.nn.functional as F
+
+    target = torch.zeros(logits.shape[0], dtype=torch.long)
+    listwise = F.cross_entropy(logits, target)
+    labels = torch.zeros_like(logits)
+    labels[:, 0] = 1.0
+    # Weight the positive as much as all negatives together, so the pointwise part is not swamped.
+    weights = torch.ones_like(logits)
+    weights[:, 0] = logits.shape[1] - 1
+    pointwise = F.binary_cross_entropy_with_logits(logits, labels, weight=weights) * 2 / logits.shape[1]
+    return {"listwise": listwise, "pointwise": pointwise, "mixed": listwise + pointwise}[loss]
+
+
+def dev_ndcg(scorer, dev: DevSet) -> float:
+    """nDCG@10 of the reranked dev candidates (reranker score alone)."""
+    from engine.evaluation import evaluate_run
+
+    run = {}
+    for qid, text, candidates in dev.items:
+        logits = scorer.logits([text] * len(candidates), [t for _, t in candidates])
+        run[qid] = {doc_id: float(s) for (doc_id, _), s in zip(candidates, logits, strict=True)}
+    return evaluate_run(dev.qrels, run)["nDCG@10"]
+
+
+def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, progress: bool = True) -> dict:
+    """Train on `groups`, select on `dev`, write the best model to `out`; returns the training card."""
+    from engine.runtime import configure_torch
+
+    configure_torch()
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    from engine.calibration import Calibration
+    from engine.reranker import CrossEncoder
+
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint"
+    random.seed(params.seed)
+    np.random.seed(params.seed)
+    torch.manual_seed(params.seed)
+    source = checkpoint if (checkpoint / "state.pt").is_file() else Path(params.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1, local_files_only=True)
+    head = [p for n, p in model.named_parameters() if n.startswith(("classifier", "bert.pooler"))]
+    body = [p for n, p in model.named_parameters() if not n.startswith(("classifier", "bert.pooler"))]
+    optimizer = torch.optim.AdamW([{"params": body, "lr": params.lr_body}, {"params": head, "lr": params.lr_head}],
+                                  weight_decay=params.weight_decay)
+    micro_steps = int(len(groups) * params.epochs) // params.groups_per_batch
+    total_steps = max(1, micro_steps // params.accumulation)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(params.warmup * total_steps), total_steps)
+    order = np.random.default_rng(params.seed).permutation(np.resize(np.arange(len(groups)),
+                                                                     micro_steps * params.groups_per_batch))
+    state = {"step": 0, "best": -1.0, "history": [], "seconds": 0.0}
+    if source == checkpoint:
+        saved = torch.load(checkpoint / "state.pt", weights_only=False)
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        torch.set_rng_state(saved["torch_rng"])
+    scorer = CrossEncoder(model, tokenizer, Calibration(), params.max_length, batch_size=32)
+    started = time.time() - state["seconds"]
+    bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", disable=not progress)
+    running = []
+    model.train()
+    while state["step"] < total_steps:
+        for micro in range(params.accumulation):
+            index = (state["step"] * params.accumulation + micro) * params.groups_per_batch
+            batch = [groups[i] for i in order[index:index + params.groups_per_batch]]
+            queries = [g.query for g in batch for _ in range(1 + len(g.negatives))]
+            passages = [p for g in batch for p in (g.positive, *g.negatives)]
+            encoded = tokenizer(queries, passages, truncation="longest_first", max_length=params.max_length,
+                                padding=True, return_tensors="pt")
+            logits = model(**encoded).logits.view(len(batch), -1)
+            loss = group_loss(logits, params.loss) / params.accumulation
+            loss.backward()
+            running.append(float(loss) * params.accumulation)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        state["step"] += 1
+        bar.update(1)
+        elapsed = time.time() - started
+        out_of_time = params.max_minutes and elapsed > params.max_minutes * 60
+        if state["step"] % params.eval_every == 0 or state["step"] == total_steps or out_of_time:
+            model.eval()
+            score = dev_ndcg(scorer, dev) if dev.items else 0.0
+            model.train()
+            state["history"].append({"step": state["step"], "loss": float(np.mean(running[-200:])),
+                                     "dev_ndcg@10": score, "minutes": elapsed / 60})
+            bar.set_postfix(loss=f"{np.mean(running[-200:]):.3f}", dev_ndcg=f"{score:.4f}")
+            if score > state["best"]:
+                state["best"] = score
+                _save_model(model, tokenizer, out)
+            state["seconds"] = time.time() - started
+            _save_checkpoint(model, tokenizer, optimizer, scheduler, state, checkpoint)
+        if out_of_time:
+            break
+    bar.close()
+    card = {
+        "name": out.name,
+        "base_model": params.base_model,
+        "params": asdict(params),
+        "groups": len(groups),
+        "groups_by_source": _count_sources(groups),
+        "dev_queries": len(dev.items),
+        "steps": state["step"],
+        "total_steps": total_steps,
+        "minutes": (time.time() - started) / 60,
+        "best_dev_ndcg@10": state["best"],
+        "history": state["history"],
+        "machine": {"cores": __import__("os").cpu_count(), "platform": platform.platform(),
+                    "torch": torch.__version__},
+    }
+    (out / CARD).write_text(json.dumps(card, indent=2))
+    return card
+
+
+def _count_sources(groups: list[Group]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for g in groups:
+        counts[g.source] = counts.get(g.source, 0) + 1
+    return counts
+
+
+def _save_model(model, tokenizer, out: Path) -> None:
+    """Write fp16 safetensors (half the size; loaded back as fp32) and the tokenizer."""
+    import copy
+
+    import torch
+
+    half = copy.deepcopy(model).to(torch.float16)
+    half.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.save_pretrained(str(out))
+
+
+def _save_checkpoint(model, tokenizer, optimizer, scheduler, state: dict, checkpoint: Path) -> None:
+    import torch
+
+    tmp = checkpoint.with_name(checkpoint.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state,
+                "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+    if checkpoint.exists():
+        import shutil
+
+        shutil.rmtree(checkpoint)
+    tmp.rename(checkpoint)
+
+
+def run_training(data_dirs: list[Path], out: Path, params: TrainParams, progress: bool = True) -> dict:
+    """`earlyrank train`: load each data set and its cached index, build groups and dev, then train."""
+    from engine.corpora import dataset_index
+    from engine.datasets import load_dataset
+    from engine.training_data import build_training_set
+    from indexes.dense import default_model_path
+
+    if not params.base_model:
+        params = TrainParams(**{**asdict(params), "base_model": str(default_model_path())})
+    datasets = [(ds, dataset_index(ds, progress)) for ds in map(load_dataset, data_dirs)]
+    groups, dev = build_training_set(
+        datasets, dev_queries=params.dev_queries, dev_depth=params.dev_depth, negatives=params.negatives,
+        random_negatives=params.random_negatives, mining_depth=params.mining_depth,
+        self_supervised=params.self_supervised, seed=params.seed)
+    if not groups:
+        raise ValueError("no training groups: do the data sets have qrels/train.tsv with positive judgements?")
+    card = train(groups, dev, out, params, progress)
+    card["data"] = [str(d) for d in data_dirs]
+    (out / CARD).write_text(json.dumps(card, indent=2))
+    return card

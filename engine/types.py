@@ -1,0 +1,42 @@
+"""The data model: documents, queries and ranked hits, as frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """A passage of the corpus."""
+
+    id: str
+    text: str
+    title: str = ""
+
+    @property
+    def full_text(self) -> str:
+        """Title and text as one string, the form both recall and the reranker read."""
+        return f"{self.title}. {self.text}" if self.title else self.text
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question, with whatever metadata its data set carries (e.g. XQuAD's answers)."""
+
+    id: str
+    text: str
+    metadata: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked document for one query.
+
+    `score` is the score the ranking was made by; `stage_scores` keeps every stage's score under its
+    name (e.g. ``{"bm25": 12.1, "dense": 0.61, "rrf": 0.032, "confidence": 0.93}``).
+    """
+
+    doc_id: str
+    score: float
+    rank: int
+    stage_scores: dict[str, float] = field(default_factory=dict, hash=False, compare=False)

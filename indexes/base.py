@@ -1,0 +1,33 @@
+"""The recall interface: anything with ``search(query, k) -> list[Hit]``."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from engine.types import Hit
+
+
+class Retriever(Protocol):
+    def search(self, query: str, k: int) -> list[Hit]: ...
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first; ties broken by lower index, so results are stable."""
+    k = min(k, scores.shape[0])
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    if k < scores.shape[0]:
+        # Take every index tied with the k-th score, so the tie-break below sees all of them.
+        kth = np.partition(scores, -k)[-k]
+        candidates = np.flatnonzero(scores >= kth)
+    else:
+        candidates = np.arange(scores.shape[0])
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order[:k]]
+
+
+def check_k(k: int) -> None:
+    if not isinstance(k, int) or k <= 0:
+        raise ValueError(f"k must be a positive integer, got {k!r}")

