@@ -107,6 +107,39 @@ def search(
         typer.echo(_hits_table(hits, loaded.doc))
 
 
+@app.command()
+def train(
+    data: Annotated[list[Path], typer.Option("--data", "-d", help="BEIR directory with qrels/train.tsv; repeatable.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the model.")],
+    loss: Annotated[str, typer.Option(help="listwise, pointwise or mixed.")] = "mixed",
+    epochs: Annotated[float, typer.Option(help="Passes over the training groups.")] = 1.0,
+    max_length: Annotated[int, typer.Option(help="Tokens per (question, passage) pair.")] = 192,
+    negatives: Annotated[int, typer.Option(help="Negatives per positive (hard + random).")] = 7,
+    self_supervised: Annotated[int, typer.Option(help="Title-as-question groups per corpus.")] = 0,
+    max_minutes: Annotated[float, typer.Option(help="Stop after this long (0: no limit).")] = 0.0,
+    eval_every: Annotated[int, typer.Option(help="Optimizer steps between dev evaluations.")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+) -> None:
+    """Fine-tune the cross-encoder on the train splits of DATA (a dev part is held out for selection).
+
+    Resumable: run the same command again and it continues from OUT/checkpoint.
+    """
+    from engine.training import TrainParams, run_training
+
+    for d in data:
+        if not (d / "qrels" / "train.tsv").is_file():
+            fail(f"{d}: no qrels/train.tsv; training needs judged train queries")
+    try:
+        params = TrainParams(loss=loss, epochs=epochs, max_length=max_length, negatives=negatives,
+                             self_supervised=self_supervised, max_minutes=max_minutes, eval_every=eval_every,
+                             seed=seed)
+    except ValueError as e:
+        fail(str(e))
+    card = run_training(list(data), out, params)
+    typer.echo(f"trained {card['steps']} steps in {card['minutes']:.1f} min; "
+               f"best dev nDCG@10 {card['best_dev_ndcg@10']:.4f}; model in {out}")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

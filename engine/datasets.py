@@ -67,8 +67,9 @@ def _field(path: Path, number: int, record: dict, name: str, required: bool = Tr
     return value
 
 
-def load_corpus(path: Path) -> list[Document]:
+def load_corpus(path: str | Path) -> list[Document]:
     """Read corpus.jsonl (`_id`, `text`, optional `title`); ids must be unique."""
+    path = Path(path)
     docs: list[Document] = []
     seen: set[str] = set()
     for number, record in _json_lines(path):
@@ -84,8 +85,9 @@ def load_corpus(path: Path) -> list[Document]:
     return docs
 
 
-def load_queries(path: Path) -> dict[str, Query]:
+def load_queries(path: str | Path) -> dict[str, Query]:
     """Read queries.jsonl (`_id`, `text`, optional `metadata`)."""
+    path = Path(path)
     queries: dict[str, Query] = {}
     for number, record in _json_lines(path):
         query_id = _field(path, number, record, "_id")
@@ -98,8 +100,9 @@ def load_queries(path: Path) -> dict[str, Query]:
     return queries
 
 
-def load_qrels(path: Path) -> Qrels:
+def load_qrels(path: str | Path) -> Qrels:
     """Read a TREC-style qrels TSV with a header: query-id, corpus-id, score (an integer)."""
+    path = Path(path)
     qrels: Qrels = {}
     with path.open(encoding="utf-8", newline="") as f:
         rows = csv.reader(f, delimiter="\t")

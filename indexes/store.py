@@ -51,6 +51,12 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def _crash_point(name: str) -> None:
+    """Test hook: die here, as a kill would, when EARLYRANK_CRASH_AT names this point."""
+    if os.environ.get("EARLYRANK_CRASH_AT") == name:
+        os._exit(137)
+
+
 def _rebuild_hint(path: Path) -> str:
     return f"rebuild it with: earlyrank index CORPUS_DIR --out {path}"
 
@@ -116,17 +122,22 @@ def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True,
         manifest = _write_parts(tmp, docs, bm25, dense, bm25_params or BM25Params(),
                                 dense_params or DenseParams(), fusion or FusionParams(), model_path, progress)
         manifest["corpus"]["name"] = corpus_name
+        _crash_point("parts")
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         for f in tmp.iterdir():
             _fsync_path(f)
         _fsync_path(tmp)
         final = out.parent / f"{out.name}.v-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        _crash_point("synced")
         os.rename(tmp, final)
+        _crash_point("renamed")
         link_tmp = out.parent / f".{out.name}.link-{uuid.uuid4().hex[:8]}"
         os.symlink(final.name, link_tmp)
         previous = out.resolve() if out.is_symlink() else None
+        _crash_point("linked")
         os.replace(link_tmp, out)  # the one atomic step: readers see the old index or the new one
         _fsync_path(out.parent)
+        _crash_point("swapped")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

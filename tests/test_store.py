@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from engine.datasets import load_corpus
+from engine.types import Document
+from indexes.bm25 import BM25Index
+from indexes.store import IndexStoreError, build_index, load_index
+
+
+def _docs(tiny_dir) -> list[Document]:
+    return load_corpus(tiny_dir / "corpus.jsonl")
+
+
+def test_build_and_load_bm25_only(tiny_dir, tmp_path):
+    out = build_index(_docs(tiny_dir), tmp_path / "idx", dense=False, progress=False)
+    loaded = load_index(out)
+    assert len(loaded.docs) == 12 and loaded.dense is None
+    assert loaded.manifest["corpus"]["documents"] == 12
+    assert set(loaded.manifest["files"]) == {"docs.jsonl", "bm25_weights.npz", "bm25_vocab.json"}
+    assert [h.doc_id for h in loaded.retriever("bm25").search("capital of France", 2)] == ["d3", "d4"]
+    with pytest.raises(IndexStoreError, match="no dense part"):
+        loaded.retriever("dense")
+    with pytest.raises(IndexStoreError, match="hybrid mode needs both parts"):
+        loaded.retriever("hybrid")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda root: (root / "bm25_vocab.json").unlink(), "bm25_vocab.json: missing from the index"),
+    (lambda root: os.truncate(root / "bm25_weights.npz", 100), "bm25_weights.npz: 100 bytes, manifest says"),
+    (lambda root: (root / "docs.jsonl").write_text((root / "docs.jsonl").read_text().replace("Cats", "Bats")),
+     "docs.jsonl: checksum does not match"),
+    (lambda root: (root / "manifest.json").write_text("{"), "manifest.json: unreadable"),
+    (lambda root: (root / "manifest.json").unlink(), "manifest.json: missing"),
+])
+def test_broken_index_is_refused_with_file_and_hint(tiny_dir, tmp_path, damage, message):
+    out = build_index(_docs(tiny_dir), tmp_path / "idx", dense=False, progress=False)
+    damage(out.resolve())
+    with pytest.raises(IndexStoreError, match=message) as info:
+        load_index(out)
+    assert "earlyrank index CORPUS_DIR --out" in str(info.value)
+
+
+def test_refuses_to_replace_a_plain_directory(tiny_dir, tmp_path):
+    (tmp_path / "data").mkdir()
+    with pytest.raises(IndexStoreError, match="not an earlyrank index link"):
+        build_index(_docs(tiny_dir), tmp_path / "data", dense=False, progress=False)
+
+
+def test_rebuild_replaces_and_cleans_old_version(tiny_dir, tmp_path):
+    docs = _docs(tiny_dir)
+    out = build_index(docs, tmp_path / "idx", dense=False, progress=False)
+    first = out.resolve()
+    build_index(docs[:5], out, dense=False, progress=False)
+    assert len(load_index(out).docs) == 5 and not first.exists()
+
+
+CRASH_SCRIPT = textwrap.dedent("""
+    import sys
+    from engine.datasets import load_corpus
+    from indexes.store import build_index
+    docs = load_corpus(sys.argv[1])[:4]
+    build_index(docs, sys.argv[2], dense=False, progress=False)
+""")
+
+
+@pytest.mark.parametrize("point", ["parts", "synced", "renamed", "linked", "swapped"])
+def test_kill_during_build_leaves_a_whole_index(tiny_dir, tmp_path, point):
+    """A build killed at each step leaves the old index (or, once swapped, the new one) loadable and right."""
+    out = build_index(_docs(tiny_dir), tmp_path / "idx", dense=False, progress=False)
+    env = {**os.environ, "EARLYRANK_CRASH_AT": point}
+    proc = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(tiny_dir / "corpus.jsonl"), str(out)],
+                          env=env, capture_output=True)
+    assert proc.returncode == 137, proc.stderr.decode()
+    loaded = load_index(out)
+    assert len(loaded.docs) == (4 if point == "swapped" else 12)
+    docs = _docs(tiny_dir)[: len(loaded.docs)]
+    fresh = BM25Index.build([d.id for d in docs], [d.full_text for d in docs])
+    query = "capital of France, mice"
+    assert loaded.retriever("bm25").search(query, 5) == fresh.search(query, 5)
+    # The next build cleans whatever the crashed one left behind.
+    build_index(_docs(tiny_dir), out, dense=False, progress=False)
+    leftovers = sorted(p.name for p in tmp_path.iterdir())
+    assert len(leftovers) == 2 and "idx" in leftovers
+
+
+def test_kill_at_random_moments_never_breaks_the_index(tmp_path):
+    """SIGKILL a larger build at several times; whatever happened, the index loads and is one whole corpus."""
+    corpus = tmp_path / "corpus.jsonl"
+    with corpus.open("w") as f:
+        for i in range(20000):
+            f.write(json.dumps({"_id": f"d{i}", "text": f"passage {i} about topic {i % 97} and {i % 31}"}) + "\n")
+    out = build_index(load_corpus(corpus)[:10], tmp_path / "idx", dense=False, progress=False)
+    script = CRASH_SCRIPT.replace("[:4]", "")
+    for delay in (0.3, 0.8, 1.5, 2.5):
+        proc = subprocess.Popen([sys.executable, "-c", script, str(corpus), str(out)])
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        assert len(load_index(out).docs) in (10, 20000)
