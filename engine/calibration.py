@@ -43,29 +43,29 @@ class Calibration:
         return cls(**json.loads(path.read_text()))
 
 
-def fit_platt(logits: np.ndarray, labels: np.ndarray, temperature_only: bool = False,
-              iterations: int = 100) -> Calibration:
-    """Fit Platt (or temperature) scaling by Newton's method on the log loss."""
+def fit_platt(logits: np.ndarray, labels: np.ndarray, temperature_only: bool = False) -> Calibration:
+    """Fit Platt (or temperature) scaling by minimising the log loss with L-BFGS."""
+    from scipy.optimize import minimize
+
     x = np.asarray(logits, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
     if x.shape != y.shape or x.size == 0:
         raise ValueError(f"need as many labels as logits (got {x.size} and {y.size}), and at least one")
     if not ((y == 0) | (y == 1)).all():
         raise ValueError("labels must be 0 or 1")
-    a, b = 1.0, 0.0
-    for _ in range(iterations):
-        p = sigmoid(a * x + b)
-        w = np.maximum(p * (1 - p), 1e-12)
-        grad = np.array([np.sum((p - y) * x), np.sum(p - y)])
-        hess = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-9 * np.eye(2)
-        if temperature_only:
-            step = np.array([grad[0] / hess[0, 0], 0.0])
-        else:
-            step = np.linalg.solve(hess, grad)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-10:
-            break
-    return Calibration(scale=float(a), bias=float(b), method="temperature" if temperature_only else "platt")
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        a, b = params[0], (0.0 if temperature_only else params[1])
+        z = a * x + b
+        # log(1 + e^z) - y z, computed stably; its gradient is (sigmoid(z) - y) times dz/dparams.
+        value = np.sum(np.logaddexp(0, z) - y * z) / x.size
+        residual = (sigmoid(z) - y) / x.size
+        grad = np.array([np.sum(residual * x), 0.0 if temperature_only else np.sum(residual)])
+        return float(value), grad
+
+    result = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    a, b = float(result.x[0]), (0.0 if temperature_only else float(result.x[1]))
+    return Calibration(scale=a, bias=b, method="temperature" if temperature_only else "platt")
 
 
 def expected_calibration_error(confidences: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
