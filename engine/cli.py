@@ -122,7 +122,7 @@ def train(
 ) -> None:
     """Fine-tune the cross-encoder on the train splits of DATA (a dev part is held out for selection).
 
-    Resumable: run the same command again and it continues from OUT/checkpoint.
+    Resumable: run the same command again and it continues from the checkpoint beside OUT.
     """
     from engine.training import TrainParams, run_training
 

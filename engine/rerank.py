@@ -1,7 +1,8 @@
 """The early-stopping reranking loop: score candidates in recall order, a chunk at a time, until the policy
 says stop. Final ranking: scored candidates by their rerank score, then the unscored in recall order.
 
-Unscored candidates keep their recall order and get score -1. The rerank score is the calibrated confidence, optionally blended with the recall rank:
+Unscored candidates keep their recall order and get score -1. The rerank score is the calibrated
+confidence, optionally blended with the recall rank:
 ``score = (1 - blend) * confidence + blend / log2(1 + recall_rank)``; `blend` is chosen on the dev split.
 """
 

@@ -100,7 +100,7 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
     from engine.reranker import CrossEncoder
 
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "checkpoint"
+    checkpoint = out.parent / f".{out.name}.checkpoint"  # beside the model, never shipped with it
     random.seed(params.seed)
     np.random.seed(params.seed)
     torch.manual_seed(params.seed)
@@ -119,6 +119,9 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
     state = {"step": 0, "best": -1.0, "history": [], "seconds": 0.0}
     if source == checkpoint:
         saved = torch.load(checkpoint / "state.pt", weights_only=False)
+        if saved.get("params") != asdict(params):
+            raise ValueError(f"{checkpoint} was written by a run with other parameters; delete it to start "
+                             f"afresh, or rerun with the same options to resume")
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
@@ -159,7 +162,7 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
                 state["best"] = score
                 _save_model(model, tokenizer, out)
             state["seconds"] = time.time() - started
-            _save_checkpoint(model, tokenizer, optimizer, scheduler, state, checkpoint)
+            _save_checkpoint(model, tokenizer, optimizer, scheduler, state, params, checkpoint)
         if out_of_time:
             break
     bar.close()
@@ -200,7 +203,8 @@ def _save_model(model, tokenizer, out: Path) -> None:
     tokenizer.save_pretrained(str(out))
 
 
-def _save_checkpoint(model, tokenizer, optimizer, scheduler, state: dict, checkpoint: Path) -> None:
+def _save_checkpoint(model, tokenizer, optimizer, scheduler, state: dict, params: TrainParams,
+                     checkpoint: Path) -> None:
     import torch
 
     tmp = checkpoint.with_name(checkpoint.name + ".tmp")
@@ -208,7 +212,7 @@ def _save_checkpoint(model, tokenizer, optimizer, scheduler, state: dict, checkp
     model.save_pretrained(str(tmp), safe_serialization=True)
     tokenizer.save_pretrained(str(tmp))
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state,
-                "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+                "torch_rng": torch.get_rng_state(), "params": asdict(params)}, tmp / "state.pt")
     if checkpoint.exists():
         import shutil
 

@@ -1,0 +1,106 @@
+"""Offline scoring for calibration, tuning and benchmarks: score every recall candidate once, then replay.
+
+`score_split` runs the real cross-encoder on the top `depth` recall candidates of each query and appends
+each query's logits to a JSONL cache as soon as it is scored (a crash loses at most one query; a rerun
+resumes). `ReplayScorer` then serves those logits through the normal scorer interface, so every stopping
+policy is evaluated by the very same `rerank` loop the service uses, and the pairs it asks for are counted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.calibration import Calibration
+from engine.reranker import ScoredPairs
+from engine.types import Hit, Query
+
+
+@dataclass(frozen=True)
+class ScoredQuery:
+    """One query's recall candidates (recall order), their passages' logits and the scoring time."""
+
+    query_id: str
+    text: str
+    candidates: list[Hit]
+    logits: np.ndarray
+    seconds: float
+
+
+def _hit_record(h: Hit) -> list:
+    return [h.doc_id, h.score, h.rank, h.stage_scores]
+
+
+def score_split(queries: Sequence[Query], index, scorer, mode: str, depth: int, cache: Path,
+                progress: bool = True) -> list[ScoredQuery]:
+    """Score (or read from `cache`) the top-`depth` `mode` candidates of every query."""
+    from tqdm import tqdm
+
+    done: dict[str, ScoredQuery] = {}
+    if cache.is_file():
+        for line in cache.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a line cut short by a crash: everything after it is rescored
+            done[r["id"]] = ScoredQuery(r["id"], r["text"], [Hit(d, s, k, st) for d, s, k, st in r["hits"]],
+                                        np.asarray(r["logits"], dtype=np.float64), r["seconds"])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    retriever = index.retriever(mode)
+    todo = [q for q in queries if q.id not in done]
+    with cache.open("a") as f:
+        for query in tqdm(todo, desc=f"score {mode} top-{depth}", unit="query", disable=not progress):
+            hits = retriever.search(query.text, depth)
+            passages = [index.doc(h.doc_id).full_text for h in hits]
+            started = time.perf_counter()
+            logits = scorer.logits([query.text] * len(passages), passages)
+            seconds = time.perf_counter() - started
+            f.write(json.dumps({"id": query.id, "text": query.text, "hits": [_hit_record(h) for h in hits],
+                                "logits": [float(x) for x in logits], "seconds": seconds}) + "\n")
+            f.flush()
+            done[query.id] = ScoredQuery(query.id, query.text, hits, np.asarray(logits, np.float64), seconds)
+    return [done[q.id] for q in queries]
+
+
+class ReplayScorer:
+    """Serves cached logits for one query's candidates, in order, and counts the pairs asked for."""
+
+    def __init__(self, scored: ScoredQuery, calibration: Calibration):
+        self.scored = scored
+        self.calibration = calibration
+        self.position = 0
+
+    def score(self, query: str, passages: Sequence[str]) -> ScoredPairs:
+        logits = self.scored.logits[self.position:self.position + len(passages)]
+        self.position += len(passages)
+        return ScoredPairs(logits, self.calibration.confidence(logits))
+
+
+def replay(scored: Sequence[ScoredQuery], policy, calibration: Calibration, blend: float = 0.0,
+           depth: int | None = None):
+    """Run `policy` over cached scores: ({query: hits}, pairs scored per query, stop reasons)."""
+    from engine.rerank import rerank
+
+    results, pairs, reasons = {}, [], []
+    for sq in scored:
+        candidates = sq.candidates[:depth] if depth else sq.candidates
+        result = rerank(sq.text, candidates, [""] * len(candidates), ReplayScorer(sq, calibration), policy, blend)
+        results[sq.query_id] = result.hits
+        pairs.append(result.scored)
+        reasons.append(result.reason)
+    return results, np.asarray(pairs), reasons
+
+
+def labelled_pairs(scored: Sequence[ScoredQuery], qrels: dict) -> tuple[np.ndarray, np.ndarray]:
+    """All (logit, relevant?) pairs of the cached candidates: calibration data drawn as inference draws it."""
+    logits, labels = [], []
+    for sq in scored:
+        judged = qrels.get(sq.query_id, {})
+        logits.extend(sq.logits.tolist())
+        labels.extend(1.0 if judged.get(h.doc_id, 0) > 0 else 0.0 for h in sq.candidates)
+    return np.asarray(logits), np.asarray(labels)

@@ -1,0 +1,190 @@
+"""Calibration and operating-point tuning on the dev split (never the test split).
+
+Both commands score the dev queries' recall candidates once (cached by `engine.offline`), then:
+- `calibrate` fits Platt scaling on those (logit, relevant?) pairs and reports ECE and Brier before/after;
+- `tune` picks the blend weight on full rerank, measures the rank prior for `ResidualRisk`, sweeps every
+  policy's parameters and stores the cheapest point whose nDCG@10 and RR@10 stay within `max_loss` of the
+  full rerank.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.calibration import Calibration, brier_score, expected_calibration_error, fit_platt
+from engine.offline import ScoredQuery, labelled_pairs, replay, score_split
+from engine.stopping import FullRerank, RankPrior, ResidualRisk, Threshold, TopKConfident
+
+OPERATING_POINT = "operating_point.json"
+CALIBRATION_REPORT = "calibration_report.json"
+
+
+@dataclass(frozen=True)
+class DevData:
+    name: str
+    scored: list[ScoredQuery]
+    qrels: dict
+
+
+def model_key(model_dir: Path, max_length: int) -> str:
+    digest = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()[:12]
+    return f"{digest}-{max_length}"
+
+
+def split_queries(dataset, split: str, model_dir: Path):
+    """(queries, qrels) of `split`; "dev" is the part of train the model's training card held out."""
+    from engine.training_data import split_dev
+
+    if split != "dev":
+        return dataset.split(split)
+    card = json.loads((model_dir / "training_card.json").read_text())["params"]
+    queries, qrels = dataset.split("train")
+    return split_dev(queries, qrels, card["dev_queries"], card["seed"])[1], qrels
+
+
+def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str = "hybrid",
+                 depth: int = 100, limit: int = 0, progress: bool = True) -> DevData:
+    from engine.corpora import cache_root, dataset_index
+    from engine.datasets import load_dataset
+
+    dataset = load_dataset(data_dir)
+    queries, qrels = split_queries(dataset, split, model_dir)
+    queries = queries[:limit] if limit else queries
+    cache = (cache_root() / "scores" / model_key(model_dir, scorer.max_length)
+             / f"{dataset.name}-{split}-{mode}-{depth}.jsonl")
+    scored = score_split(queries, dataset_index(dataset, progress), scorer, mode, depth, cache, progress)
+    return DevData(dataset.name, scored, qrels)
+
+
+def calibrate(model_dir: Path, dev: list[DevData], plot: bool = True) -> dict:
+    """Fit Platt scaling on the dev candidates of every data set; write it and a report into `model_dir`."""
+    pairs = [labelled_pairs(d.scored, d.qrels) for d in dev]
+    logits = np.concatenate([p[0] for p in pairs])
+    labels = np.concatenate([p[1] for p in pairs])
+    if labels.sum() == 0:
+        raise ValueError("no relevant passage among the dev candidates; cannot calibrate")
+    fitted = fit_platt(logits, labels)
+    report: dict = {"pairs": int(labels.size), "positives": int(labels.sum()), "calibration": fitted.as_dict()}
+    for name, cal in (("before", Calibration()), ("after", fitted)):
+        conf = cal.confidence(logits)
+        report[name] = {"ece": expected_calibration_error(conf, labels, 15), "brier": brier_score(conf, labels)}
+    fitted.save(model_dir / "calibration.json")
+    (model_dir / CALIBRATION_REPORT).write_text(json.dumps(report, indent=2))
+    if plot:
+        from engine.plots import reliability_diagram
+
+        reliability_diagram({"uncalibrated (sigmoid of logit)": Calibration().confidence(logits),
+                             "Platt-calibrated": fitted.confidence(logits)}, labels,
+                            model_dir / "reliability.png")
+    return report
+
+
+def mean_metrics(dev: list[DevData], results_by_set: list[dict]) -> dict[str, float]:
+    """nDCG@10 and RR@10 averaged over queries of all data sets."""
+    from engine.evaluation import evaluate_run, run_from_hits
+
+    per_query: dict[str, list[float]] = {"nDCG@10": [], "RR@10": []}
+    for d, results in zip(dev, results_by_set, strict=True):
+        values = evaluate_run(d.qrels, run_from_hits(results), ("nDCG@10", "RR@10"), per_query=True)
+        for measure in per_query:
+            per_query[measure].extend(values[measure][q] for q in results)
+    return {m: float(np.mean(v)) for m, v in per_query.items()}
+
+
+def fit_prior(dev: list[DevData], calibration: Calibration, depth: int) -> RankPrior:
+    """How often a relevant passage sits at each recall rank, and the confidences of relevant/other ones."""
+    at_rank = np.zeros(depth)
+    relevant, other = [], []
+    queries = 0
+    for d in dev:
+        for sq in d.scored:
+            judged = d.qrels.get(sq.query_id, {})
+            queries += 1
+            conf = calibration.confidence(sq.logits)
+            for i, h in enumerate(sq.candidates[:depth]):
+                if judged.get(h.doc_id, 0) > 0:
+                    at_rank[i] += 1
+                    relevant.append(conf[i])
+                else:
+                    other.append(conf[i])
+    return RankPrior(at_rank / max(queries, 1), np.sort(relevant), np.sort(other))
+
+
+def policy_grid(prior: RankPrior, depth: int) -> list:
+    grid: list = [FullRerank(depth=depth, chunk=16)]
+    for tau in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98):
+        for chunk in (5, 10, 20):
+            grid.append(Threshold(tau=tau, chunk=chunk, depth=depth))
+        for k in (2, 3, 5):
+            grid.append(TopKConfident(k=k, tau=tau, chunk=10, depth=depth))
+    for epsilon in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5):
+        for k in (1, 3, 5, 10):
+            for first in (4, 8):
+                grid.append(ResidualRisk(prior=prior, epsilon=epsilon, k=k, first_chunk=first, depth=depth))
+    return grid
+
+
+def describe(policy) -> dict:
+    params = {k: v for k, v in asdict(policy).items() if k != "prior"}
+    return {"policy": policy.name, **params}
+
+
+def sweep(dev: list[DevData], calibration: Calibration, blend: float, grid: list) -> list[dict]:
+    rows = []
+    for policy in grid:
+        replays = [replay(d.scored, policy, calibration, blend) for d in dev]
+        pairs = np.concatenate([r[1] for r in replays])
+        candidates = sum(len(sq.candidates) for d in dev for sq in d.scored)
+        rows.append({**describe(policy), **mean_metrics(dev, [r[0] for r in replays]),
+                     "pairs_per_query": float(pairs.mean()), "fraction_scored": float(pairs.sum() / candidates)})
+    return rows
+
+
+def tune(model_dir: Path, dev: list[DevData], max_loss: float = 0.01, depth: int = 100) -> dict:
+    """Choose blend and stopping policy on dev; write `operating_point.json` into `model_dir`."""
+    calibration = Calibration.load(model_dir / "calibration.json")
+    blends = [round(b, 2) for b in np.arange(0.0, 0.61, 0.05)]
+    full = FullRerank(depth=depth, chunk=16)
+    by_blend = {b: sweep(dev, calibration, b, [full])[0] for b in blends}
+    blend = max(blends, key=lambda b: (by_blend[b]["nDCG@10"], -b))
+    prior = fit_prior(dev, calibration, depth)
+    rows = sweep(dev, calibration, blend, policy_grid(prior, depth))
+    reference = rows[0]
+    ok = [r for r in rows if r["nDCG@10"] >= (1 - max_loss) * reference["nDCG@10"]
+          and r["RR@10"] >= (1 - max_loss) * reference["RR@10"]]
+    best = min(ok, key=lambda r: (r["pairs_per_query"], -r["nDCG@10"]))
+    published = [r for r in rows if r["policy"] == "threshold"]
+    point = {
+        "blend": blend, "max_loss": max_loss, "depth": depth, "chosen": best, "full_rerank": reference,
+        "blend_sweep": {str(b): by_blend[b]["nDCG@10"] for b in blends},
+        "best_published_rule": min([r for r in published if r in ok] or published,
+                                   key=lambda r: (r["pairs_per_query"], -r["nDCG@10"])),
+        "prior": prior.as_dict(), "dev_sets": [d.name for d in dev], "sweep": rows,
+    }
+    (model_dir / OPERATING_POINT).write_text(json.dumps(point, indent=1))
+    return point
+
+
+def load_operating_point(model_dir: Path, depth: int | None = None):
+    """(policy, blend) stored by `tune`, or a full rerank with no blend if the model was never tuned."""
+    path = model_dir / OPERATING_POINT
+    if not path.is_file():
+        return FullRerank(depth=depth or 100), 0.0
+    point = json.loads(path.read_text())
+    return policy_from(point["chosen"], RankPrior.from_dict(point["prior"]), depth), point["blend"]
+
+
+def policy_from(row: dict, prior: RankPrior | None, depth: int | None = None):
+    params = {k: v for k, v in row.items() if k in {"tau", "chunk", "depth", "k", "epsilon", "first_chunk",
+                                                   "max_chunk"}}
+    if depth:
+        params["depth"] = depth
+    kinds = {"full": FullRerank, "threshold": Threshold, "topk": TopKConfident}
+    if row["policy"] == "risk":
+        return ResidualRisk(prior=prior, **params)
+    return kinds[row["policy"]](**params)
