@@ -108,6 +108,128 @@ def search(
 
 
 @app.command()
+def ask(
+    query: Annotated[str, typer.Argument(help="The question.")],
+    index_dir: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = DEFAULT_INDEX,
+    model: Annotated[Path | None, typer.Option("--model", help="Cross-encoder directory (default: bundled).")] = None,
+    mode: Mode = "hybrid",
+    k: Annotated[int, typer.Option("-k", help="How many ranked hits to show.")] = 5,
+    depth: Annotated[int, typer.Option(help="Recall candidates the reranker may score.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Answer QUERY: recall, rerank with early stopping, and print the answer, its confidence and the cost."""
+    from engine.pipeline import load_pipeline
+    from engine.reranker import ModelLoadError
+    from indexes.store import IndexStoreError
+
+    _check_k(k)
+    _check_mode(mode)
+    if not query.strip():
+        fail("the query is empty")
+    if depth <= 0:
+        fail(f"--depth must be positive, got {depth}")
+    try:
+        pipeline = load_pipeline(index_dir, model, mode, depth)
+        answer = pipeline.ask(query, k)
+    except (IndexStoreError, ModelLoadError, ValueError) as e:
+        fail(str(e))
+    if as_json:
+        typer.echo(json.dumps({
+            "query": answer.query, "answer": answer.answer and {"id": answer.answer.id, "title": answer.answer.title,
+                                                                "text": answer.answer.text},
+            "confidence": answer.confidence, "scored": answer.scored, "candidates": answer.candidates,
+            "stopped_early": answer.stopped_early, "reason": answer.reason, "seconds": answer.seconds,
+            "hits": [_hit_json(h, pipeline.index.doc(h.doc_id)) for h in answer.hits]}, ensure_ascii=False, indent=2))
+        return
+    if answer.answer is None:
+        typer.echo("no passage matched the question")
+        return
+    typer.echo(f"answer: [{answer.answer.id}] {answer.answer.full_text}")
+    typer.echo(f"confidence {answer.confidence:.3f}; scored {answer.scored} of {answer.candidates} candidates "
+               f"({answer.reason}); {answer.seconds * 1000:.0f} ms\n")
+    typer.echo(_hits_table(answer.hits, pipeline.index.doc))
+
+
+Data = Annotated[list[Path], typer.Option("--data", "-d", help="BEIR directory; repeatable.")]
+ModelDir = Annotated[Path, typer.Option("--model", help="Cross-encoder directory.")]
+
+
+def _check_data(data: list[Path]) -> None:
+    for d in data:
+        if not (d / "corpus.jsonl").is_file():
+            fail(f"{d}: not a BEIR data set (no corpus.jsonl)")
+
+
+@app.command()
+def calibrate(
+    data: Data,
+    model: ModelDir = Path("engine/models/earlyrank-minilm-ce"),
+    depth: Annotated[int, typer.Option(help="Candidates per dev query, as inference draws them.")] = 100,
+) -> None:
+    """Fit Platt scaling on dev-split recall candidates; report ECE (15 bins) and Brier before and after."""
+    from engine.reranker import CrossEncoder, ModelLoadError
+    from engine.tuning import calibrate as fit
+    from engine.tuning import scored_split
+
+    _check_data(data)
+    try:
+        scorer = CrossEncoder.load(model)
+    except ModelLoadError as e:
+        fail(str(e))
+    dev = [scored_split(d, "dev", scorer, model, "hybrid", depth) for d in data]
+    report = fit(model, dev)
+    typer.echo(f"{report['pairs']} dev pairs ({report['positives']} relevant); "
+               f"ECE {report['before']['ece']:.4f} -> {report['after']['ece']:.4f}, "
+               f"Brier {report['before']['brier']:.4f} -> {report['after']['brier']:.4f}; "
+               f"wrote {model / 'calibration.json'} and {model / 'reliability.png'}")
+
+
+@app.command()
+def tune(
+    data: Data,
+    model: ModelDir = Path("engine/models/earlyrank-minilm-ce"),
+    max_loss: Annotated[float, typer.Option(help="Allowed relative loss of nDCG@10 and RR@10 vs full rerank.")] = 0.01,
+    depth: Annotated[int, typer.Option(help="Recall candidates per query.")] = 100,
+) -> None:
+    """Sweep every stopping policy on the dev split; store the cheapest point within --max-loss of full rerank."""
+    from engine.reranker import CrossEncoder, ModelLoadError
+    from engine.tuning import scored_split
+    from engine.tuning import tune as sweep
+
+    _check_data(data)
+    try:
+        scorer = CrossEncoder.load(model)
+    except ModelLoadError as e:
+        fail(str(e))
+    dev = [scored_split(d, "dev", scorer, model, "hybrid", depth) for d in data]
+    point = sweep(model, dev, max_loss, depth)
+    chosen, full = point["chosen"], point["full_rerank"]
+    typer.echo(f"blend {point['blend']}; full rerank nDCG@10 {full['nDCG@10']:.4f} at {full['pairs_per_query']:.1f} "
+               f"pairs; chosen {chosen['policy']} {json.dumps({k: v for k, v in chosen.items() if k not in full})} "
+               f"nDCG@10 {chosen['nDCG@10']:.4f} at {chosen['pairs_per_query']:.1f} pairs/query")
+
+
+@app.command()
+def bench(
+    data: Data,
+    model: ModelDir = Path("engine/models/earlyrank-minilm-ce"),
+    split: Annotated[str, typer.Option(help="Split to report on (test; dev is the held-out part of train).")] = "test",
+    depth: Annotated[int, typer.Option(help="Hybrid candidates the reranker may score.")] = 100,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for run files, JSON, tables, plots.")] = Path(
+        "results"),
+    limit: Annotated[int, typer.Option(help="Only the first N queries (0: all).")] = 0,
+    no_peers: Annotated[bool, typer.Option("--no-peers", help="Skip rank-bm25 and sentence-transformers.")] = False,
+) -> None:
+    """Quality against cost on DATA's SPLIT: recall modes, full reranks, every stopping policy, peers."""
+    from engine.bench import run_bench
+
+    _check_data(data)
+    for d in data:
+        record = run_bench(d, model, out, split, depth, limit, peers=not no_peers)
+        typer.echo((out / f"{record['dataset']}-{split}.md").read_text())
+
+
+@app.command()
 def train(
     data: Annotated[list[Path], typer.Option("--data", "-d", help="BEIR directory with qrels/train.tsv; repeatable.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the model.")],

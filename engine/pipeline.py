@@ -73,3 +73,18 @@ class Pipeline:
         return Answer(query, self.index.doc(top.doc_id) if top else None, confidence, result.hits,
                       result.scored, result.candidates, result.stopped_early, result.reason,
                       time.perf_counter() - started)
+
+
+def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 100) -> Pipeline:
+    """A pipeline over a built index with the cross-encoder at `model_dir` (the bundled one by default),
+    using the stopping policy and blend that `earlyrank tune` stored with the model (full rerank if none)."""
+    from pathlib import Path
+
+    from engine.reranker import DEFAULT_MODEL, CrossEncoder
+    from engine.tuning import load_operating_point
+    from indexes.store import load_index
+
+    index = load_index(index_dir)
+    scorer = CrossEncoder.load(model_dir)
+    policy, blend = load_operating_point(Path(model_dir) if model_dir else DEFAULT_MODEL, depth)
+    return Pipeline(index, scorer, policy, mode, depth, blend)

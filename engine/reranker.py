@@ -81,7 +81,7 @@ class CrossEncoder:
 
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(
-            str(path), local_files_only=True, torch_dtype=torch.float32)
+            str(path), local_files_only=True, dtype=torch.float32)
         model.eval()
         card = json.loads((path / CARD).read_text()) if (path / CARD).is_file() else {}
         length = max_length or card.get("params", {}).get("max_length", 256)

@@ -55,6 +55,7 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
     dataset = load_dataset(data_dir)
     queries, qrels = split_queries(dataset, split, model_dir)
     queries = queries[:limit] if limit else queries
+    qrels = {q.id: qrels[q.id] for q in queries}  # judgements of exactly the queries asked
     cache = (cache_root() / "scores" / model_key(model_dir, scorer.max_length)
              / f"{dataset.name}-{split}-{mode}-{depth}.jsonl")
     scored = score_split(queries, dataset_index(dataset, progress), scorer, mode, depth, cache, progress)

@@ -1,0 +1,260 @@
+"""`earlyrank bench`: quality against cost on one data set split, every configuration on the same candidates.
+
+Recall modes are run live (timed). The cross-encoder scores the top-`depth` hybrid candidates of every query
+once (cached, timed); each reranking configuration, early-stopping policies included, is then replayed over
+those scores by the same `rerank` loop the service runs, counting the pairs it asks for. Rerank time per
+query is pairs scored times the measured time per pair. Operating points are read from the model's
+`operating_point.json`, chosen on the dev split by `earlyrank tune`, never on this split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.calibration import Calibration, expected_calibration_error
+from engine.evaluation import DEFAULT_MEASURES, evaluate_run, run_from_hits
+from engine.offline import labelled_pairs, replay
+from engine.stopping import FullRerank, RankPrior, ResidualRisk, Threshold, TopKConfident
+from engine.tuning import OPERATING_POINT, policy_from
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> dict:
+    import importlib.metadata as md
+
+    versions = {}
+    for package in ("torch", "transformers", "sentence-transformers", "faiss-cpu", "ir-measures", "rank-bm25"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            versions[package] = None
+    return {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "versions": versions}
+
+
+def write_trec(results: dict, path: Path, tag: str) -> None:
+    with path.open("w") as f:
+        for qid, hits in results.items():
+            for h in hits:
+                f.write(f"{qid} Q0 {h.doc_id} {h.rank} {len(hits) - h.rank + 1} {tag}\n")
+
+
+def percentiles(values, qs=(50, 95)) -> dict[str, float]:
+    values = np.asarray(values, dtype=np.float64)
+    return {f"p{q}": float(np.percentile(values, q)) for q in qs} if values.size else {}
+
+
+def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool) -> list[dict]:
+    """Live recall in every mode (and rank-bm25 as a peer): metrics and per-query latency."""
+    from indexes.bm25 import BM25Params, RankBM25Index
+
+    retrievers = {mode: index.retriever(mode) for mode in ("bm25", "dense", "hybrid")}
+    if peers:
+        started = time.perf_counter()
+        retrievers["rank-bm25 (okapi)"] = RankBM25Index([d.id for d in index.docs],
+                                                        [d.full_text for d in index.docs], BM25Params(idf="okapi"))
+        build = time.perf_counter() - started
+    rows = []
+    for mode, retriever in retrievers.items():
+        retriever.search("warm up", 1)  # loads the dense encoder, so its load time is not a query's latency
+        results, latency = {}, []
+        for q in queries:
+            started = time.perf_counter()
+            results[q.id] = retriever.search(q.text, 100)
+            latency.append(time.perf_counter() - started)
+        write_trec(results, out / f"{name}-recall-{mode.split()[0]}.trec", mode)
+        row = {"config": f"recall: {mode}", "kind": "recall", **evaluate_run(qrels, run_from_hits(results)),
+               "pairs_mean": 0.0, "latency_ms": {k: v * 1000 for k, v in percentiles(latency).items()}}
+        if mode.startswith("rank-bm25"):
+            row["build_seconds"] = build
+        rows.append(row)
+    return rows
+
+
+def rerank_configs(point: dict | None, prior: RankPrior | None, depth: int) -> list[tuple[str, str, object]]:
+    """(name, family, policy): full reranks, the published rule's sweep, ours, and the dev-chosen points."""
+    configs: list[tuple[str, str, object]] = [(f"full rerank top-{n}", "full", FullRerank(depth=n, chunk=16))
+                                              for n in sorted({20, 50, depth}) if n <= depth]
+    for tau in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98):
+        configs.append((f"published tau={tau} c=10", "published (Ying & Huo)", Threshold(tau, 10, depth)))
+        configs.append((f"top-3 confident tau={tau}", "top-k confident", TopKConfident(3, tau, 10, depth)))
+    if prior is not None:
+        for eps in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5):
+            configs.append((f"residual risk eps={eps} k=3", "residual risk (ours)",
+                            ResidualRisk(prior=prior, epsilon=eps, k=3, first_chunk=4, depth=depth)))
+    if point is not None:
+        configs.append(("operating point (chosen on dev)", "chosen", policy_from(point["chosen"], prior, depth)))
+        configs.append(("published rule, best on dev", "chosen",
+                        policy_from(point["best_published_rule"], prior, depth)))
+    return configs
+
+
+def significance(qrels, reference: dict, other: dict) -> dict:
+    """Paired two-sided t-test on per-query nDCG@10 (reference vs other), with the mean difference."""
+    from scipy.stats import ttest_rel
+
+    a = evaluate_run(qrels, run_from_hits(reference), ("nDCG@10",), per_query=True)["nDCG@10"]
+    b = evaluate_run(qrels, run_from_hits(other), ("nDCG@10",), per_query=True)["nDCG@10"]
+    x = np.array([a[q] for q in a])
+    y = np.array([b[q] for q in a])
+    if np.allclose(x, y):
+        return {"test": "paired t-test", "mean_diff": 0.0, "p_value": 1.0}
+    result = ttest_rel(y, x)
+    return {"test": "paired t-test", "mean_diff": float((y - x).mean()), "p_value": float(result.pvalue)}
+
+
+def rerank_rows(data, qrels, calibration: Calibration, blend: float, configs, seconds_per_pair: float,
+                recall_ms: float, out: Path) -> tuple[list[dict], dict]:
+    rows, results_by_name = [], {}
+    for name, family, policy in configs:
+        depth = getattr(policy, "depth", None)
+        results, pairs, reasons = replay(data.scored, policy, calibration, blend, depth)
+        results_by_name[name] = results
+        rerank_ms = pairs * seconds_per_pair * 1000
+        candidates = sum(min(len(sq.candidates), depth or len(sq.candidates)) for sq in data.scored)
+        rows.append({
+            "config": name, "kind": family, **evaluate_run(qrels, run_from_hits(results)),
+            "pairs_mean": float(pairs.mean()), "pairs": percentiles(pairs, (50, 90, 100)),
+            "fraction_scored": float(pairs.sum() / candidates), "early_stop_rate": float(np.mean(
+                [r not in ("exhausted", "max_depth") for r in reasons])),
+            "rerank_ms": percentiles(rerank_ms), "latency_ms": percentiles(rerank_ms + recall_ms),
+            "policy": {k: v for k, v in vars(policy).items() if k != "prior"},
+        })
+        safe = "".join(ch if ch.isalnum() or ch in "-=." else "_" for ch in name)
+        write_trec(results, out / f"{data.name}-{safe}.trec", safe)
+    deepest = max((p.depth, n) for n, f, p in configs if f == "full")[1]
+    reference = results_by_name[deepest]
+    for row in rows:
+        if row["kind"] != "full":
+            row["significance_vs_full"] = significance(qrels, reference, results_by_name[row["config"]])
+    return rows, results_by_name
+
+
+def compare_with_sentence_transformers(scorer, data, passages_by_id: dict[str, str], pairs: int = 160) -> dict:
+    """Score the same pairs with sentence-transformers' CrossEncoder on the same weights: agreement and speed."""
+    from sentence_transformers import CrossEncoder as STCrossEncoder
+
+    sample = [(sq.text, sq) for sq in data.scored]
+    queries, passages, ours_cached = [], [], []
+    for text, sq in sample:
+        for i, h in enumerate(sq.candidates[:8]):
+            queries.append(text)
+            passages.append(passages_by_id[h.doc_id])
+            ours_cached.append(sq.logits[i])
+        if len(queries) >= pairs:
+            break
+    peer = STCrossEncoder(str(scorer.path), device="cpu", max_length=scorer.max_length,
+                          local_files_only=True, model_kwargs={"torch_dtype": "float32"})
+    peer.model.eval()
+    started = time.perf_counter()
+    theirs = peer.predict(list(zip(queries, passages, strict=True)), batch_size=scorer.batch_size,
+                          activation_fn=__import__("torch").nn.Identity(), convert_to_numpy=True)
+    their_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    ours = scorer.logits(queries, passages)
+    our_seconds = time.perf_counter() - started
+    return {"pairs": len(queries), "max_abs_diff": float(np.max(np.abs(np.asarray(theirs) - ours))),
+            "ours_pairs_per_s": len(queries) / our_seconds,
+            "sentence_transformers_pairs_per_s": len(queries) / their_seconds}
+
+
+def confidence_split(results: dict, qrels) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 confidence of questions whose top hit is relevant, and of those whose top hit is not."""
+    right, wrong = [], []
+    for qid, hits in results.items():
+        if hits and "confidence" in hits[0].stage_scores:
+            relevant = qrels.get(qid, {}).get(hits[0].doc_id, 0) > 0
+            (right if relevant else wrong).append(hits[0].stage_scores["confidence"])
+    return np.asarray(right), np.asarray(wrong)
+
+
+def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", depth: int = 100,
+              limit: int = 0, peers: bool = True, plots: bool = True) -> dict:
+    """Every configuration on one split; writes run files, a JSON record, a markdown table and plots."""
+    from engine.corpora import dataset_index
+    from engine.datasets import load_dataset
+    from engine.reranker import CrossEncoder
+    from engine.tuning import scored_split, split_queries
+
+    started = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    scorer = CrossEncoder.load(model_dir)
+    dataset = load_dataset(data_dir)
+    index = dataset_index(dataset)
+    data = scored_split(data_dir, split, scorer, model_dir, "hybrid", depth, limit)
+    queries = [q for q in split_queries(dataset, split, model_dir)[0]][: limit or None]
+    qrels = data.qrels
+    point = json.loads((model_dir / OPERATING_POINT).read_text()) if (model_dir / OPERATING_POINT).is_file() else None
+    prior = RankPrior.from_dict(point["prior"]) if point else None
+    blend = point["blend"] if point else 0.0
+    calibration = scorer.calibration
+    seconds_per_pair = sum(sq.seconds for sq in data.scored) / sum(len(sq.candidates) for sq in data.scored)
+    rows = recall_rows(dataset.name, queries, qrels, index, out, peers)
+    hybrid_ms = rows[2]["latency_ms"]["p50"]
+    configs = rerank_configs(point, prior, depth)
+    rerank, results = rerank_rows(data, qrels, calibration, blend, configs, seconds_per_pair, hybrid_ms, out)
+    logits, labels = labelled_pairs(data.scored, qrels)
+    record = {
+        "dataset": data.name, "split": split, "queries": len(data.scored), "depth": depth, "blend": blend,
+        "git_commit": git_commit(), "machine": machine(), "model": scorer.identity(),
+        "index": {"documents": len(index.docs), "manifest_corpus": index.manifest["corpus"]},
+        "seconds_per_pair": seconds_per_pair, "measures": list(DEFAULT_MEASURES),
+        "calibration_on_split": {"ece_15": expected_calibration_error(calibration.confidence(logits), labels),
+                                 "pairs": int(labels.size)},
+        "rows": rows + rerank, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "operating_point_source": "dev split (earlyrank tune)" if point else "none (model not tuned)",
+    }
+    if peers:
+        record["peer_cross_encoder"] = compare_with_sentence_transformers(
+            scorer, data, {d.id: d.full_text for d in index.docs})
+    if plots:
+        record["plots"] = write_plots(data.name, rerank, results, qrels, out)
+    record["seconds"] = time.time() - started
+    (out / f"{data.name}-{split}.json").write_text(json.dumps(record, indent=1))
+    (out / f"{data.name}-{split}.md").write_text(markdown_table(record))
+    return record
+
+
+def write_plots(name: str, rows: list[dict], results: dict, qrels, out: Path) -> list[str]:
+    from engine.plots import confidence_histogram, quality_vs_cost
+
+    full = max((r for r in rows if r["kind"] == "full"), key=lambda r: r["pairs_mean"])
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        if r["kind"] not in ("full", "chosen"):
+            curves.setdefault(r["kind"], []).append((r["pairs_mean"], r["nDCG@10"]))
+    curves["full rerank top-N"] = [(r["pairs_mean"], r["nDCG@10"]) for r in rows if r["kind"] == "full"]
+    cost = quality_vs_cost(curves, full["nDCG@10"], out / f"{name}-quality-vs-pairs.png",
+                           f"{name}: nDCG@10 vs pairs scored")
+    right, wrong = confidence_split(results[full["config"]], qrels)
+    hist = confidence_histogram(right, wrong, out / f"{name}-top1-confidence.png",
+                                f"{name}: top-1 confidence after full rerank")
+    return [str(cost), str(hist)]
+
+
+def markdown_table(record: dict) -> str:
+    head = (f"### {record['dataset']} ({record['split']}, {record['queries']} queries)\n\n"
+            "| configuration | nDCG@10 | RR@10 | R@100 | P@1 | MAP@3 | pairs/query | scored | p50 ms | p95 ms |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for r in record["rows"]:
+        lat = r.get("latency_ms", {})
+        lines.append(f"| {r['config']} | {r['nDCG@10']:.4f} | {r['RR@10']:.4f} | {r['R@100']:.4f} | "
+                     f"{r['P@1']:.4f} | {r['AP@3']:.4f} | {r['pairs_mean']:.1f} | "
+                     f"{r.get('fraction_scored', 0.0):.1%} | {lat.get('p50', 0):.1f} | {lat.get('p95', 0):.1f} |")
+    return head + "\n".join(lines) + "\n"
