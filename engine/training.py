@@ -142,7 +142,7 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
             logits = model(**encoded).logits.view(len(batch), -1)
             loss = group_loss(logits, params.loss) / params.accumulation
             loss.backward()
-            running.append(float(loss) * params.accumulation)
+            running.append(loss.item() * params.accumulation)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()

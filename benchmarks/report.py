@@ -1,0 +1,63 @@
+"""Turn benchmark JSON records into the README's benchmark section.
+
+    python benchmarks/report.py results/*.json --readme README.md
+
+Rewrites the text between the README's `<!-- bench:start -->` and `<!-- bench:end -->` markers with one table
+per data set (the headline rows; every row is in the JSON and the per-run markdown file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+HEADLINE = ("recall: bm25", "recall: dense", "recall: hybrid", "full rerank top-20", "full rerank top-50",
+            "full rerank top-100", "operating point (chosen on dev)", "published rule, best on dev")
+
+
+def table(record: dict) -> str:
+    rows = [r for r in record["rows"] if r["config"] in HEADLINE or r["config"].startswith("full rerank")]
+    peer = record.get("peer_cross_encoder", {})
+    lines = [f"**{record['dataset']} {record['split']}** ({record['queries']} queries, hybrid top-{record['depth']} "
+             f"candidates, blend {record['blend']}, {record['machine']['cores']} cores, commit "
+             f"`{record['git_commit'][:8]}`; command: `earlyrank bench --data ../shared/datasets/{record['dataset']} "
+             f"--depth {record['depth']}`)", "",
+             "| configuration | nDCG@10 | RR@10 | R@100 | P@1 | MAP@3 | pairs/query | share scored | "
+             "p50 ms | p95 ms | vs full (paired t-test p) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        sig = r.get("significance_vs_full")
+        sig_text = f"{sig['mean_diff']:+.4f} (p={sig['p_value']:.2f})" if sig else ""
+        lat = r.get("latency_ms", {})
+        lines.append(f"| {r['config']} | {r['nDCG@10']:.4f} | {r['RR@10']:.4f} | {r['R@100']:.4f} | {r['P@1']:.4f} | "
+                     f"{r['AP@3']:.4f} | {r['pairs_mean']:.1f} | {r.get('fraction_scored', 0):.1%} | "
+                     f"{lat.get('p50', 0):.0f} | {lat.get('p95', 0):.0f} | {sig_text} |")
+    lines.append("")
+    lines.append(f"Cross-encoder: {1 / record['seconds_per_pair']:.1f} pairs/s while scoring this split; "
+                 f"ECE (15 bins) of its candidates {record['calibration_on_split']['ece_15']:.4f}.")
+    if peer:
+        lines.append(f"Peer on the same weights and pairs: sentence-transformers CrossEncoder "
+                     f"{peer['sentence_transformers_pairs_per_s']:.1f} pairs/s vs ours {peer['ours_pairs_per_s']:.1f} "
+                     f"pairs/s; largest logit difference {peer['max_abs_diff']:.2e}.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("records", nargs="+", type=Path)
+    parser.add_argument("--readme", type=Path, default=None)
+    args = parser.parse_args()
+    records = [json.loads(p.read_text()) for p in args.records]
+    section = "\n".join(table(r) for r in records if "rows" in r and "split" in r)
+    if args.readme:
+        text = args.readme.read_text()
+        if START not in text or END not in text:
+            raise SystemExit(f"{args.readme}: no {START} ... {END} markers")
+        head, rest = text.split(START, 1)
+        args.readme.write_text(head + START + "\n" + section + END + rest.split(END, 1)[1])
+    print(section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def bm25_index(tiny_dir, tmp_path):
+    out = tmp_path / "idx"
+    result = runner.invoke(app, ["index", str(tiny_dir), "--out", str(out), "--bm25"])
+    assert result.exit_code == 0, result.output
+    assert "indexed 12 documents" in result.output
+    return out
+
+
+def test_search_table_and_json(bm25_index):
+    table = runner.invoke(app, ["search", "capital of France", "--index", str(bm25_index), "--mode", "bm25", "-k", "2"])
+    assert table.exit_code == 0
+    lines = table.output.strip().splitlines()
+    assert lines[0].split()[:3] == ["rank", "score", "doc"] and lines[1].split()[2] == "d3" and len(lines) == 3
+    as_json = runner.invoke(app, ["search", "capital of France", "--index", str(bm25_index), "--mode", "bm25",
+                                  "--json"])
+    hits = json.loads(as_json.output)
+    assert [h["doc_id"] for h in hits] == ["d3", "d4"] and hits[0]["title"] == "Paris"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["search", "   ", "--mode", "bm25"], "error: the query is empty"),
+    (["search", "x", "--mode", "sparse"], "error: unknown mode 'sparse'"),
+    (["search", "x", "--mode", "bm25", "-k", "0"], "error: -k must be a positive integer, got 0"),
+    (["search", "x", "--mode", "dense"], "this index has no dense part"),
+])
+def test_bad_input_is_one_line_and_nonzero(bm25_index, args, message):
+    result = runner.invoke(app, [*args, "--index", str(bm25_index)])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_index_and_corpus(tmp_path):
+    result = runner.invoke(app, ["search", "x", "--index", str(tmp_path / "nope"), "--mode", "bm25"])
+    assert result.exit_code == 2 and "no index here; rebuild it with: earlyrank index" in result.output
+    result = runner.invoke(app, ["index", str(tmp_path / "nothing"), "--out", str(tmp_path / "i")])
+    assert result.exit_code == 2 and "no such corpus directory" in result.output
+
+
+def test_help_explains_every_command():
+    result = runner.invoke(app, ["--help"])
+    for command in ("index", "search", "ask", "train", "calibrate", "tune", "bench"):
+        assert command in result.output
