@@ -230,6 +230,42 @@ def bench(
 
 
 @app.command()
+def explain(
+    query: Annotated[str, typer.Argument(help="The question.")],
+    doc: Annotated[str, typer.Option("--doc", help="Id of the passage to explain.")],
+    index_dir: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = DEFAULT_INDEX,
+    model: Annotated[Path | None, typer.Option("--model", help="Cross-encoder directory (default: bundled).")] = None,
+    samples: Annotated[int, typer.Option(help="Perturbed passages to score.")] = 500,
+    features: Annotated[int, typer.Option(help="Words to list.")] = 10,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Why does passage DOC get its confidence for QUERY? Word weights from a LIME-style local model."""
+    from engine.explain import explain as run
+    from engine.reranker import CrossEncoder, ModelLoadError
+
+    if not query.strip():
+        fail("the query is empty")
+    loaded = _load_index(index_dir)
+    try:
+        document = loaded.doc(doc)
+    except KeyError:
+        fail(f"no document {doc!r} in {index_dir}")
+    try:
+        result = run(CrossEncoder.load(model), query, document.full_text, samples, features, seed)
+    except (ModelLoadError, ValueError) as e:
+        fail(str(e))
+    strong = {w.word: w.weight for w in result.weights}
+    colour = {True: "\x1b[1;32m", False: "\x1b[1;31m"}
+    words = [f"{colour[strong[t] > 0]}{t}\x1b[0m" if t in strong else t
+             for t in __import__("re").findall(r"\w+|\W+", document.full_text)]
+    typer.echo("".join(words) + "\n")
+    typer.echo(f"confidence {result.confidence:.3f}; local fit R^2 {result.r2:.3f}; "
+               f"{result.samples} samples in {result.seconds:.1f} s")
+    for w in result.weights:
+        typer.echo(f"{w.weight:+.4f}  {w.word}")
+
+
+@app.command()
 def train(
     data: Annotated[list[Path], typer.Option("--data", "-d", help="BEIR directory with qrels/train.tsv; repeatable.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the model.")],

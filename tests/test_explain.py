@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from engine.explain import explain, faithfulness, masks, remove_words, weighted_ridge
+
+
+def test_weights_find_the_words_the_scorer_uses(fake_scorer):
+    # FakeScorer's logit = (query words present in the passage) - 2: only "volcano" and "erupt" matter here.
+    passage = "A volcano will erupt when magma under the ground rises, the old books say."
+    result = explain(fake_scorer, "why does a volcano erupt", passage, num_samples=300, num_features=5, seed=1)
+    top = [w.word for w in result.weights[:2]]
+    assert set(top) == {"volcano", "erupt"} and all(w.weight > 0 for w in result.weights[:2])
+    assert result.weights[2].weight == pytest.approx(0, abs=0.02)
+    assert result.r2 > 0.8 and result.samples == 300
+    assert result.confidence == pytest.approx(fake_scorer.score("why does a volcano erupt", [passage]).confidences[0])
+
+
+def test_deterministic_for_a_seed(fake_scorer):
+    a = explain(fake_scorer, "tea plant", "Tea is brewed from the tea plant leaves.", num_samples=50, seed=3)
+    b = explain(fake_scorer, "tea plant", "Tea is brewed from the tea plant leaves.", num_samples=50, seed=3)
+    assert a.weights == b.weights and a.r2 == b.r2
+
+
+def test_faithfulness_top_words_matter_more_than_random(fake_scorer):
+    passage = "Coffee is brewed from roasted coffee beans and contains caffeine, said the old farmer proudly."
+    query = "what drink contains caffeine"
+    result = explain(fake_scorer, query, passage, num_samples=200, seed=0)
+    check = faithfulness(fake_scorer, query, passage, result, k=2)
+    assert check["top_drop"] > check["random_drop"] + 0.05
+
+
+def test_sampling_and_removal():
+    import numpy as np
+
+    keep = masks(5, 20, np.random.default_rng(0))
+    assert keep[0].all() and not keep[1:].all(axis=1).any()
+    assert remove_words("The cat, the hat.", {"the"}) == "The cat,  hat."
+    coef, intercept, r2 = weighted_ridge(np.eye(3), np.array([1.0, 2.0, 3.0]), np.ones(3), alpha=1e-9)
+    assert r2 == pytest.approx(1.0)
+
+
+def test_limits(fake_scorer):
+    with pytest.raises(ValueError, match="num_samples must be between 2 and 5000"):
+        explain(fake_scorer, "q", "some words", num_samples=10**6)
+    with pytest.raises(ValueError, match="no words"):
+        explain(fake_scorer, "q", " ,. ")
