@@ -1,0 +1,88 @@
+"""Offline scoring cache, replay, calibration and tuning, driven by the fake scorer on the tiny data set."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.calibration import Calibration
+from engine.datasets import load_dataset
+from engine.offline import labelled_pairs, replay, score_split
+from engine.rerank import rerank
+from engine.stopping import FullRerank, Threshold
+from engine.tuning import DevData, calibrate, fit_prior, load_operating_point, tune
+from indexes.store import build_index, load_index
+
+
+@pytest.fixture
+def tiny(tiny_dir, tmp_path):
+    ds = load_dataset(tiny_dir)
+    index = load_index(build_index(ds.corpus, tmp_path / "idx", dense=False, progress=False))
+    return ds, index
+
+
+def test_score_split_caches_and_resumes(tiny, fake_scorer, tmp_path):
+    ds, index = tiny
+    queries, _ = ds.split("test")
+    cache = tmp_path / "scores.jsonl"
+    first = score_split(queries, index, fake_scorer, "bm25", 5, cache, progress=False)
+    assert len(fake_scorer.batches) == 3 and [sq.query_id for sq in first] == ["q1", "q2", "q3"]
+    assert first[0].candidates[0].doc_id == "d3" and len(first[0].logits) == len(first[0].candidates)
+    # A crash mid-write leaves a cut line: that query (and only it) is scored again.
+    lines = cache.read_text().splitlines()
+    cache.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])
+    again = score_split(queries, index, fake_scorer, "bm25", 5, cache, progress=False)
+    assert len(fake_scorer.batches) == 4
+    np.testing.assert_array_equal(again[2].logits, first[2].logits)
+
+
+def test_replay_equals_live_rerank(tiny, fake_scorer, tmp_path):
+    ds, index = tiny
+    queries, _ = ds.split("test")
+    scored = score_split(queries, index, fake_scorer, "bm25", 5, tmp_path / "s.jsonl", progress=False)
+    policy = Threshold(tau=0.5, chunk=2, depth=5)
+    results, pairs, reasons = replay(scored, policy, Calibration())
+    for q, sq in zip(queries, scored, strict=True):
+        passages = [index.doc(h.doc_id).full_text for h in sq.candidates]
+        live = rerank(q.text, sq.candidates, passages, fake_scorer, policy)
+        assert [h.doc_id for h in live.hits] == [h.doc_id for h in results[q.id]]
+    assert pairs.tolist() == [2, 2, 2] and reasons == ["confident"] * 3
+
+
+def _dev(tiny, fake_scorer, tmp_path) -> list[DevData]:
+    ds, index = tiny
+    queries = list(ds.queries.values())
+    qrels = {**ds.qrels["train"], **ds.qrels["test"]}
+    scored = score_split(queries, index, fake_scorer, "bm25", 6, tmp_path / "dev.jsonl", progress=False)
+    return [DevData("tiny", scored, qrels)]
+
+
+def test_labelled_pairs_and_calibration(tiny, fake_scorer, tmp_path):
+    dev = _dev(tiny, fake_scorer, tmp_path)
+    logits, labels = labelled_pairs(dev[0].scored, dev[0].qrels)
+    assert labels.sum() == 7 and len(logits) == len(labels)  # all 7 judged passages are in the candidates
+    report = calibrate(tmp_path, dev, plot=False)
+    assert report["after"]["ece"] <= report["before"]["ece"]
+    assert Calibration.load(tmp_path / "calibration.json").method == "platt"
+
+
+def test_prior_counts_relevant_ranks(tiny, fake_scorer, tmp_path):
+    dev = _dev(tiny, fake_scorer, tmp_path)
+    prior = fit_prior(dev, Calibration(), depth=6)
+    # Every one of the 6 queries has its (first) relevant passage at BM25 rank 1; q2's second at rank 2.
+    assert prior.relevant_at_rank[0] == pytest.approx(1.0) and prior.relevant_at_rank[1] == pytest.approx(1 / 6)
+    assert len(prior.relevant_confidences) == 7
+
+
+def test_tune_stores_a_cheaper_point_within_the_loss(tiny, fake_scorer, tmp_path):
+    dev = _dev(tiny, fake_scorer, tmp_path)
+    Calibration().save(tmp_path / "calibration.json")
+    point = tune(tmp_path, dev, max_loss=0.01, depth=6)
+    assert point["chosen"]["nDCG@10"] >= 0.99 * point["full_rerank"]["nDCG@10"]
+    assert point["chosen"]["pairs_per_query"] <= point["full_rerank"]["pairs_per_query"]
+    policy, blend = load_operating_point(tmp_path)
+    assert policy.name == point["chosen"]["policy"] and blend == point["blend"]
+    assert json.loads((tmp_path / "operating_point.json").read_text())["dev_sets"] == ["tiny"]
+    assert load_operating_point(tmp_path / "nowhere")[0] == FullRerank(depth=100)
