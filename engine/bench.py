@@ -184,7 +184,7 @@ def confidence_split(results: dict, qrels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", depth: int = 100,
-              limit: int = 0, peers: bool = True, plots: bool = True) -> dict:
+              limit: int = 0, peers: bool = True, plots: bool = True, backend: str = "torch-fp32") -> dict:
     """Every configuration on one split; writes run files, a JSON record, a markdown table and plots."""
     from engine.corpora import dataset_index
     from engine.datasets import load_dataset
@@ -193,7 +193,7 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
 
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    scorer = CrossEncoder.load(model_dir)
+    scorer = CrossEncoder.load(model_dir, backend=backend)
     dataset = load_dataset(data_dir)
     index = dataset_index(dataset)
     data = scored_split(data_dir, split, scorer, model_dir, "hybrid", depth, limit)
@@ -225,8 +225,9 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     if plots:
         record["plots"] = write_plots(data.name, rerank, results, qrels, out)
     record["seconds"] = time.time() - started
-    (out / f"{data.name}-{split}.json").write_text(json.dumps(record, indent=1))
-    (out / f"{data.name}-{split}.md").write_text(markdown_table(record))
+    stem = f"{data.name}-{split}" + ("" if backend == "torch-fp32" else f"-{backend}")
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=1))
+    (out / f"{stem}.md").write_text(markdown_table(record))
     return record
 
 

@@ -219,14 +219,29 @@ def bench(
         "results"),
     limit: Annotated[int, typer.Option(help="Only the first N queries (0: all).")] = 0,
     no_peers: Annotated[bool, typer.Option("--no-peers", help="Skip rank-bm25 and sentence-transformers.")] = False,
+    backend: Annotated[str, typer.Option(help="torch-fp32, torch-bf16, onnx-fp32 or onnx-int8.")] = "torch-fp32",
 ) -> None:
     """Quality against cost on DATA's SPLIT: recall modes, full reranks, every stopping policy, peers."""
-    from engine.bench import run_bench
+    from engine.bench import markdown_table, run_bench
 
     _check_data(data)
     for d in data:
-        record = run_bench(d, model, out, split, depth, limit, peers=not no_peers)
-        typer.echo((out / f"{record['dataset']}-{split}.md").read_text())
+        record = run_bench(d, model, out, split, depth, limit, peers=not no_peers, backend=backend)
+        typer.echo(markdown_table(record))
+
+
+@app.command("export-onnx")
+def export_onnx(model: ModelDir = Path("engine/models/earlyrank-minilm-ce")) -> None:
+    """Export the cross-encoder to ONNX (fp32, graph-optimized) and int8 for the onnx-* backends."""
+    from engine.onnx_backend import export
+    from engine.reranker import ModelLoadError, check_model_dir
+
+    try:
+        check_model_dir(model)
+    except ModelLoadError as e:
+        fail(str(e))
+    for path in export(model):
+        typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @app.command()

@@ -56,12 +56,32 @@ def check_model_dir(path: Path) -> dict:
     return config
 
 
+class TorchBackend:
+    """PyTorch forward pass, in fp32 or bf16 (bf16 uses AVX-512 BF16 / AMX where the CPU has them)."""
+
+    tensors = "pt"
+
+    def __init__(self, model, dtype: str = "fp32"):
+        import torch
+
+        if dtype not in ("fp32", "bf16"):
+            raise ValueError(f"torch backend dtype must be fp32 or bf16, got {dtype!r}")
+        self.model = model.to(torch.bfloat16) if dtype == "bf16" else model
+        self.name = f"torch-{dtype}"
+
+    def forward(self, batch) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.model(**batch).logits[:, 0].float().numpy()
+
+
 class CrossEncoder:
     """A local cross-encoder. ``CrossEncoder.load(path).score(query, passages)``."""
 
-    def __init__(self, model, tokenizer, calibration: Calibration, max_length: int = 256,
+    def __init__(self, backend, tokenizer, calibration: Calibration, max_length: int = 256,
                  batch_size: int = 16, path: Path | None = None):
-        self.model = model
+        self.backend = backend
         self.tokenizer = tokenizer
         self.calibration = calibration
         self.max_length = max_length
@@ -69,32 +89,28 @@ class CrossEncoder:
         self.path = path
 
     @classmethod
-    def load(cls, path: str | Path | None = None, max_length: int | None = None,
-             batch_size: int = 16) -> CrossEncoder:
+    def load(cls, path: str | Path | None = None, max_length: int | None = None, batch_size: int = 16,
+             backend: str = "torch-fp32") -> CrossEncoder:
+        """Load from a local directory; `backend` is torch-fp32, torch-bf16, onnx-fp32 or onnx-int8."""
         from engine.runtime import configure_torch
 
         path = Path(path) if path else DEFAULT_MODEL
         check_model_dir(path)
         configure_torch()
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(path), local_files_only=True, dtype=torch.float32)
-        model.eval()
         card = json.loads((path / CARD).read_text()) if (path / CARD).is_file() else {}
         length = max_length or card.get("params", {}).get("max_length", 256)
-        return cls(model, tokenizer, Calibration.load(path / CALIBRATION), length, batch_size, path)
+        return cls(load_backend(path, backend), tokenizer, Calibration.load(path / CALIBRATION), length,
+                   batch_size, path)
 
     def encode(self, queries: Sequence[str], passages: Sequence[str]):
         return self.tokenizer(list(queries), list(passages), truncation="longest_first",
-                              max_length=self.max_length, padding=True, return_tensors="pt")
+                              max_length=self.max_length, padding=True, return_tensors=self.backend.tensors)
 
     def logits(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
         """One raw logit per (query, passage) pair, in input order."""
-        import torch
-
         if len(queries) != len(passages):
             raise ValueError(f"{len(queries)} queries for {len(passages)} passages; pass one query per pair")
         if not passages:
@@ -102,11 +118,9 @@ class CrossEncoder:
         # Length-sorted batches keep padding to a minimum; character length is a cheap, good proxy.
         order = np.argsort([-(len(q) + len(p)) for q, p in zip(queries, passages, strict=True)], kind="stable")
         out = np.empty(len(passages), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                batch = self.encode([queries[i] for i in idx], [passages[i] for i in idx])
-                out[idx] = self.model(**batch).logits[:, 0].float().numpy()
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            out[idx] = self.backend.forward(self.encode([queries[i] for i in idx], [passages[i] for i in idx]))
         return out
 
     def score(self, query: str, passages: Sequence[str]) -> ScoredPairs:
@@ -118,4 +132,21 @@ class CrossEncoder:
         card_path = self.path / CARD if self.path else None
         card = json.loads(card_path.read_text()) if card_path and card_path.is_file() else {}
         return {"path": str(self.path), "name": card.get("name", self.path.name if self.path else "?"),
-                "max_length": self.max_length, "calibration": self.calibration.as_dict()}
+                "backend": self.backend.name, "max_length": self.max_length,
+                "calibration": self.calibration.as_dict()}
+
+
+def load_backend(path: Path, backend: str):
+    """The forward pass for `backend`, loaded from files in `path` only."""
+    if backend.startswith("onnx-"):
+        from engine.onnx_backend import OnnxBackend
+
+        return OnnxBackend.load(path, backend.removeprefix("onnx-"))
+    if backend not in ("torch-fp32", "torch-bf16"):
+        raise ValueError(f"unknown backend {backend!r}; choose torch-fp32, torch-bf16, onnx-fp32 or onnx-int8")
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
+    model.eval()
+    return TorchBackend(model, backend.removeprefix("torch-"))

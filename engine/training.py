@@ -97,7 +97,7 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
     from engine.calibration import Calibration
-    from engine.reranker import CrossEncoder
+    from engine.reranker import CrossEncoder, TorchBackend
 
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out.parent / f".{out.name}.checkpoint"  # beside the model, never shipped with it
@@ -126,7 +126,7 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
         torch.set_rng_state(saved["torch_rng"])
-    scorer = CrossEncoder(model, tokenizer, Calibration(), params.max_length, batch_size=32)
+    scorer = CrossEncoder(TorchBackend(model), tokenizer, Calibration(), params.max_length, batch_size=32)
     started = time.time() - state["seconds"]
     bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", disable=not progress)
     running = []
