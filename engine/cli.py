@@ -154,6 +154,17 @@ Data = Annotated[list[Path], typer.Option("--data", "-d", help="BEIR directory; 
 ModelDir = Annotated[Path, typer.Option("--model", help="Cross-encoder directory.")]
 
 
+DevLimit = Annotated[list[int] | None, typer.Option(
+    "--limit", help="Dev queries to use from each --data, in order (0: all); default all.")]
+
+
+def _limits(data: list[Path], limit: list[int] | None) -> list[tuple[Path, int]]:
+    limits = limit or [0] * len(data)
+    if len(limits) != len(data):
+        fail(f"give one --limit per --data ({len(data)}), or none; got {len(limits)}")
+    return list(zip(data, limits, strict=True))
+
+
 def _check_data(data: list[Path]) -> None:
     for d in data:
         if not (d / "corpus.jsonl").is_file():
@@ -165,6 +176,7 @@ def calibrate(
     data: Data,
     model: ModelDir = Path("engine/models/earlyrank-minilm-ce"),
     depth: Annotated[int, typer.Option(help="Candidates per dev query, as inference draws them.")] = 100,
+    limit: DevLimit = None,
 ) -> None:
     """Fit Platt scaling on dev-split recall candidates; report ECE (15 bins) and Brier before and after."""
     from engine.reranker import CrossEncoder, ModelLoadError
@@ -176,7 +188,7 @@ def calibrate(
         scorer = CrossEncoder.load(model)
     except ModelLoadError as e:
         fail(str(e))
-    dev = [scored_split(d, "dev", scorer, model, "hybrid", depth) for d in data]
+    dev = [scored_split(d, "dev", scorer, model, "hybrid", depth, n) for d, n in _limits(data, limit)]
     report = fit(model, dev)
     typer.echo(f"{report['pairs']} dev pairs ({report['positives']} relevant); "
                f"ECE {report['before']['ece']:.4f} -> {report['after']['ece']:.4f}, "
@@ -190,6 +202,7 @@ def tune(
     model: ModelDir = Path("engine/models/earlyrank-minilm-ce"),
     max_loss: Annotated[float, typer.Option(help="Allowed relative loss of nDCG@10 and RR@10 vs full rerank.")] = 0.01,
     depth: Annotated[int, typer.Option(help="Recall candidates per query.")] = 100,
+    limit: DevLimit = None,
 ) -> None:
     """Sweep every stopping policy on the dev split; store the cheapest point within --max-loss of full rerank."""
     from engine.reranker import CrossEncoder, ModelLoadError
@@ -201,7 +214,7 @@ def tune(
         scorer = CrossEncoder.load(model)
     except ModelLoadError as e:
         fail(str(e))
-    dev = [scored_split(d, "dev", scorer, model, "hybrid", depth) for d in data]
+    dev = [scored_split(d, "dev", scorer, model, "hybrid", depth, n) for d, n in _limits(data, limit)]
     point = sweep(model, dev, max_loss, depth)
     chosen, full = point["chosen"], point["full_rerank"]
     typer.echo(f"blend {point['blend']}; full rerank nDCG@10 {full['nDCG@10']:.4f} at {full['pairs_per_query']:.1f} "
