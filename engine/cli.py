@@ -294,6 +294,39 @@ def explain(
 
 
 @app.command()
+def serve(
+    index_dir: Annotated[Path | None, typer.Option("--index", "-i", help="Index directory.")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Cross-encoder directory (default: bundled).")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+) -> None:
+    """Run the HTTP service. Options override EARLYRANK_* environment variables, which override defaults.
+
+    With no index built yet at the default path, the bundled demo corpus (XQuAD) is indexed first.
+    """
+    import uvicorn
+    from pydantic import ValidationError
+
+    from api.app import create_app
+    from engine.settings import Settings
+
+    overrides = {k: v for k, v in {"index_path": index_dir, "model_path": model, "host": host,
+                                   "port": port}.items() if v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as e:
+        fail("; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()))
+    if not settings.index_path.exists() and settings.index_path == DEFAULT_INDEX:
+        typer.echo(f"no index at {DEFAULT_INDEX}; building the bundled demo corpus ({DEFAULT_CORPUS.name}) first")
+        index(DEFAULT_CORPUS, DEFAULT_INDEX, bm25=False, dense=False, hnsw=False)
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"earlyrank serving {settings.index_path} at {base}/  (docs: {base}/docs)\n"
+               f"try: curl -s {base}/v1/answer -H 'content-type: application/json' "
+               f"-d '{{\"query\": \"How many points did the Panthers defense surrender?\"}}'")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, timeout_graceful_shutdown=30)
+
+
+@app.command()
 def train(
     data: Annotated[list[Path], typer.Option("--data", "-d", help="BEIR directory with qrels/train.tsv; repeatable.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the model.")],

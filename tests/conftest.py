@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.calibration import sigmoid
+from engine.calibration import Calibration, sigmoid
 from engine.reranker import ScoredPairs
 
 TINY = Path(__file__).parent / "data" / "tiny"
@@ -19,11 +19,17 @@ def tiny_dir() -> Path:
 
 class FakeScorer:
     """A pair scorer with the real interface: the logit is a fixed number per passage (by its first word),
-    or the count of query words found in the passage. Records every call so tests can check the cost."""
+    or the count of query words found in the passage. Records every call so tests can check the cost.
+
+    Also has the batch interface the API's micro-batcher uses: `logits(queries, passages)` (one query per
+    pair) and an identity `calibration`, so batched and direct scores agree exactly."""
+
+    calibration = Calibration()
 
     def __init__(self, logits_by_prefix: dict[str, float] | None = None):
         self.logits_by_prefix = logits_by_prefix or {}
         self.calls: list[int] = []
+        self.batches: list[list[str]] = []  # the queries of each `logits` call, one per pair
 
     def logit(self, query: str, passage: str) -> float:
         for prefix, value in self.logits_by_prefix.items():
@@ -36,6 +42,12 @@ class FakeScorer:
         self.calls.append(len(passages))
         logits = np.array([self.logit(query, p) for p in passages], dtype=np.float64)
         return ScoredPairs(logits, sigmoid(logits))
+
+    def logits(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
+        if len(queries) != len(passages):
+            raise ValueError(f"{len(queries)} queries for {len(passages)} passages")
+        self.batches.append(list(queries))
+        return np.array([self.logit(q, p) for q, p in zip(queries, passages, strict=True)], dtype=np.float64)
 
 
 @pytest.fixture

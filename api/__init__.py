@@ -1,0 +1,1 @@
+"""The earlyrank HTTP service: ``api.app.create_app(settings)``."""

@@ -1,0 +1,88 @@
+"""``create_app(settings)`` builds the earlyrank service; nothing is built or loaded at import time.
+
+The index and the cross-encoder are loaded once, in the lifespan, by `pipeline_factory(settings)` (default
+`load_served_pipeline`); a failure there stops the server with the loader's message. At shutdown (SIGTERM:
+uvicorn stops accepting, lets in-flight requests finish, then runs the lifespan's end) readiness turns 503
+and the micro-batcher stops.
+
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import cast
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from api import ops, routes
+from api.batching import BatchingScorer, LogitModel
+from api.deps import Runtime, get_pipeline, get_runtime, get_settings
+from api.errors import install_error_handlers
+from api.limits import BodyLimitMiddleware, WorkLimiter
+from api.metrics import Metrics, MetricsMiddleware
+from engine.pipeline import Pipeline
+from engine.settings import Settings
+
+__all__ = ["PipelineFactory", "create_app", "get_pipeline", "get_runtime", "get_settings", "load_served_pipeline"]
+
+PipelineFactory = Callable[[Settings], Pipeline]
+
+
+def load_served_pipeline(settings: Settings) -> Pipeline:
+    """The served pipeline: `engine.pipeline.load_pipeline` (the index, the cross-encoder and the operating
+    point tuned with it), its scorer behind a micro-batcher."""
+    from engine.pipeline import load_pipeline
+
+    loaded = load_pipeline(settings.index_path, settings.model_path, settings.mode, settings.depth)
+    if loaded.scorer is None:
+        raise ValueError(f"{settings.model_path or 'the bundled model'}: no reranker was loaded")
+    model = cast(LogitModel, loaded.scorer)  # a CrossEncoder: batched logits and its calibration
+    scorer = BatchingScorer(model, settings.batch_wait_ms, settings.max_batch_pairs)
+    return Pipeline(loaded.index, scorer, loaded.policy, loaded.mode, loaded.depth, loaded.blend)
+
+
+def _version() -> str:
+    try:
+        return version("earlyrank")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def create_app(settings: Settings, pipeline_factory: PipelineFactory | None = None) -> FastAPI:
+    """The FastAPI app for `settings`; `pipeline_factory(settings)` is called once, at startup."""
+    factory = pipeline_factory or load_served_pipeline
+    limiter = WorkLimiter(settings.max_concurrent, settings.retry_after_seconds)
+
+    def batch_queue_depth() -> float:
+        scorer = runtime.pipeline.scorer if runtime.pipeline else None
+        return scorer.queue_depth() if isinstance(scorer, BatchingScorer) else 0
+
+    runtime = Runtime(settings, limiter, Metrics(lambda: limiter.in_flight, batch_queue_depth))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.pipeline = await run_in_threadpool(factory, settings)
+        runtime.draining = False
+        try:
+            yield
+        finally:
+            runtime.draining = True
+            scorer = runtime.pipeline.scorer
+            if isinstance(scorer, BatchingScorer):
+                await run_in_threadpool(scorer.close)
+
+    app = FastAPI(title="earlyrank", version=_version(), lifespan=lifespan,
+                  description="Retrieve-then-rerank question answering with a calibrated, early-stopping "
+                              "cross-encoder.")
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(routes.router)
+    app.include_router(ops.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)  # outermost: counts 413s too
+    return app

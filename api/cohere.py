@@ -1,0 +1,149 @@
+"""Cohere-compatible ``POST /v1/rerank``: the request and response shapes of Cohere's v1 rerank API.
+
+A client written for Cohere's v1 API works unchanged against this server: documents are strings or
+objects with a ``text`` field (or the fields named by ``rank_fields``); results are sorted by
+``relevance_score`` (here the calibrated confidence), carry the document's ``index`` in the request and,
+with ``return_documents``, the document itself. ``model`` and ``max_chunks_per_doc`` are accepted and
+ignored: this server has one model, which truncates long pairs to its own length.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+from api.errors import UNION_TAGS, invalid
+from api.schemas import Body, QueryText, StrictRequest
+from engine.rerank import PairScorer, RerankResult, rerank
+from engine.stopping import FullRerank
+from engine.types import Hit
+
+STRING_DOCUMENT, OBJECT_DOCUMENT = UNION_TAGS
+
+
+class DocumentObject(BaseModel):
+    """A document as an object: a `text` field and any other string fields, all returned as given."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    text: str
+    __pydantic_extra__: dict[str, str]
+
+    def fields(self) -> dict[str, str]:
+        return {"text": self.text, **(self.model_extra or {})}
+
+
+def _document_kind(value: object) -> str | None:
+    if isinstance(value, str):
+        return STRING_DOCUMENT
+    return OBJECT_DOCUMENT if isinstance(value, dict | DocumentObject) else None
+
+
+# Tagged by Python type, so a bad document gets one error in the right place, not one per union member.
+DocumentIn = Annotated[
+    Annotated[str, Tag(STRING_DOCUMENT)] | Annotated[DocumentObject, Tag(OBJECT_DOCUMENT)],
+    Discriminator(_document_kind, custom_error_type="document_type",
+                  custom_error_message="must be a string or an object with a string `text` field"),
+]
+
+
+class CohereRerankRequest(StrictRequest):
+    model: str | None = Field(None, description="Accepted for compatibility; this server has one model.")
+    query: QueryText
+    documents: list[DocumentIn] = Field(
+        min_length=1, description="Strings, or objects with a `text` field and any other string fields.")
+    top_n: int | None = Field(None, ge=1, description="Results to return (default: all).")
+    rank_fields: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, min_length=1, description="Object fields the model reads, in order (default: `text`).")
+    return_documents: bool = Field(False, description="Return each document with its result.")
+    max_chunks_per_doc: int | None = Field(None, ge=1, description="Accepted for compatibility; ignored.")
+
+
+class ReturnedDocument(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    text: str
+
+
+class CohereResult(Body):
+    index: int = Field(description="Position of the document in the request.")
+    relevance_score: float = Field(description="Calibrated probability that the document is relevant.")
+    document: ReturnedDocument | None = None
+
+
+class ApiVersion(Body):
+    version: str
+
+
+class BilledUnits(Body):
+    search_units: int
+
+
+class CohereMeta(Body):
+    api_version: ApiVersion
+    billed_units: BilledUnits
+
+
+class CohereRerankResponse(Body):
+    id: str
+    results: list[CohereResult]
+    meta: CohereMeta
+
+
+def document_texts(request: CohereRerankRequest, max_chars: int) -> list[str]:
+    """The text the model reads for each document; a 422 naming the document when one cannot be read.
+
+    An object is read as its `text` field, or as ``field: value`` lines for the `rank_fields` in order.
+    """
+    wanted = request.rank_fields or ["text"]
+    texts = []
+    for i, doc in enumerate(request.documents):
+        loc = ("body", "documents", i)
+        if isinstance(doc, str):
+            text = doc
+        else:
+            fields = doc.fields()
+            missing = [f for f in wanted if f not in fields]
+            if missing:
+                names = ", ".join(repr(f) for f in missing[:3]) + (f" and {len(missing) - 3} more"
+                                                                  if len(missing) > 3 else "")
+                raise invalid(loc, f"object has no {names} field named in rank_fields", "missing")
+            text = fields["text"] if wanted == ["text"] else "\n".join(f"{f}: {fields[f]}" for f in wanted)
+        if len(text) > max_chars:
+            raise invalid(loc, f"{len(text)} characters; the limit is {max_chars}", "string_too_long")
+        texts.append(text)
+    return texts
+
+
+def check_document_count(documents: Sequence[object], limit: int) -> None:
+    if len(documents) > limit:
+        raise invalid(("body", "documents"), f"{len(documents)} documents; the limit is {limit} per request",
+                      "too_long")
+
+
+def score_documents(query: str, texts: list[str], scorer: PairScorer, chunk: int) -> RerankResult:
+    """Rerank every document (no recall, no early stop), `chunk` pairs per scoring call."""
+    candidates = [Hit(str(i), 0.0, i + 1) for i in range(len(texts))]
+    return rerank(query, candidates, texts, scorer, FullRerank(depth=len(texts), chunk=chunk))
+
+
+def cohere_response(request: CohereRerankRequest, texts: list[str], result: RerankResult) -> CohereRerankResponse:
+    """Every document scored: results by relevance, ties in request order, cut to `top_n`."""
+    results = []
+    for hit in result.hits[:request.top_n]:
+        index = int(hit.doc_id)
+        document = None
+        if request.return_documents:
+            original = request.documents[index]
+            document = ReturnedDocument(**({"text": original} if isinstance(original, str) else original.fields()))
+        results.append(CohereResult(index=index, relevance_score=hit.stage_scores["confidence"],
+                                    document=document))
+    # Cohere bills a search unit per query with up to 100 documents; clients that track usage read it.
+    units = max(1, math.ceil(len(texts) / 100))
+    return CohereRerankResponse(id=str(uuid.uuid4()), results=results,
+                                meta=CohereMeta(api_version=ApiVersion(version="1"),
+                                                billed_units=BilledUnits(search_units=units)))

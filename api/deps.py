@@ -1,0 +1,43 @@
+"""What routes depend on: the app's runtime state, its settings and the loaded pipeline.
+
+Tests swap the pipeline with ``app.dependency_overrides[get_pipeline] = lambda: my_pipeline``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from api.errors import ApiError
+from api.limits import WorkLimiter
+from api.metrics import Metrics
+from engine.pipeline import Pipeline
+from engine.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Mutable per-app state: the pipeline appears when the lifespan has loaded it; `draining` at shutdown."""
+
+    settings: Settings
+    limiter: WorkLimiter
+    metrics: Metrics
+    pipeline: Pipeline | None = None
+    draining: bool = False
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def get_settings(request: Request) -> Settings:
+    return get_runtime(request).settings
+
+
+def get_pipeline(request: Request) -> Pipeline:
+    """The loaded pipeline, or a 503 while the index and model are loading."""
+    pipeline = get_runtime(request).pipeline
+    if pipeline is None:
+        raise ApiError(503, "not_ready", "not ready: the index and model are not loaded yet")
+    return pipeline

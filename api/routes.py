@@ -1,0 +1,156 @@
+"""The work endpoints: ``/v1/answer``, ``/v1/search`` and the Cohere-compatible ``/v1/rerank``.
+
+Each is thin: check the limits the settings impose, take a work slot (429 when none is free), run the engine
+in a worker thread so the event loop stays free, convert the result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+
+from api.cohere import (
+    CohereRerankRequest,
+    CohereRerankResponse,
+    check_document_count,
+    cohere_response,
+    document_texts,
+    score_documents,
+)
+from api.deps import Runtime, get_pipeline, get_runtime
+from api.errors import ApiError, invalid
+from api.schemas import (
+    AnswerRequest,
+    AnswerResponse,
+    ErrorResponse,
+    Mode,
+    SearchRequest,
+    SearchResponse,
+    answer_response,
+    search_response,
+)
+from engine.pipeline import Pipeline
+from engine.rerank import PairScorer, Policy
+from engine.settings import Settings
+from engine.stopping import Threshold
+from indexes.store import IndexStoreError
+
+router = APIRouter()
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (413, 422, 429, 503, 504)}
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one request reranks: recall mode and depth, stopping policy (None: the pipeline's own), deadline
+    and hits returned."""
+
+    mode: Mode
+    k: int
+    depth: int
+    policy: Policy | None
+    deadline: float | None
+
+
+def check_query_length(query: str, settings: Settings) -> None:
+    if len(query) > settings.max_query_chars:
+        raise invalid(("body", "query"), f"{len(query)} characters; the limit is {settings.max_query_chars}",
+                      "string_too_long")
+
+
+def plan(body: AnswerRequest, settings: Settings) -> Plan:
+    check_query_length(body.query, settings)
+    depth = body.max_candidates or settings.depth
+    if depth > settings.max_documents:
+        raise invalid(("body", "max_candidates"), f"{depth}; the limit is {settings.max_documents}", "too_large")
+    tau = body.threshold if body.threshold is not None else settings.threshold
+    policy = None if tau is None else Threshold(tau=tau, chunk=settings.chunk, depth=depth)
+    deadline = time.monotonic() + body.timeout_ms / 1000 if body.timeout_ms else None
+    return Plan(body.mode or settings.mode, body.top_k or settings.top_k, depth, policy, deadline)
+
+
+async def run_engine(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run engine code in a worker thread; a recall mode the index was built without is a 422.
+
+    Other engine errors are bugs here (the schemas and limits already rule out bad arguments): 500.
+    """
+    try:
+        return await run_in_threadpool(fn, *args, **kwargs)
+    except IndexStoreError as e:
+        reason = str(e).split(": ", 1)[-1]  # drop the server-side path
+        raise invalid(("body", "mode"), f"not available on this server ({reason})") from e
+
+
+def require_reranker(pipeline: Pipeline) -> PairScorer:
+    if pipeline.scorer is None:
+        raise ApiError(503, "not_ready", "no reranker is loaded; this server can only search (rerank: false)")
+    return pipeline.scorer
+
+
+def check_deadline(scored: int, candidates: int, reason: str, timeout_ms: int | None) -> bool:
+    """True if the deadline cut reranking short; a 504 if it left nothing scored."""
+    if reason != "deadline":
+        return False
+    if scored == 0 and candidates > 0:
+        raise ApiError(504, "timeout", f"timeout_ms: the {timeout_ms} ms budget ran out before any candidate "
+                       f"was reranked; allow more time")
+    return True
+
+
+@router.post("/v1/answer", response_model=AnswerResponse, responses=ERRORS)
+async def answer(body: AnswerRequest, pipeline: Pipeline = Depends(get_pipeline),
+                 runtime: Runtime = Depends(get_runtime)) -> AnswerResponse:
+    """The best passage for a question, its calibrated confidence, the ranking and what it cost."""
+    p = plan(body, runtime.settings)
+    require_reranker(pipeline)
+    with runtime.limiter.slot():
+        result = await run_engine(pipeline.ask, body.query, p.k, mode=p.mode, policy=p.policy, depth=p.depth,
+                                  deadline=p.deadline)
+    degraded = check_deadline(result.scored, result.candidates, result.reason, body.timeout_ms)
+    runtime.metrics.observe_rerank("/v1/answer", result.scored, result.candidates, result.stopped_early,
+                                   result.reason)
+    return answer_response(result, pipeline.index.doc, degraded)
+
+
+@router.post("/v1/search", response_model=SearchResponse, responses=ERRORS)
+async def search(body: SearchRequest, pipeline: Pipeline = Depends(get_pipeline),
+                 runtime: Runtime = Depends(get_runtime)) -> SearchResponse:
+    """Recall, optionally reranked; every hit carries every stage's score."""
+    p = plan(body, runtime.settings)
+    started = time.perf_counter()
+    with runtime.limiter.slot():
+        if not body.rerank:
+            hits = await run_engine(pipeline.search, body.query, p.k, p.mode)
+            return search_response(body.query, p.mode, hits, pipeline.index.doc, None, False,
+                                   time.perf_counter() - started)
+        require_reranker(pipeline)
+        result = await run_engine(pipeline.rerank, body.query, p.k, mode=p.mode, policy=p.policy, depth=p.depth,
+                                  deadline=p.deadline)
+    degraded = check_deadline(result.scored, result.candidates, result.reason, body.timeout_ms)
+    runtime.metrics.observe_rerank("/v1/search", result.scored, result.candidates, result.stopped_early,
+                                   result.reason)
+    return search_response(body.query, p.mode, result.hits, pipeline.index.doc, result, degraded,
+                           time.perf_counter() - started)
+
+
+@router.post("/v1/rerank", response_model=CohereRerankResponse, response_model_exclude_none=True,
+             responses=ERRORS)
+async def rerank_documents(body: CohereRerankRequest, pipeline: Pipeline = Depends(get_pipeline),
+                           runtime: Runtime = Depends(get_runtime)) -> CohereRerankResponse:
+    """Cohere-compatible: score every document against the query (no recall), most relevant first."""
+    settings = runtime.settings
+    check_query_length(body.query, settings)
+    check_document_count(body.documents, settings.max_documents)
+    texts = document_texts(body, settings.max_document_chars)
+    scorer = require_reranker(pipeline)
+    with runtime.limiter.slot():
+        result = await run_engine(score_documents, body.query, texts, scorer, settings.max_batch_pairs)
+    runtime.metrics.observe_rerank("/v1/rerank", result.scored, result.candidates, result.stopped_early,
+                                   result.reason)
+    return cohere_response(body, texts, result)

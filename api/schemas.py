@@ -1,0 +1,147 @@
+"""Request and response bodies of the earlyrank API, apart from the engine's dataclasses, with converters.
+
+Requests are strict (no coercion: ``"5"`` is not an integer) and refuse unknown fields. Limits that depend
+on the settings (query length, candidate count) are checked by the routes, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from engine.pipeline import Answer
+from engine.rerank import RerankResult
+from engine.types import Document, Hit
+
+Mode = Literal["bm25", "dense", "hybrid"]
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must contain at least one non-space character")
+    return text
+
+
+QueryText = Annotated[str, Field(min_length=1, description="The question; at least one non-space character.",
+                                 json_schema_extra={"pattern": r"\S"}), AfterValidator(_not_blank)]
+
+
+class StrictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AnswerRequest(StrictRequest):
+    query: QueryText
+    top_k: int | None = Field(None, ge=1, le=1000, description="Hits to return (default: the server's).")
+    mode: Mode | None = Field(None, description="Recall mode (default: the server's).")
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="Stop reranking once a passage reaches this confidence (default: the "
+        "server's).")
+    max_candidates: int | None = Field(None, ge=1, description="Recalled candidates offered to the reranker.")
+    timeout_ms: int | None = Field(
+        None, ge=1, le=600_000, description="Budget for reranking; a partial answer is marked `degraded`.")
+
+
+class SearchRequest(AnswerRequest):
+    rerank: bool = Field(False, description="Rerank the recalled candidates (else recall only).")
+
+
+class HitOut(Body):
+    doc_id: str
+    rank: int
+    score: float = Field(description="The score the ranking was made by (-1 for candidates left unscored).")
+    title: str
+    text: str
+    recall_score: float
+    recall_rank: int
+    confidence: float | None = Field(description="Calibrated probability of relevance; null if not scored.")
+    logit: float | None = Field(description="Raw reranker logit; null if not scored.")
+    stage_scores: dict[str, float] = Field(description="Every stage's score by name (bm25, dense, rrf, ...).")
+
+
+class Passage(Body):
+    id: str
+    title: str
+    text: str
+    confidence: float | None
+
+
+class AnswerResponse(Body):
+    query: str
+    answer: Passage | None
+    hits: list[HitOut]
+    scored: int = Field(description="Pairs the reranker scored.")
+    candidates: int = Field(description="Candidates recall offered.")
+    stopped_early: bool
+    reason: str = Field(description="Why reranking stopped: confident, exhausted, max_depth, deadline, ...")
+    degraded: bool = Field(description="True when the deadline cut reranking short.")
+    seconds: float
+
+
+class SearchResponse(Body):
+    query: str
+    mode: Mode
+    reranked: bool
+    hits: list[HitOut]
+    scored: int
+    candidates: int
+    stopped_early: bool
+    reason: str
+    degraded: bool
+    seconds: float
+
+
+class ErrorDetail(Body):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(Body):
+    error: str = Field(description="What is wrong, naming the field.")
+    error_type: str
+    detail: list[ErrorDetail]
+
+
+class StatusResponse(Body):
+    status: str
+
+
+class InfoResponse(Body):
+    model: dict[str, Any]
+    index: dict[str, Any]
+    settings: dict[str, Any]
+
+
+def hit_out(hit: Hit, doc: Document) -> HitOut:
+    """A recall hit or a reranked one (whose stage scores carry the recall score and rank)."""
+    stages = dict(hit.stage_scores)
+    return HitOut(doc_id=hit.doc_id, rank=hit.rank, score=hit.score, title=doc.title, text=doc.text,
+                  recall_score=stages.get("recall", hit.score), recall_rank=int(stages.get("recall_rank", hit.rank)),
+                  confidence=stages.get("confidence"), logit=stages.get("logit"), stage_scores=stages)
+
+
+def answer_response(answer: Answer, doc: Callable[[str], Document], degraded: bool) -> AnswerResponse:
+    best = None
+    if answer.answer is not None:
+        best = Passage(id=answer.answer.id, title=answer.answer.title, text=answer.answer.text,
+                       confidence=answer.confidence)
+    return AnswerResponse(query=answer.query, answer=best, hits=[hit_out(h, doc(h.doc_id)) for h in answer.hits],
+                          scored=answer.scored, candidates=answer.candidates, stopped_early=answer.stopped_early,
+                          reason=answer.reason, degraded=degraded, seconds=answer.seconds)
+
+
+def search_response(query: str, mode: Mode, hits: list[Hit], doc: Callable[[str], Document],
+                    result: RerankResult | None, degraded: bool, seconds: float) -> SearchResponse:
+    """Recall-only when `result` is None; else the reranked hits and what reranking cost."""
+    return SearchResponse(
+        query=query, mode=mode, reranked=result is not None, hits=[hit_out(h, doc(h.doc_id)) for h in hits],
+        scored=result.scored if result else 0, candidates=result.candidates if result else len(hits),
+        stopped_early=result.stopped_early if result else False,
+        reason=result.reason if result else "recall_only", degraded=degraded, seconds=seconds)

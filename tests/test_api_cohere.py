@@ -1,0 +1,117 @@
+"""``POST /v1/rerank`` speaks Cohere's v1 rerank API: its shapes, checked by hand and by Cohere's own client.
+
+FakeScorer's logit is (query words found in the document) - 2, so for the query "capital of France":
+"Paris is the capital of France" -> 1 (0.7311), "France has wine" -> -1 (0.2689), "cats purr" -> -2 (0.1192).
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import FakeScorer
+from fastapi.testclient import TestClient
+from test_api import build_tiny_index, make_app
+
+from engine.pipeline import Pipeline
+from indexes.store import LoadedIndex
+
+QUERY = "capital of France"
+DOCS = ["cats purr", "Paris is the capital of France", "France has wine"]
+
+
+@pytest.fixture(scope="module")
+def tiny_index(tmp_path_factory) -> LoadedIndex:
+    return build_tiny_index(tmp_path_factory.mktemp("cohere"))
+
+
+@pytest.fixture
+def scorer() -> FakeScorer:
+    return FakeScorer()
+
+
+@pytest.fixture
+def client(tiny_index, scorer) -> TestClient:
+    return TestClient(make_app(Pipeline(tiny_index, scorer, mode="bm25"), max_documents=5, depth=5,
+                               max_document_chars=40, max_batch_pairs=2))
+
+
+def test_results_sorted_by_calibrated_relevance_with_request_indexes(client, scorer):
+    response = client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"id", "results", "meta"} and body["id"]
+    assert [r["index"] for r in body["results"]] == [1, 2, 0]
+    assert [r["relevance_score"] for r in body["results"]] == pytest.approx([0.731059, 0.268941, 0.119203],
+                                                                            abs=1e-6)
+    assert all("document" not in r for r in body["results"])  # Cohere's default: return_documents false
+    assert body["meta"] == {"api_version": {"version": "1"}, "billed_units": {"search_units": 1}}
+    assert sum(scorer.calls) == 3 and max(scorer.calls) <= 2  # every document, in max_batch_pairs chunks
+
+
+def test_top_n_return_documents_and_ties_in_request_order(client):
+    docs = ["dogs bark", "Paris is the capital of France", "cats purr"]  # "dogs bark" and "cats purr" tie
+    body = client.post("/v1/rerank", json={"model": "rerank-english-v3.0", "query": QUERY, "documents": docs,
+                                           "top_n": 2, "return_documents": True,
+                                           "max_chunks_per_doc": 10}).json()
+    assert body["results"] == [
+        {"index": 1, "relevance_score": pytest.approx(0.731059, abs=1e-6),
+         "document": {"text": "Paris is the capital of France"}},
+        {"index": 0, "relevance_score": pytest.approx(0.119203, abs=1e-6), "document": {"text": "dogs bark"}},
+    ]
+
+
+def test_object_documents_keep_their_fields_and_rank_fields_choose_the_text(client):
+    docs = [{"text": "cats purr", "source": "a"}, {"title": "Paris", "body": "capital of France"}]
+    missing = client.post("/v1/rerank", json={"query": QUERY, "documents": docs})
+    assert missing.status_code == 422 and missing.json()["error"] == "documents[1].text: Field required"
+    docs[1]["text"] = "see body"
+    unnamed = client.post("/v1/rerank", json={"query": QUERY, "documents": docs, "rank_fields": ["title", "body"]})
+    assert unnamed.status_code == 422
+    assert unnamed.json()["error"] == "documents[0]: object has no 'title', 'body' field named in rank_fields"
+    docs[0].update(title="Cats", body="cats purr")
+    body = client.post("/v1/rerank", json={"query": QUERY, "documents": docs, "rank_fields": ["title", "body"],
+                                           "return_documents": True}).json()
+    # The model reads "title: Paris\nbody: capital of France": all three query words, logit 1.
+    assert body["results"][0] == {"index": 1, "relevance_score": pytest.approx(0.731059, abs=1e-6),
+                                  "document": {"text": "see body", "title": "Paris", "body": "capital of France"}}
+    assert body["results"][1]["document"] == {"text": "cats purr", "source": "a", "title": "Cats",
+                                              "body": "cats purr"}
+    plain = client.post("/v1/rerank", json={"query": QUERY, "documents": docs}).json()
+    assert [r["index"] for r in plain["results"]] == [0, 1]  # "cats purr" -2 and "see body" -2 tie: in order
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"query": QUERY, "documents": []}, "documents"),
+    ({"query": QUERY}, "documents"),
+    ({"query": QUERY, "documents": "one string"}, "documents"),
+    ({"query": QUERY, "documents": [1, 2]}, "documents[0]"),
+    ({"query": QUERY, "documents": ["a", None]}, "documents[1]"),
+    ({"query": QUERY, "documents": [{"text": 3}]}, "documents[0].text"),
+    ({"query": QUERY, "documents": [{"text": "a", "year": 1999}]}, "documents[0].year"),
+    ({"query": QUERY, "documents": ["a"] * 6}, "documents"),
+    ({"query": QUERY, "documents": ["a", "x" * 41]}, "documents[1]"),
+    ({"query": "", "documents": ["a"]}, "query"),
+    ({"query": QUERY, "documents": ["a"], "top_n": 0}, "top_n"),
+    ({"query": QUERY, "documents": ["a"], "return_documents": "true"}, "return_documents"),
+    ({"query": QUERY, "documents": ["a"], "rank_fields": []}, "rank_fields"),
+    ({"query": QUERY, "documents": ["a"], "truncate": "END"}, "truncate"),
+])
+def test_bad_rerank_requests_are_422_naming_the_field(client, scorer, body, field):
+    response = client.post("/v1/rerank", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"].startswith(f"{field}: ")
+    assert response.json()["detail"]
+    assert scorer.calls == []
+
+
+@pytest.mark.filterwarnings("ignore:You should not use the 'timeout' argument with the TestClient")
+def test_cohere_python_client_works_unchanged(client):
+    cohere = pytest.importorskip("cohere")
+    co = cohere.Client(api_key="not-needed", base_url=str(client.base_url), httpx_client=client)
+    response = co.rerank(model="rerank-english-v3.0", query=QUERY, documents=DOCS, top_n=2, return_documents=True)
+    assert [r.index for r in response.results] == [1, 2]
+    assert response.results[0].relevance_score == pytest.approx(0.731059, abs=1e-6)
+    assert response.results[0].document.text == "Paris is the capital of France"
+    assert response.meta.api_version.version == "1" and response.id
+    with pytest.raises(cohere.core.api_error.ApiError) as refused:
+        co.rerank(query="", documents=DOCS)
+    assert refused.value.status_code == 422 and refused.value.body["error"].startswith("query: ")
