@@ -37,7 +37,7 @@ def git_commit() -> str:
 def machine() -> dict:
     import importlib.metadata as md
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("torch", "transformers", "sentence-transformers", "faiss-cpu", "ir-measures", "rank-bm25"):
         try:
             versions[package] = md.version(package)
@@ -175,7 +175,8 @@ def compare_with_sentence_transformers(scorer, data, passages_by_id: dict[str, s
 
 def confidence_split(results: dict, qrels) -> tuple[np.ndarray, np.ndarray]:
     """Top-1 confidence of questions whose top hit is relevant, and of those whose top hit is not."""
-    right, wrong = [], []
+    right: list[float] = []
+    wrong: list[float] = []
     for qid, hits in results.items():
         if hits and "confidence" in hits[0].stage_scores:
             relevant = qrels.get(qid, {}).get(hits[0].doc_id, 0) > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -310,7 +310,7 @@ def serve(
     from api.app import create_app
     from engine.settings import Settings
 
-    overrides = {k: v for k, v in {"index_path": index_dir, "model_path": model, "host": host,
+    overrides: dict[str, Any] = {k: v for k, v in {"index_path": index_dir, "model_path": model, "host": host,
                                    "port": port}.items() if v is not None}
     try:
         settings = Settings(**overrides)

@@ -98,7 +98,8 @@ def replay(scored: Sequence[ScoredQuery], policy, calibration: Calibration, blen
 
 def labelled_pairs(scored: Sequence[ScoredQuery], qrels: dict) -> tuple[np.ndarray, np.ndarray]:
     """All (logit, relevant?) pairs of the cached candidates: calibration data drawn as inference draws it."""
-    logits, labels = [], []
+    logits: list[float] = []
+    labels: list[float] = []
     for sq in scored:
         judged = qrels.get(sq.query_id, {})
         logits.extend(sq.logits.tolist())

@@ -14,6 +14,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -116,7 +117,7 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
     scheduler = get_linear_schedule_with_warmup(optimizer, int(params.warmup * total_steps), total_steps)
     order = np.random.default_rng(params.seed).permutation(np.resize(np.arange(len(groups)),
                                                                      micro_steps * params.groups_per_batch))
-    state = {"step": 0, "best": -1.0, "history": [], "seconds": 0.0}
+    state: dict[str, Any] = {"step": 0, "best": -1.0, "history": [], "seconds": 0.0}
     if source == checkpoint:
         saved = torch.load(checkpoint / "state.pt", weights_only=False)
         if saved.get("params") != asdict(params):

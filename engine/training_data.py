@@ -58,7 +58,7 @@ def labelled_groups(dataset: Dataset, index: LoadedIndex, queries: list[Query], 
 
 
 def self_supervised_groups(index: LoadedIndex, count: int, *, negatives: int, depth: int,
-                           rng: random.Random, exclude: set[str] = frozenset()) -> list[Group]:
+                           rng: random.Random, exclude: frozenset[str] = frozenset()) -> list[Group]:
     """Title-as-question groups from an unlabelled corpus (documents with a title and some text)."""
     if index.bm25 is None:
         raise ValueError("self-supervised groups need the BM25 part of the index")

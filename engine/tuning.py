@@ -188,5 +188,7 @@ def policy_from(row: dict, prior: RankPrior | None, depth: int | None = None):
         params["depth"] = depth
     kinds = {"full": FullRerank, "threshold": Threshold, "topk": TopKConfident}
     if row["policy"] == "risk":
+        if prior is None:
+            raise ValueError("a residual-risk operating point needs its dev rank prior")
         return ResidualRisk(prior=prior, **params)
     return kinds[row["policy"]](**params)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -99,6 +100,7 @@ class DenseIndex:
         import faiss
 
         dim = vectors.shape[1]
+        index: Any
         if params.index == "hnsw":
             index = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efSearch = params.hnsw_ef_search
@@ -130,7 +132,7 @@ class DenseIndex:
         import faiss
 
         path = directory / cls.FILE
-        index = faiss.read_index(str(path))
+        index: Any = faiss.read_index(str(path))
         if index.ntotal != len(doc_ids):
             raise ValueError(f"{path}: holds {index.ntotal} vectors for {len(doc_ids)} documents")
         if params.index == "hnsw":
