@@ -185,8 +185,12 @@ def confidence_split(results: dict, qrels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", depth: int = 100,
-              limit: int = 0, peers: bool = True, plots: bool = True, backend: str = "torch-fp32") -> dict:
-    """Every configuration on one split; writes run files, a JSON record, a markdown table and plots."""
+              limit: int = 0, peers: bool = True, plots: bool = True, backend: str = "torch-fp32",
+              ray_address: str | None = None, ray_workers: int = 2) -> dict:
+    """Every configuration on one split; writes run files, a JSON record, a markdown table and plots.
+
+    With `ray_address` the cross-encoder scores the split on `ray_workers` Ray actors (`engine.ray_scoring`).
+    """
     from engine.corpora import dataset_index
     from engine.datasets import load_dataset
     from engine.reranker import CrossEncoder
@@ -197,7 +201,8 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     scorer = CrossEncoder.load(model_dir, backend=backend)
     dataset = load_dataset(data_dir)
     index = dataset_index(dataset)
-    data = scored_split(data_dir, split, scorer, model_dir, "hybrid", depth, limit)
+    data = scored_split(data_dir, split, scorer, model_dir, "hybrid", depth, limit, ray_address=ray_address,
+                        ray_workers=ray_workers)
     queries = [q for q in split_queries(dataset, split, model_dir)[0]][: limit or None]
     qrels = data.qrels
     point = json.loads((model_dir / OPERATING_POINT).read_text()) if (model_dir / OPERATING_POINT).is_file() else None

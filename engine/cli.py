@@ -16,6 +16,9 @@ app = typer.Typer(help="earlyrank: retrieve-then-rerank question answering with 
 
 DEFAULT_INDEX = Path("indexes-data") / "default"
 Mode = Annotated[str, typer.Option("--mode", "-m", help="Recall mode: bm25, dense or hybrid.")]
+RayAddress = Annotated[str | None, typer.Option("--ray", metavar="ADDRESS", help=(
+    "Run on Ray (the 'ray' extra): 'local' for a cluster on this machine, or a cluster's address."))]
+RayWorkers = Annotated[int, typer.Option("--ray-workers", help="Ray actors, one CPU each.")]
 
 
 def fail(message: str) -> None:
@@ -27,6 +30,36 @@ def fail(message: str) -> None:
 def _check_k(k: int) -> None:
     if k <= 0:
         fail(f"-k must be a positive integer, got {k}")
+
+
+def _check_ray(address: str | None, workers: int) -> None:
+    """Fail in one line, before any work, if --ray was asked for but Ray is not installed."""
+    if address is None:
+        return
+    from engine.ray_session import require_ray
+
+    try:
+        require_ray()
+    except ImportError as e:
+        fail(str(e))
+    if workers < 1:
+        fail(f"--ray-workers must be at least 1, got {workers}")
+
+
+def _ray_context(address: str | None):
+    """A Ray session for --ray, with per-worker scoring costs logged to stderr; no-op without --ray."""
+    import contextlib
+    import logging
+
+    if address is None:
+        return contextlib.nullcontext()
+    from engine.ray_session import ray_session
+
+    costs = logging.getLogger("engine.ray_scoring")
+    costs.setLevel(logging.INFO)
+    if not costs.handlers:
+        costs.addHandler(logging.StreamHandler())
+    return ray_session(address)
 
 
 def _check_mode(mode: str) -> None:
@@ -41,19 +74,25 @@ def index(
     bm25: Annotated[bool, typer.Option("--bm25", help="Build the BM25 part.")] = False,
     dense: Annotated[bool, typer.Option("--dense", help="Build the dense part.")] = False,
     hnsw: Annotated[bool, typer.Option("--hnsw", help="Approximate (HNSW) dense index instead of exact.")] = False,
+    ray: RayAddress = None,
+    ray_workers: RayWorkers = 2,
 ) -> None:
     """Build an index of CORPUS (both parts unless --bm25 or --dense picks one), replacing OUT atomically."""
     from engine.datasets import DatasetError, load_corpus
-    from indexes.dense import DenseParams
+    from indexes.dense import DenseParams, encode
     from indexes.store import IndexStoreError, build_index
 
     if not corpus.is_dir():
         fail(f"{corpus}: no such corpus directory")
+    _check_ray(ray, ray_workers)
+    if ray is not None:
+        from indexes.ray_build import RayDenseEncoder
     try:
         docs = load_corpus(corpus / "corpus.jsonl")
         both = not (bm25 or dense)
         build_index(docs, out, bm25=bm25 or both, dense=dense or both, corpus_name=corpus.name,
-                    dense_params=DenseParams(index="hnsw" if hnsw else "flat"))
+                    dense_params=DenseParams(index="hnsw" if hnsw else "flat"),
+                    encoder=encode if ray is None else RayDenseEncoder(ray_workers, ray))
     except (DatasetError, IndexStoreError, ValueError) as e:
         fail(str(e))
     typer.echo(f"indexed {len(docs)} documents from {corpus} into {out}")
@@ -233,14 +272,19 @@ def bench(
     limit: Annotated[int, typer.Option(help="Only the first N queries (0: all).")] = 0,
     no_peers: Annotated[bool, typer.Option("--no-peers", help="Skip rank-bm25 and sentence-transformers.")] = False,
     backend: Annotated[str, typer.Option(help="torch-fp32, torch-bf16, onnx-fp32 or onnx-int8.")] = "torch-fp32",
+    ray: RayAddress = None,
+    ray_workers: RayWorkers = 2,
 ) -> None:
     """Quality against cost on DATA's SPLIT: recall modes, full reranks, every stopping policy, peers."""
     from engine.bench import markdown_table, run_bench
 
     _check_data(data)
-    for d in data:
-        record = run_bench(d, model, out, split, depth, limit, peers=not no_peers, backend=backend)
-        typer.echo(markdown_table(record))
+    _check_ray(ray, ray_workers)
+    with _ray_context(ray):  # one cluster for every data set
+        for d in data:
+            record = run_bench(d, model, out, split, depth, limit, peers=not no_peers, backend=backend,
+                               ray_address=ray, ray_workers=ray_workers)
+            typer.echo(markdown_table(record))
 
 
 @app.command("export-onnx")

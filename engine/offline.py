@@ -36,11 +36,8 @@ def _hit_record(h: Hit) -> list:
     return [h.doc_id, h.score, h.rank, h.stage_scores]
 
 
-def score_split(queries: Sequence[Query], index, scorer, mode: str, depth: int, cache: Path,
-                progress: bool = True) -> list[ScoredQuery]:
-    """Score (or read from `cache`) the top-`depth` `mode` candidates of every query."""
-    from tqdm import tqdm
-
+def read_cache(cache: Path) -> dict[str, ScoredQuery]:
+    """The queries already scored in `cache`, by id; a line cut short by a crash ends the read."""
     done: dict[str, ScoredQuery] = {}
     if cache.is_file():
         for line in cache.read_text().splitlines():
@@ -50,6 +47,21 @@ def score_split(queries: Sequence[Query], index, scorer, mode: str, depth: int, 
                 break  # a line cut short by a crash: everything after it is rescored
             done[r["id"]] = ScoredQuery(r["id"], r["text"], [Hit(d, s, k, st) for d, s, k, st in r["hits"]],
                                         np.asarray(r["logits"], dtype=np.float64), r["seconds"])
+    return done
+
+
+def cache_line(sq: ScoredQuery) -> str:
+    """One query's cache record, as `read_cache` reads it back."""
+    return json.dumps({"id": sq.query_id, "text": sq.text, "hits": [_hit_record(h) for h in sq.candidates],
+                       "logits": [float(x) for x in sq.logits], "seconds": sq.seconds}) + "\n"
+
+
+def score_split(queries: Sequence[Query], index, scorer, mode: str, depth: int, cache: Path,
+                progress: bool = True) -> list[ScoredQuery]:
+    """Score (or read from `cache`) the top-`depth` `mode` candidates of every query."""
+    from tqdm import tqdm
+
+    done = read_cache(cache)
     cache.parent.mkdir(parents=True, exist_ok=True)
     retriever = index.retriever(mode)
     todo = [q for q in queries if q.id not in done]
@@ -60,10 +72,9 @@ def score_split(queries: Sequence[Query], index, scorer, mode: str, depth: int, 
             started = time.perf_counter()
             logits = scorer.logits([query.text] * len(passages), passages)
             seconds = time.perf_counter() - started
-            f.write(json.dumps({"id": query.id, "text": query.text, "hits": [_hit_record(h) for h in hits],
-                                "logits": [float(x) for x in logits], "seconds": seconds}) + "\n")
-            f.flush()
             done[query.id] = ScoredQuery(query.id, query.text, hits, np.asarray(logits, np.float64), seconds)
+            f.write(cache_line(done[query.id]))
+            f.flush()
     return [done[q.id] for q in queries]
 
 

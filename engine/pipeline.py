@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.rerank import PairScorer, Policy, RerankResult, rerank
 from engine.stopping import FullRerank
 from engine.types import Document, Hit
-from indexes.store import LoadedIndex
+
+if TYPE_CHECKING:  # a run-time import would make `import indexes` (before `engine`) circular
+    from indexes.store import LoadedIndex
 
 MODES = ("bm25", "dense", "hybrid")
 

@@ -49,7 +49,9 @@ def split_queries(dataset, split: str, model_dir: Path):
 
 
 def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str = "hybrid",
-                 depth: int = 100, limit: int = 0, progress: bool = True) -> DevData:
+                 depth: int = 100, limit: int = 0, progress: bool = True, ray_address: str | None = None,
+                 ray_workers: int = 2) -> DevData:
+    """Score `split`'s recall candidates (cached); with `ray_address` ("local" or a cluster) on Ray actors."""
     from engine.corpora import cache_root, dataset_index
     from engine.datasets import load_dataset
 
@@ -59,7 +61,14 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
     qrels = {q.id: qrels[q.id] for q in queries}  # judgements of exactly the queries asked
     cache = (cache_root() / "scores" / model_key(model_dir, scorer.max_length, scorer.backend.name)
              / f"{dataset.name}-{split}-{mode}-{depth}.jsonl")
-    scored = score_split(queries, dataset_index(dataset, progress), scorer, mode, depth, cache, progress)
+    index = dataset_index(dataset, progress)
+    if ray_address:
+        from engine.ray_scoring import CrossEncoderFactory, score_split_ray
+
+        scored = score_split_ray(queries, index, CrossEncoderFactory.like(scorer), mode, depth, cache, ray_address,
+                                 ray_workers, progress=progress)
+    else:
+        scored = score_split(queries, index, scorer, mode, depth, cache, progress)
     return DevData(dataset.name, scored, qrels)
 
 

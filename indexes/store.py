@@ -15,18 +15,25 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from engine.types import Document
 from indexes.bm25 import BM25Index, BM25Params
-from indexes.dense import DenseIndex, DenseParams, default_model_path, model_identity
+from indexes.dense import DenseIndex, DenseParams, default_model_path, encode, model_identity
 from indexes.hybrid import FusionParams, HybridRetriever
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DOCS = "docs.jsonl"
+
+
+# How a build turns passages into dense vectors: `indexes.dense.encode` or anything with its signature and
+# result (one normalized float32 row per text, in order), e.g. `indexes.ray_build.RayDenseEncoder`.
+Encoder = Callable[[Sequence[str], DenseParams, str | None, bool], np.ndarray]
 
 
 class IndexStoreError(RuntimeError):
@@ -106,8 +113,12 @@ def write_docs(path: Path, docs: Sequence[Document]) -> None:
 def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True, dense: bool = True,
                 bm25_params: BM25Params | None = None, dense_params: DenseParams | None = None,
                 fusion: FusionParams | None = None, model_path: str | None = None,
-                progress: bool = True, corpus_name: str = "") -> Path:
-    """Build the requested parts for `docs` and swap them in at `out` atomically; returns `out`."""
+                progress: bool = True, corpus_name: str = "", encoder: Encoder = encode) -> Path:
+    """Build the requested parts for `docs` and swap them in at `out` atomically; returns `out`.
+
+    `encoder` computes the dense vectors (default: `indexes.dense.encode`, in this process); whichever computes
+    them, the parts, manifest and swap are written by this one path.
+    """
     if not (bm25 or dense):
         raise ValueError("nothing to build: ask for bm25, dense or both")
     if not docs:
@@ -120,7 +131,8 @@ def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True,
     tmp.mkdir()
     try:
         manifest = _write_parts(tmp, docs, bm25, dense, bm25_params or BM25Params(),
-                                dense_params or DenseParams(), fusion or FusionParams(), model_path, progress)
+                                dense_params or DenseParams(), fusion or FusionParams(), model_path, progress,
+                                encoder)
         manifest["corpus"]["name"] = corpus_name
         _crash_point("parts")
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -162,7 +174,7 @@ def _remove_leftovers(out: Path) -> None:
 
 def _write_parts(tmp: Path, docs: Sequence[Document], bm25: bool, dense: bool, bm25_params: BM25Params,
                  dense_params: DenseParams, fusion: FusionParams, model_path: str | None,
-                 progress: bool) -> dict:
+                 progress: bool, encoder: Encoder) -> dict:
     doc_ids = [d.id for d in docs]
     texts = [d.full_text for d in docs]
     write_docs(tmp / DOCS, docs)
@@ -173,7 +185,10 @@ def _write_parts(tmp: Path, docs: Sequence[Document], bm25: bool, dense: bool, b
         parts["bm25"] = {"params": asdict(bm25_params), "vocabulary": len(index.vocab)}
     if dense:
         path = Path(model_path) if model_path else default_model_path()
-        index_d = DenseIndex.build(doc_ids, texts, dense_params, model_path, progress=progress)
+        vectors = encoder(texts, dense_params, model_path, progress)
+        if vectors.shape[0] != len(docs):
+            raise ValueError(f"the encoder returned {vectors.shape[0]} vectors for {len(docs)} documents")
+        index_d = DenseIndex.from_vectors(doc_ids, vectors, dense_params, model_path)
         index_d.save(tmp)
         parts["dense"] = {"params": asdict(dense_params), "model": model_identity(path),
                           "dimension": index_d.index.d}
