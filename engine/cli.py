@@ -210,6 +210,19 @@ def _check_data(data: list[Path]) -> None:
             fail(f"{d}: not a BEIR data set (no corpus.jsonl)")
 
 
+def _dev_scores(data: list[Path], model: Path, depth: int, limit: list[int] | None) -> list:
+    """Every data set's dev queries with their hybrid candidates scored by `model` (cached)."""
+    from engine.reranker import CrossEncoder, ModelLoadError
+    from engine.tuning import scored_split
+
+    _check_data(data)
+    try:
+        scorer = CrossEncoder.load(model)
+    except ModelLoadError as e:
+        fail(str(e))
+    return [scored_split(d, "dev", scorer, model, "hybrid", depth, n) for d, n in _limits(data, limit)]
+
+
 @app.command()
 def calibrate(
     data: Data,
@@ -218,17 +231,9 @@ def calibrate(
     limit: DevLimit = None,
 ) -> None:
     """Fit Platt scaling on dev-split recall candidates; report ECE (15 bins) and Brier before and after."""
-    from engine.reranker import CrossEncoder, ModelLoadError
     from engine.tuning import calibrate as fit
-    from engine.tuning import scored_split
 
-    _check_data(data)
-    try:
-        scorer = CrossEncoder.load(model)
-    except ModelLoadError as e:
-        fail(str(e))
-    dev = [scored_split(d, "dev", scorer, model, "hybrid", depth, n) for d, n in _limits(data, limit)]
-    report = fit(model, dev)
+    report = fit(model, _dev_scores(data, model, depth, limit))
     typer.echo(f"{report['pairs']} dev pairs ({report['positives']} relevant); "
                f"ECE {report['before']['ece']:.4f} -> {report['after']['ece']:.4f}, "
                f"Brier {report['before']['brier']:.4f} -> {report['after']['brier']:.4f}; "
@@ -244,17 +249,9 @@ def tune(
     limit: DevLimit = None,
 ) -> None:
     """Sweep every stopping policy on the dev split; store the cheapest point within --max-loss of full rerank."""
-    from engine.reranker import CrossEncoder, ModelLoadError
-    from engine.tuning import scored_split
     from engine.tuning import tune as sweep
 
-    _check_data(data)
-    try:
-        scorer = CrossEncoder.load(model)
-    except ModelLoadError as e:
-        fail(str(e))
-    dev = [scored_split(d, "dev", scorer, model, "hybrid", depth, n) for d, n in _limits(data, limit)]
-    point = sweep(model, dev, max_loss, depth)
+    point = sweep(model, _dev_scores(data, model, depth, limit), max_loss, depth)
     chosen, full = point["chosen"], point["full_rerank"]
     typer.echo(f"blend {point['blend']}; full rerank nDCG@10 {full['nDCG@10']:.4f} at {full['pairs_per_query']:.1f} "
                f"pairs; chosen {chosen['policy']} {json.dumps({k: v for k, v in chosen.items() if k not in full})} "

@@ -52,6 +52,12 @@ def idf_weights(df: np.ndarray, n_docs: int, params: BM25Params) -> np.ndarray:
     return np.where(idf < 0, floor, idf)
 
 
+def bm25_hits(doc_ids: Sequence[str], scores: np.ndarray, k: int) -> list[Hit]:
+    """The k best documents with a positive score, best first."""
+    best = [i for i in top_k(scores, k) if scores[i] > 0]
+    return [Hit(doc_ids[i], float(scores[i]), r, {"bm25": float(scores[i])}) for r, i in enumerate(best, 1)]
+
+
 class BM25Index:
     """BM25 over a sparse term-by-document weight matrix (scipy CSR)."""
 
@@ -108,10 +114,7 @@ class BM25Index:
 
     def search(self, query: str, k: int) -> list[Hit]:
         check_k(k)
-        scores = self.scores(query)
-        best = [i for i in top_k(scores, k) if scores[i] > 0]
-        return [Hit(self.doc_ids[i], float(scores[i]), r, {"bm25": float(scores[i])})
-                for r, i in enumerate(best, 1)]
+        return bm25_hits(self.doc_ids, self.scores(query), k)
 
     # --- persistence: three plain files, checksummed by the index manifest ---
     FILES = ("bm25_weights.npz", "bm25_vocab.json")
@@ -163,7 +166,4 @@ class RankBM25Index:
 
     def search(self, query: str, k: int) -> list[Hit]:
         check_k(k)
-        scores = self.scores(query)
-        best = [i for i in top_k(scores, k) if scores[i] > 0]
-        return [Hit(self.doc_ids[i], float(scores[i]), r, {"bm25": float(scores[i])})
-                for r, i in enumerate(best, 1)]
+        return bm25_hits(self.doc_ids, self.scores(query), k)
