@@ -96,7 +96,8 @@ def rerank_configs(point: dict | None, prior: RankPrior | None, depth: int) -> l
     if prior is not None:
         for eps in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5):
             configs.append((f"residual risk eps={eps} k=3", "residual risk (ours)",
-                            ResidualRisk(prior=prior, epsilon=eps, k=3, first_chunk=4, depth=depth)))
+                            ResidualRisk(prior=prior, epsilon=eps, k=3, first_chunk=4, depth=depth,
+                                         blend=point["blend"] if point else 0.0)))
     if point is not None:
         configs.append(("operating point (chosen on dev)", "chosen", policy_from(point["chosen"], prior, depth)))
         configs.append(("published rule, best on dev", "chosen",

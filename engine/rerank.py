@@ -8,7 +8,6 @@ confidence, optionally blended with the recall rank:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from engine.reranker import ScoredPairs
-from engine.stopping import Decision
+from engine.stopping import Decision, blend_score
 from engine.types import Hit
 
 
@@ -45,10 +44,6 @@ class RerankResult:
         return self.scored / self.candidates if self.candidates else 0.0
 
 
-def blend_score(confidence: float, recall_rank: int, blend: float) -> float:
-    return (1 - blend) * confidence + blend / math.log2(1 + recall_rank)
-
-
 def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], scorer: PairScorer, policy: Policy,
            blend: float = 0.0, deadline: float | None = None) -> RerankResult:
     """Rerank `candidates` (recall order; `passages[i]` is candidate i's text) under `policy`.
@@ -74,7 +69,7 @@ def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], score
         decision = policy.decide(confidences, len(candidates))
     scored = len(confidences)
     ranked = [
-        (blend_score(float(c), candidates[i].rank, blend), i) for i, c in enumerate(confidences)
+        (float(blend_score(float(c), candidates[i].rank, blend)), i) for i, c in enumerate(confidences)
     ]
     ranked.sort(key=lambda pair: (-pair[0], pair[1]))
     hits = []

@@ -107,9 +107,10 @@ class RankPrior:
         table = self.relevant_at_rank
         return table[np.minimum(ranks, len(table) - 1)]
 
-    def p_above(self, confidence: float) -> tuple[float, float]:
-        """P(confidence > c) for a relevant and for a non-relevant candidate (add-one smoothed)."""
-        def tail(values: np.ndarray) -> float:
+    def p_above(self, confidence):
+        """P(confidence > c) for a relevant and for a non-relevant candidate (add-one smoothed); `c` may be
+        an array, one threshold per candidate."""
+        def tail(values: np.ndarray):
             above = len(values) - np.searchsorted(values, confidence, side="right")
             return (above + 1) / (len(values) + 2)
         return tail(self.relevant_confidences), tail(self.other_confidences)
@@ -123,15 +124,27 @@ class RankPrior:
         return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in data.items()})
 
 
-def residual_risk(confidences: np.ndarray, total: int, depth: int, k: int, prior: RankPrior) -> float:
-    """Expected number of unscored candidates (within `depth`) that would beat the current k-th best."""
+def blend_score(confidence, recall_rank, blend: float):
+    """The rerank score: calibrated confidence blended with the recall rank (scalars or arrays)."""
+    return (1 - blend) * confidence + blend / np.log2(1 + recall_rank)
+
+
+def residual_risk(confidences: np.ndarray, total: int, depth: int, k: int, prior: RankPrior,
+                  blend: float = 0.0) -> float:
+    """Expected number of unscored candidates (within `depth`) whose rerank score would beat the current k-th
+    best. With a blend, a deep candidate needs a higher confidence to get there than a shallow one."""
     scored = len(confidences)
     last = min(total, depth)
-    if scored >= last:
+    if scored >= last or blend >= 1:
         return 0.0
-    kth = np.sort(confidences)[-k] if scored >= k else 0.0
-    p_rel = prior.p_relevant(np.arange(scored, last))
-    above_rel, above_other = prior.p_above(float(kth))
+    ranks = np.arange(scored + 1, last + 1)
+    if scored >= k:
+        kth = np.sort(blend_score(confidences, np.arange(1, scored + 1), blend))[-k]
+        needed = (kth - blend / np.log2(1 + ranks)) / (1 - blend)
+    else:
+        needed = np.full(len(ranks), -np.inf)  # fewer than k scored: any candidate enters the top k
+    p_rel = prior.p_relevant(ranks - 1)
+    above_rel, above_other = prior.p_above(needed)
     return float(np.sum(p_rel * above_rel + (1 - p_rel) * above_other))
 
 
@@ -149,6 +162,7 @@ class ResidualRisk:
     first_chunk: int = 4
     max_chunk: int = 32
     depth: int = 100
+    blend: float = 0.0  # the rerank loop's blend, so the risk is about the ranking actually produced
     name = "risk"
 
     def __post_init__(self) -> None:
@@ -158,7 +172,8 @@ class ResidualRisk:
         done = _exhausted(len(confidences), total, self.depth)
         if done:
             return done
-        if len(confidences) and residual_risk(confidences, total, self.depth, self.k, self.prior) < self.epsilon:
+        risk = residual_risk(confidences, total, self.depth, self.k, self.prior, self.blend)
+        if len(confidences) and risk < self.epsilon:
             return Decision(True, "low_risk")
         return Decision(False, "", min(self.max_chunk, max(self.first_chunk, len(confidences))))
 

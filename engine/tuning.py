@@ -126,7 +126,7 @@ def fit_prior(dev: list[DevData], calibration: Calibration, depth: int) -> RankP
     return RankPrior(at_rank / max(queries, 1), np.sort(relevant), np.sort(other))
 
 
-def policy_grid(prior: RankPrior, depth: int) -> list:
+def policy_grid(prior: RankPrior, depth: int, blend: float = 0.0) -> list:
     grid: list = [FullRerank(depth=depth, chunk=16)]
     for tau in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98):
         for chunk in (5, 10, 20):
@@ -136,7 +136,8 @@ def policy_grid(prior: RankPrior, depth: int) -> list:
     for epsilon in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5):
         for k in (1, 3, 5, 10):
             for first in (4, 8):
-                grid.append(ResidualRisk(prior=prior, epsilon=epsilon, k=k, first_chunk=first, depth=depth))
+                grid.append(ResidualRisk(prior=prior, epsilon=epsilon, k=k, first_chunk=first, depth=depth,
+                                         blend=blend))
     return grid
 
 
@@ -164,7 +165,7 @@ def tune(model_dir: Path, dev: list[DevData], max_loss: float = 0.01, depth: int
     by_blend = {b: sweep(dev, calibration, b, [full])[0] for b in blends}
     blend = max(blends, key=lambda b: (by_blend[b]["nDCG@10"], -b))
     prior = fit_prior(dev, calibration, depth)
-    rows = sweep(dev, calibration, blend, policy_grid(prior, depth))
+    rows = sweep(dev, calibration, blend, policy_grid(prior, depth, blend))
     reference = rows[0]
     ok = [r for r in rows if r["nDCG@10"] >= (1 - max_loss) * reference["nDCG@10"]
           and r["RR@10"] >= (1 - max_loss) * reference["RR@10"]]
@@ -192,7 +193,7 @@ def load_operating_point(model_dir: Path, depth: int | None = None):
 
 def policy_from(row: dict, prior: RankPrior | None, depth: int | None = None):
     params = {k: v for k, v in row.items() if k in {"tau", "chunk", "depth", "k", "epsilon", "first_chunk",
-                                                   "max_chunk"}}
+                                                   "max_chunk", "blend"}}
     if depth:
         params["depth"] = depth
     kinds = {"full": FullRerank, "threshold": Threshold, "topk": TopKConfident}

@@ -69,3 +69,15 @@ def test_prior_round_trips(prior):
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError, match="chunk and depth must be positive"):
         Threshold(chunk=0)
+
+
+def test_blend_makes_deep_candidates_need_more_confidence(prior):
+    # Scored: ranks 1 and 2 with confidences 0.6 and 0.2; k=1. Without blend the top score is 0.6.
+    plain = residual_risk(c(0.6, 0.2), total=10, depth=4, k=1, prior=prior)
+    # blend 0.5: top = 0.5*0.6 + 0.5/log2(2) = 0.8; rank 3 needs (0.8 - 0.5/2) / 0.5 = 1.1 and rank 4
+    # (0.8 - 0.5/log2(5)) / 0.5 = 1.17, above any confidence: only the smoothing is left, 1/10 and 1/22.
+    blended = residual_risk(c(0.6, 0.2), total=10, depth=4, k=1, prior=prior, blend=0.5)
+    expected = (0.1 * 0.1 + 0.9 / 22) + (0.05 * 0.1 + 0.95 / 22)
+    assert blended == pytest.approx(expected)
+    assert blended < plain
+    assert residual_risk(c(0.6), total=10, depth=4, k=1, prior=prior, blend=1.0) == 0.0
