@@ -18,7 +18,8 @@ HEADLINE = ("recall: bm25", "recall: dense", "recall: hybrid", "full rerank top-
 
 
 def table(record: dict) -> str:
-    rows = [r for r in record["rows"] if r["config"] in HEADLINE or r["config"].startswith("full rerank")]
+    rows = [r for r in record["rows"] if r["config"] in HEADLINE or r["config"].startswith("full rerank")
+            or r["config"].startswith("recall: rank-bm25")]
     peer = record.get("peer_cross_encoder", {})
     lines = [f"**{record['dataset']} {record['split']}** ({record['queries']} queries, hybrid top-{record['depth']} "
              f"candidates, blend {record['blend']}, {record['machine']['cores']} cores, commit "

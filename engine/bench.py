@@ -90,6 +90,7 @@ def rerank_configs(point: dict | None, prior: RankPrior | None, depth: int) -> l
     """(name, family, policy): full reranks, the published rule's sweep, ours, and the dev-chosen points."""
     configs: list[tuple[str, str, object]] = [(f"full rerank top-{n}", "full", FullRerank(depth=n, chunk=16))
                                               for n in sorted({20, 50, depth}) if n <= depth]
+    configs.append((f"full rerank top-{depth}, confidence only (no blend)", "unblended", FullRerank(depth, 16)))
     for tau in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98):
         configs.append((f"published tau={tau} c=10", "published (Ying & Huo)", Threshold(tau, 10, depth)))
         configs.append((f"top-3 confident tau={tau}", "top-k confident", TopKConfident(3, tau, 10, depth)))
@@ -124,7 +125,9 @@ def rerank_rows(data, qrels, calibration: Calibration, blend: float, configs, se
     rows, results_by_name = [], {}
     for name, family, policy in configs:
         depth = getattr(policy, "depth", None)
-        results, pairs, reasons = replay(data.scored, policy, calibration, blend, depth)
+        # "unblended": the reranker's confidence alone, to show what blending with recall adds.
+        results, pairs, reasons = replay(data.scored, policy, calibration, 0.0 if family == "unblended" else blend,
+                                         depth)
         results_by_name[name] = results
         rerank_ms = pairs * seconds_per_pair * 1000
         candidates = sum(min(len(sq.candidates), depth or len(sq.candidates)) for sq in data.scored)
@@ -244,7 +247,7 @@ def write_plots(name: str, rows: list[dict], results: dict, qrels, out: Path) ->
     full = max((r for r in rows if r["kind"] == "full"), key=lambda r: r["pairs_mean"])
     curves: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
-        if r["kind"] not in ("full", "chosen"):
+        if r["kind"] not in ("full", "chosen", "unblended"):
             curves.setdefault(r["kind"], []).append((r["pairs_mean"], r["nDCG@10"]))
     curves["full rerank top-N"] = [(r["pairs_mean"], r["nDCG@10"]) for r in rows if r["kind"] == "full"]
     cost = quality_vs_cost(curves, full["nDCG@10"], out / f"{name}-quality-vs-pairs.png",
