@@ -160,7 +160,8 @@ def sweep(dev: list[DevData], calibration: Calibration, blend: float, grid: list
 def tune(model_dir: Path, dev: list[DevData], max_loss: float = 0.01, depth: int = 100) -> dict:
     """Choose blend and stopping policy on dev; write `operating_point.json` into `model_dir`."""
     calibration = Calibration.load(model_dir / "calibration.json")
-    blends = [round(float(b), 2) for b in np.arange(0.0, 1.001, 0.05)]  # 1.0 is recall order: never worse than recall on dev
+    # Up to 1.0, which is plain recall order: on dev the chosen blend is never worse than recall alone.
+    blends = [round(float(b), 2) for b in np.arange(0.0, 1.001, 0.05)]
     full = FullRerank(depth=depth, chunk=16)
     by_blend = {b: sweep(dev, calibration, b, [full])[0] for b in blends}
     blend = max(blends, key=lambda b: (by_blend[b]["nDCG@10"], -b))
