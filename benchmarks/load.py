@@ -1,0 +1,120 @@
+"""Load test of the service on loopback: throughput, latency percentiles and errors per concurrency level.
+
+    python benchmarks/load.py [--seconds 10] [--levels 1 8 32 128]
+
+Starts `earlyrank serve` twice (micro-batching on, then off; EARLYRANK_BATCHING) on the default index and
+model, and drives `/v1/answer` (XQuAD test questions) and `/v1/rerank` (a question and 20 passages) with N
+concurrent clients for a fixed time each. A 429 is the designed answer to more work than
+EARLYRANK_MAX_CONCURRENT; any other non-200 is an error. Writes results/load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.bench import git_commit, machine  # noqa: E402
+from engine.datasets import DEFAULT_CORPUS, load_dataset  # noqa: E402
+
+
+def payloads(endpoint: str, rng: random.Random) -> list[dict]:
+    ds = load_dataset(DEFAULT_CORPUS)
+    questions = [q.text for q in ds.split("test")[0]]
+    if endpoint == "/v1/answer":
+        return [{"query": q, "top_k": 5} for q in questions]
+    texts = [d.full_text for d in ds.corpus]
+    return [{"query": q, "documents": rng.sample(texts, 20), "top_n": 3} for q in questions[:100]]
+
+
+async def drive(base: str, endpoint: str, bodies: list[dict], clients: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    stop = time.monotonic() + seconds
+
+    async def client(worker: int, http: httpx.AsyncClient) -> None:
+        i = worker
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            try:
+                response = await http.post(base + endpoint, json=bodies[i % len(bodies)])
+                key = str(response.status_code)
+            except httpx.HTTPError as e:
+                key = type(e).__name__
+            latencies.append(time.perf_counter() - started)
+            statuses[key] = statuses.get(key, 0) + 1
+            i += clients
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        started = time.monotonic()
+        await asyncio.gather(*(client(w, http) for w in range(clients)))
+        elapsed = time.monotonic() - started
+    ok = statuses.get("200", 0)
+    lat = np.asarray(latencies) * 1000
+    return {"clients": clients, "seconds": elapsed, "requests": len(latencies), "ok": ok,
+            "ok_per_s": ok / elapsed, "statuses": statuses,
+            "errors": sum(v for k, v in statuses.items() if k not in ("200", "429")),
+            **{f"p{q}_ms": float(np.percentile(lat, q)) for q in (50, 95, 99)}}
+
+
+def serve(port: int, batching: bool) -> subprocess.Popen:
+    env = {**os.environ, "EARLYRANK_PORT": str(port), "EARLYRANK_BATCHING": str(batching).lower()}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the service did not become ready in 5 minutes")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--levels", nargs="*", type=int, default=[1, 8, 32, 128])
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--out", type=Path, default=Path("results/load.json"))
+    args = parser.parse_args()
+    rng = random.Random(0)
+    bodies = {e: payloads(e, rng) for e in ("/v1/answer", "/v1/rerank")}
+    rows = []
+    print(f"{'batching':<8} {'endpoint':<11} {'clients':>7} {'ok/s':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'429s':>6} {'errors':>6}")
+    for batching in (True, False):
+        proc = serve(args.port, batching)
+        try:
+            for endpoint, items in bodies.items():
+                for clients in args.levels:
+                    row = asyncio.run(drive(f"http://127.0.0.1:{args.port}", endpoint, items, clients, args.seconds))
+                    row.update({"batching": batching, "endpoint": endpoint})
+                    rows.append(row)
+                    print(f"{str(batching):<8} {endpoint:<11} {clients:>7} {row['ok_per_s']:>6.2f} "
+                          f"{row['p50_ms']:>8.0f} {row['p95_ms']:>8.0f} {row['p99_ms']:>8.0f} "
+                          f"{row['statuses'].get('429', 0):>6} {row['errors']:>6}", flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"git_commit": git_commit(), "machine": machine(), "seconds": args.seconds,
+                                    "rows": rows}, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
