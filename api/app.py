@@ -41,6 +41,8 @@ def load_served_pipeline(settings: Settings) -> Pipeline:
     loaded = load_pipeline(settings.index_path, settings.model_path, settings.mode, settings.depth)
     if loaded.scorer is None:
         raise ValueError(f"{settings.model_path or 'the bundled model'}: no reranker was loaded")
+    if not settings.batching:
+        return loaded
     model = cast(LogitModel, loaded.scorer)  # a CrossEncoder: batched logits and its calibration
     scorer = BatchingScorer(model, settings.batch_wait_ms, settings.max_batch_pairs)
     return Pipeline(loaded.index, scorer, loaded.policy, loaded.mode, loaded.depth, loaded.blend)

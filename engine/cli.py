@@ -67,6 +67,13 @@ def _check_mode(mode: str) -> None:
         fail(f"unknown mode {mode!r}; choose bm25, dense or hybrid")
 
 
+def _check_request(query: str, k: int, mode: str) -> None:
+    _check_k(k)
+    _check_mode(mode)
+    if not query.strip():
+        fail("the query is empty")
+
+
 @app.command()
 def index(
     corpus: Annotated[Path, typer.Argument(help="A BEIR-layout directory (corpus.jsonl).")] = DEFAULT_CORPUS,
@@ -131,10 +138,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Recall only: the top K passages for QUERY from BM25, dense or hybrid search."""
-    _check_k(k)
-    _check_mode(mode)
-    if not query.strip():
-        fail("the query is empty")
+    _check_request(query, k, mode)
     loaded = _load_index(index_dir)
     try:
         hits = loaded.retriever(mode).search(query, k)
@@ -161,10 +165,7 @@ def ask(
     from engine.reranker import ModelLoadError
     from indexes.store import IndexStoreError
 
-    _check_k(k)
-    _check_mode(mode)
-    if not query.strip():
-        fail("the query is empty")
+    _check_request(query, k, mode)
     if depth <= 0:
         fail(f"--depth must be positive, got {depth}")
     try:
@@ -377,6 +378,8 @@ def train(
     negatives: Annotated[int, typer.Option(help="Negatives per positive (hard + random).")] = 7,
     self_supervised: Annotated[int, typer.Option(help="Title-as-question groups per corpus.")] = 0,
     max_minutes: Annotated[float, typer.Option(help="Stop after this long (0: no limit).")] = 0.0,
+    max_steps: Annotated[int, typer.Option(help="Stop after N optimizer steps; the LR schedule still spans all "
+                                                "epochs (0: no limit).")] = 0,
     eval_every: Annotated[int, typer.Option(help="Optimizer steps between dev evaluations.")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
 ) -> None:
@@ -392,7 +395,7 @@ def train(
     try:
         params = TrainParams(loss=loss, epochs=epochs, max_length=max_length, negatives=negatives,
                              self_supervised=self_supervised, max_minutes=max_minutes, eval_every=eval_every,
-                             seed=seed)
+                             seed=seed, max_steps=max_steps)
     except ValueError as e:
         fail(str(e))
     card = run_training(list(data), out, params)
@@ -407,3 +410,7 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

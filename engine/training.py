@@ -43,6 +43,7 @@ class TrainParams:
     dev_depth: int = 20
     eval_every: int = 100  # optimizer steps
     max_minutes: float = 0.0  # 0 = no time limit
+    max_steps: int = 0  # stop after this many optimizer steps (0 = the whole schedule); the schedule is unchanged
     seed: int = 13
     base_model: str = ""
 
@@ -151,7 +152,8 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
         state["step"] += 1
         bar.update(1)
         elapsed = time.time() - started
-        out_of_time = params.max_minutes and elapsed > params.max_minutes * 60
+        out_of_time = bool(params.max_minutes and elapsed > params.max_minutes * 60) or (
+            params.max_steps > 0 and state["step"] >= params.max_steps)
         if state["step"] % params.eval_every == 0 or state["step"] == total_steps or out_of_time:
             model.eval()
             score = dev_ndcg(scorer, dev) if dev.items else 0.0
