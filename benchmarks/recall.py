@@ -75,7 +75,7 @@ def evaluate(name, retriever, queries, qrels, build_s, rows, dataset):
     return results
 
 
-def real_data(names: list[str]) -> tuple[list[dict], dict]:
+def real_data(names: list[str], dense: bool = True) -> tuple[list[dict], dict]:
     rows, parity = [], {}
     for name in names:
         ds = load_dataset(SHARED / name)
@@ -92,6 +92,8 @@ def real_data(names: list[str]) -> tuple[list[dict], dict]:
                         "latency_ratio_p50": rows[-1]["latency_ms"]["p50"] / rows[-2]["latency_ms"]["p50"]}
         peer, t_peer = timed_build(lambda: Bm25sRetriever(ids, texts, BM25Params()))
         evaluate("bm25s (lucene)", peer, queries, qrels, t_peer, rows, name)
+        if not dense:
+            continue
         dense, t_dense = timed_build(lambda: DenseIndex.build(ids, texts, DenseParams(), progress=True))
         evaluate("dense (MiniLM, flat)", dense, queries, qrels, t_dense, rows, name)
         evaluate("hybrid (RRF k=60, depth 100)", HybridRetriever([bm25, dense]), queries, qrels, t_bm25 + t_dense,
@@ -139,9 +141,10 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="*", default=["scifact", "xquad-en"])
     parser.add_argument("--scaling", nargs="*", type=int, default=[])
     parser.add_argument("--dense-scaling", nargs="*", type=int, default=[])
+    parser.add_argument("--sparse-only", action="store_true", help="BM25 backends only (no dense, no hybrid)")
     parser.add_argument("--out", type=Path, default=Path("results/recall.json"))
     args = parser.parse_args()
-    rows, parity = real_data(args.datasets) if args.datasets else ([], {})
+    rows, parity = real_data(args.datasets, not args.sparse_only) if args.datasets else ([], {})
     print(f"{'dataset':<10} {'backend':<30} {'nDCG@10':>8} {'RR@10':>7} {'R@100':>7} {'build s':>8} "
           f"{'p50 ms':>8} {'p95 ms':>8}")
     for r in rows:
