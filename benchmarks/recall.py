@@ -27,6 +27,7 @@ from indexes.dense import DenseIndex, DenseParams  # noqa: E402
 from indexes.hybrid import HybridRetriever  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DEPTH = 100  # hits per query; --k changes it (R@100 needs 100)
 
 
 def peak_mb() -> float:
@@ -67,7 +68,7 @@ def evaluate(name, retriever, queries, qrels, build_s, rows, dataset):
     results, latency = {}, []
     for q in queries:
         started = time.perf_counter()
-        results[q.id] = retriever.search(q.text, 100)
+        results[q.id] = retriever.search(q.text, DEPTH)
         latency.append((time.perf_counter() - started) * 1000)
     metrics = evaluate_run(qrels, run_from_hits(results), ("nDCG@10", "RR@10", "R@100"))
     rows.append({"dataset": dataset, "backend": name, **metrics, "build_s": build_s,
@@ -142,8 +143,11 @@ def main() -> None:
     parser.add_argument("--scaling", nargs="*", type=int, default=[])
     parser.add_argument("--dense-scaling", nargs="*", type=int, default=[])
     parser.add_argument("--sparse-only", action="store_true", help="BM25 backends only (no dense, no hybrid)")
+    parser.add_argument("--k", type=int, default=100, help="hits per query (R@100 is only meaningful at 100)")
     parser.add_argument("--out", type=Path, default=Path("results/recall.json"))
     args = parser.parse_args()
+    global DEPTH
+    DEPTH = args.k
     rows, parity = real_data(args.datasets, not args.sparse_only) if args.datasets else ([], {})
     print(f"{'dataset':<10} {'backend':<30} {'nDCG@10':>8} {'RR@10':>7} {'R@100':>7} {'build s':>8} "
           f"{'p50 ms':>8} {'p95 ms':>8}")
@@ -157,7 +161,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"git_commit": git_commit(), "machine": machine(), "rows": rows,
                                     "parity": parity, "scaling": scale,
-                                    "params": {"bm25": vars(BM25Params()), "k": 100}}, indent=1))
+                                    "params": {"bm25": vars(BM25Params()), "k": args.k}}, indent=1))
     print(f"wrote {args.out}")
 
 

@@ -28,7 +28,7 @@ class Query:
     metadata: dict = field(default_factory=dict, hash=False, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: hits are built by the hundred on every query
 class Hit:
     """One ranked document for one query.
 
