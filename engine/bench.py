@@ -207,7 +207,7 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     index = dataset_index(dataset)
     data = scored_split(data_dir, split, scorer, model_dir, "hybrid", depth, limit, ray_address=ray_address,
                         ray_workers=ray_workers)
-    queries = [q for q in split_queries(dataset, split, model_dir)[0]][: limit or None]
+    queries = split_queries(dataset, split, model_dir)[0][: limit or None]
     qrels = data.qrels
     point = json.loads((model_dir / OPERATING_POINT).read_text()) if (model_dir / OPERATING_POINT).is_file() else None
     prior = RankPrior.from_dict(point["prior"]) if point else None

@@ -119,8 +119,8 @@ def faithfulness(scorer: PairScorer, query: str, passage: str, explanation: Expl
                  seed: int = 0, trials: int = 10) -> dict[str, float]:
     """Confidence drop from removing the k most positive words vs k random words (mean of `trials`)."""
     _, words, _ = _features(passage)
-    top = {w.word for w in explanation.weights if w.weight > 0}
-    top = set(sorted(top, key=lambda w: -next(x.weight for x in explanation.weights if x.word == w))[:k])
+    strongest = sorted(explanation.weights, key=lambda w: -w.weight)[:k]
+    top = {w.word for w in strongest if w.weight > 0}
     rng = np.random.default_rng(seed)
     randoms = [set(rng.choice(words, size=min(len(top), len(words)), replace=False)) for _ in range(trials)]
     texts = [remove_words(passage, top)] + [remove_words(passage, r) for r in randoms]

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -82,13 +83,9 @@ class LoadedIndex:
     def doc(self, doc_id: str) -> Document:
         return self._by_id[doc_id]
 
-    @property
+    @cached_property
     def _by_id(self) -> dict[str, Document]:
-        cached = self.__dict__.get("_doc_map")
-        if cached is None:
-            cached = {d.id: d for d in self.docs}
-            object.__setattr__(self, "_doc_map", cached)
-        return cached
+        return {d.id: d for d in self.docs}
 
     def retriever(self, mode: str):
         """The retriever for `mode` (bm25, dense or hybrid), or a clear error if that part was not built."""
