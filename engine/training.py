@@ -121,7 +121,7 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
     state: dict[str, Any] = {"step": 0, "best": -1.0, "history": [], "seconds": 0.0}
     if source == checkpoint:
         saved = torch.load(checkpoint / "state.pt", weights_only=False)
-        if saved.get("params") != asdict(params):
+        if _trajectory(saved.get("params", {})) != _trajectory(asdict(params)):
             raise ValueError(f"{checkpoint} was written by a run with other parameters; delete it to start "
                              f"afresh, or rerun with the same options to resume")
         optimizer.load_state_dict(saved["optimizer"])
@@ -186,6 +186,14 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
     }
     (out / CARD).write_text(json.dumps(card, indent=2))
     return card
+
+
+# Limits on when a run stops or reports do not change what it learns, so a resumed run may set them anew.
+_STOP_FIELDS = frozenset({"max_minutes", "max_steps", "eval_every"})
+
+
+def _trajectory(params: dict) -> dict:
+    return {k: v for k, v in params.items() if k not in _STOP_FIELDS}
 
 
 def _count_sources(groups: list[Group]) -> dict[str, int]:
