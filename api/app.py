@@ -28,7 +28,10 @@ from api.metrics import Metrics, MetricsMiddleware
 from engine.pipeline import Pipeline
 from engine.settings import Settings
 
-__all__ = ["PipelineFactory", "create_app", "get_pipeline", "get_runtime", "get_settings", "load_served_pipeline"]
+__all__ = [
+    "PipelineFactory", "app_from_env", "create_app", "get_pipeline", "get_runtime", "get_settings",
+    "load_served_pipeline",
+]
 
 PipelineFactory = Callable[[Settings], Pipeline]
 
@@ -46,6 +49,11 @@ def load_served_pipeline(settings: Settings) -> Pipeline:
     model = cast(LogitModel, loaded.scorer)  # a CrossEncoder: batched logits and its calibration
     scorer = BatchingScorer(model, settings.batch_wait_ms, settings.max_batch_pairs)
     return Pipeline(loaded.index, scorer, loaded.policy, loaded.mode, loaded.depth, loaded.blend)
+
+
+def app_from_env() -> FastAPI:
+    """`create_app(Settings())`: the zero-argument factory each of `uvicorn --workers N` processes calls."""
+    return create_app(Settings())
 
 
 def _version() -> str:

@@ -1,11 +1,12 @@
 """Load test of the service on loopback: throughput, latency percentiles and errors per concurrency level.
 
-    python benchmarks/load.py [--seconds 10] [--levels 1 8 32 128]
+    python benchmarks/load.py [--seconds 10] [--levels 1 8 32 128] [--workers 2]
 
-Starts `earlyrank serve` twice (micro-batching on, then off; EARLYRANK_BATCHING) on the default index and
-model, and drives `/v1/answer` (XQuAD test questions) and `/v1/rerank` (a question and 20 passages) with N
-concurrent clients for a fixed time each. A 429 is the designed answer to more work than
-EARLYRANK_MAX_CONCURRENT; any other non-200 is an error. Writes results/load.json.
+Starts `earlyrank serve` on the default index and model with micro-batching on, then off
+(EARLYRANK_BATCHING), then with micro-batching on in N worker processes for each --workers N, and drives
+`/v1/answer` (XQuAD test questions) and `/v1/rerank` (a question and 20 passages) with N concurrent clients
+for a fixed time each. A 429 is the designed answer to more work than EARLYRANK_MAX_CONCURRENT (per worker);
+any other non-200 is an error. Writes results/load.json.
 """
 
 from __future__ import annotations
@@ -69,13 +70,15 @@ async def drive(base: str, endpoint: str, bodies: list[dict], clients: int, seco
             **{f"p{q}_ms": float(np.percentile(lat, q)) for q in (50, 95, 99)}}
 
 
-def serve(port: int, batching: bool) -> subprocess.Popen:
-    env = {**os.environ, "EARLYRANK_PORT": str(port), "EARLYRANK_BATCHING": str(batching).lower()}
+def serve(port: int, batching: bool, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "EARLYRANK_PORT": str(port), "EARLYRANK_BATCHING": str(batching).lower(),
+           "EARLYRANK_WORKERS": str(workers)}
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     for _ in range(600):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                time.sleep(10 if workers > 1 else 0)  # one worker answered; give the others time to load
                 return proc
         except httpx.HTTPError:
             pass
@@ -89,22 +92,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--levels", nargs="*", type=int, default=[1, 8, 32, 128])
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--workers", nargs="*", type=int, default=[2], help="worker counts to try (batching on)")
     parser.add_argument("--out", type=Path, default=Path("results/load.json"))
     args = parser.parse_args()
     rng = random.Random(0)
     bodies = {e: payloads(e, rng) for e in ("/v1/answer", "/v1/rerank")}
     rows = []
-    print(f"{'batching':<8} {'endpoint':<11} {'clients':>7} {'ok/s':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'429s':>6} {'errors':>6}")
-    for batching in (True, False):
-        proc = serve(args.port, batching)
+    print(f"{'batching':<8} {'workers':>7} {'endpoint':<11} {'clients':>7} {'ok/s':>6} {'p50 ms':>8} {'p95 ms':>8} "
+          f"{'p99 ms':>8} {'429s':>6} {'errors':>6}")
+    setups = [(True, 1), (False, 1)] + [(True, n) for n in args.workers if n > 1]
+    for batching, workers in setups:
+        proc = serve(args.port, batching, workers)
         try:
             for endpoint, items in bodies.items():
                 for clients in args.levels:
                     row = asyncio.run(drive(f"http://127.0.0.1:{args.port}", endpoint, items, clients, args.seconds))
-                    row.update({"batching": batching, "endpoint": endpoint})
+                    row.update({"batching": batching, "workers": workers, "endpoint": endpoint})
                     rows.append(row)
-                    print(f"{str(batching):<8} {endpoint:<11} {clients:>7} {row['ok_per_s']:>6.2f} "
+                    print(f"{str(batching):<8} {workers:>7} {endpoint:<11} {clients:>7} {row['ok_per_s']:>6.2f} "
                           f"{row['p50_ms']:>8.0f} {row['p95_ms']:>8.0f} {row['p99_ms']:>8.0f} "
                           f"{row['statuses'].get('429', 0):>6} {row['errors']:>6}", flush=True)
         finally:

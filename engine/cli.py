@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -341,10 +342,12 @@ def serve(
     model: Annotated[Path | None, typer.Option("--model", help="Cross-encoder directory (default: bundled).")] = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes sharing the port (default 1).")] = None,
 ) -> None:
     """Run the HTTP service. Options override EARLYRANK_* environment variables, which override defaults.
 
-    With no index built yet at the default path, the bundled demo corpus (XQuAD) is indexed first.
+    With no index built yet at the default path, the bundled demo corpus (XQuAD) is indexed first. With
+    --workers N, uvicorn runs N processes on one port, each with cores // N torch threads.
     """
     import uvicorn
     from pydantic import ValidationError
@@ -353,7 +356,7 @@ def serve(
     from engine.settings import Settings
 
     overrides: dict[str, Any] = {k: v for k, v in {"index_path": index_dir, "model_path": model, "host": host,
-                                   "port": port}.items() if v is not None}
+                                   "port": port, "workers": workers}.items() if v is not None}
     try:
         settings = Settings(**overrides)
     except ValidationError as e:
@@ -365,7 +368,15 @@ def serve(
     typer.echo(f"earlyrank serving {settings.index_path} at {base}/  (docs: {base}/docs)\n"
                f"try: curl -s {base}/v1/answer -H 'content-type: application/json' "
                f"-d '{{\"query\": \"How many points did the Panthers defense surrender?\"}}'")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, timeout_graceful_shutdown=30)
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, timeout_graceful_shutdown=30)
+        return
+    # Worker processes rebuild the settings from the environment, so hand the command-line options down.
+    for key, value in overrides.items():
+        os.environ[f"EARLYRANK_{key.upper()}"] = str(value)
+    os.environ.setdefault("EARLYRANK_THREADS", str(max(1, (os.cpu_count() or 1) // settings.workers)))
+    uvicorn.run("api.app:app_from_env", factory=True, workers=settings.workers, host=settings.host,
+                port=settings.port, timeout_graceful_shutdown=30)
 
 
 @app.command()

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     model_path: Path | None = Field(None, description="Cross-encoder directory; None means the bundled one.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, description="Server processes sharing the port, each with its own copy of the "
+                         "index and model and cores // workers torch threads.")
 
     mode: Literal["bm25", "dense", "hybrid"] = Field("hybrid", description="Default recall mode.")
     depth: int = Field(100, ge=1, description="Default number of recalled candidates offered to the reranker.")
