@@ -73,7 +73,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_backend(model: Path, backend: str, lengths: list[int], pairs: int) -> dict:
+def measure_backend(model: Path, backend: str, lengths: list[int], pairs: int, batch_sizes: list[int]) -> dict:
     """Run in a fresh process per backend, so start-up time and memory are the backend's own."""
     code = f"""
 import json, time, resource, sys
@@ -98,9 +98,23 @@ for length in {lengths!r}:
     scorer.logits(qs, ps)
     seconds = time.perf_counter() - t
     tokens = [len(scorer.encode([q], [p])["input_ids"][0]) for q, p in zip(qs[:64], ps[:64])]
+    t = time.perf_counter()
+    for start in range(0, {pairs}, scorer.batch_size):
+        scorer.encode(qs[start:start + scorer.batch_size], ps[start:start + scorer.batch_size])
+    tokenize = time.perf_counter() - t
     rows.append({{"length": length, "pairs_per_s": {pairs} / seconds, "ms_per_pair": 1000 * seconds / {pairs},
-                 "mean_tokens": sum(tokens) / len(tokens)}})
-print(json.dumps({{"backend": {backend!r}, "startup_s": startup, "rss_mb": rss, "rows": rows}}))
+                 "mean_tokens": sum(tokens) / len(tokens), "tokenize_share": tokenize / seconds}})
+batches = []
+scorer.max_length = {lengths[len(lengths) // 2]!r}
+default_batch = scorer.batch_size
+for size in {batch_sizes!r}:
+    scorer.batch_size = size
+    t = time.perf_counter()
+    scorer.logits(qs, ps)
+    batches.append({{"batch_size": size, "pairs_per_s": {pairs} / (time.perf_counter() - t)}})
+scorer.batch_size = default_batch
+print(json.dumps({{"backend": {backend!r}, "startup_s": startup, "rss_mb": rss, "rows": rows,
+                  "batch_sizes": batches, "batch_length": scorer.max_length}}))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -118,16 +132,20 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=256)
     parser.add_argument("--lengths", nargs="*", type=int, default=[128, 192, 256])
     parser.add_argument("--backends", nargs="*", default=list(BACKENDS))
+    parser.add_argument("--batch-sizes", nargs="*", type=int, default=[8, 16, 32, 64],
+                        help="batch sizes tried at the middle length")
     parser.add_argument("--out", type=Path, default=Path("results/speed.json"))
     args = parser.parse_args()
     config = AutoConfig.from_pretrained(str(args.model), local_files_only=True)
     peaks = {d: matmul_peak(d) for d in ("fp32", "bf16", "int8")}
-    results = [measure_backend(args.model, b, args.lengths, args.pairs) for b in args.backends]
+    results = [measure_backend(args.model, b, args.lengths, args.pairs, args.batch_sizes) for b in args.backends]
     peak_of = {"torch-fp32": "fp32", "onnx-fp32": "fp32", "torch-bf16": "bf16", "onnx-int8": "int8"}
     print(f"matmul peak here: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f}, "
           f"int8 {peaks['int8'] / 1e9:.0f} GOP/s")
-    print(f"{'backend':<12} {'length':>6} {'tokens':>6} {'pairs/s':>8} {'ms/pair':>8} {'bound/s':>8} {'of bound':>8} "
-          f"{'start s':>7} {'RSS MB':>7}")
+    print(f"{'backend':<12} {'length':>6} {'tokens':>6} {'pairs/s':>8} {'ms/pair':>8} {'vs fp32':>7} {'bound/s':>8} "
+          f"{'of bound':>8} {'tokenize':>8} {'start s':>7} {'RSS MB':>7}")
+    baseline = {row["length"]: row["pairs_per_s"] for r in results if r["backend"] == "torch-fp32"
+                for row in r.get("rows", [])}
     for r in results:
         if "error" in r:
             print(f"{r['backend']:<12} error: {r['error']}")
@@ -137,9 +155,17 @@ def main() -> None:
                                    round(row["mean_tokens"]))
             row["bound_pairs_per_s"] = peaks[peak_of[r["backend"]]] / flops
             row["fraction_of_bound"] = row["pairs_per_s"] / row["bound_pairs_per_s"]
+            row["speedup_vs_torch_fp32"] = row["pairs_per_s"] / baseline.get(row["length"], float("nan"))
             print(f"{r['backend']:<12} {row['length']:>6} {row['mean_tokens']:>6.0f} {row['pairs_per_s']:>8.1f} "
-                  f"{row['ms_per_pair']:>8.1f} {row['bound_pairs_per_s']:>8.0f} {row['fraction_of_bound']:>8.1%} "
+                  f"{row['ms_per_pair']:>8.1f} {row['speedup_vs_torch_fp32']:>6.2f}x "
+                  f"{row['bound_pairs_per_s']:>8.0f} {row['fraction_of_bound']:>8.1%} {row['tokenize_share']:>8.1%} "
                   f"{r['startup_s']:>7.1f} {r['rss_mb']:>7.0f}")
+    print("pairs/s by batch size (at length " + str(args.lengths[len(args.lengths) // 2]) + "):")
+    sizes = args.batch_sizes
+    print(f"{'backend':<12} " + " ".join(f"{'b=' + str(n):>8}" for n in sizes))
+    for r in results:
+        if "batch_sizes" in r:
+            print(f"{r['backend']:<12} " + " ".join(f"{b['pairs_per_s']:>8.1f}" for b in r["batch_sizes"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"git_commit": git_commit(), "machine": machine(), "peaks": peaks,
                                     "model": str(args.model), "pairs": args.pairs, "results": results}, indent=1))
