@@ -95,14 +95,15 @@ def rerank_configs(point: dict | None, prior: RankPrior | None, depth: int) -> l
         configs.append((f"published tau={tau} c=10", "published (Ying & Huo)", Threshold(tau, 10, depth)))
         configs.append((f"top-3 confident tau={tau}", "top-k confident", TopKConfident(3, tau, 10, depth)))
     if prior is not None:
-        for eps in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5):
+        for eps in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0):
             configs.append((f"residual risk eps={eps} k=3", "residual risk (ours)",
                             ResidualRisk(prior=prior, epsilon=eps, k=3, first_chunk=4, depth=depth,
                                          blend=point["blend"] if point else 0.0)))
     if point is not None:
-        configs.append(("operating point (chosen on dev)", "chosen", policy_from(point["chosen"], prior, depth)))
+        configs.append(("operating point (chosen on dev)", "chosen", policy_from(point["chosen"], prior, depth,
+                                                                                  point["depth"])))
         configs.append(("published rule, best on dev", "chosen",
-                        policy_from(point["best_published_rule"], prior, depth)))
+                        policy_from(point["best_published_rule"], prior, depth, point["depth"])))
     return configs
 
 

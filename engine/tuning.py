@@ -127,17 +127,21 @@ def fit_prior(dev: list[DevData], calibration: Calibration, depth: int) -> RankP
 
 
 def policy_grid(prior: RankPrior, depth: int, blend: float = 0.0) -> list:
-    grid: list = [FullRerank(depth=depth, chunk=16)]
-    for tau in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98):
-        for chunk in (5, 10, 20):
-            grid.append(Threshold(tau=tau, chunk=chunk, depth=depth))
-        for k in (2, 3, 5):
-            grid.append(TopKConfident(k=k, tau=tau, chunk=10, depth=depth))
-    for epsilon in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5):
-        for k in (1, 3, 5, 10):
-            for first in (4, 8):
-                grid.append(ResidualRisk(prior=prior, epsilon=epsilon, k=k, first_chunk=first, depth=depth,
-                                         blend=blend))
+    """Every policy `tune` tries: the full rerank first (the reference), each rule at the full depth, and each
+    with a cap on how deep it may score (a maximum depth, as in the published rule)."""
+    caps = [c for c in (10, 20, 30, 50) if c < depth]
+    grid: list = [FullRerank(depth=depth, chunk=16)] + [FullRerank(depth=c, chunk=16) for c in caps]
+    for cap in (depth, *caps):
+        for tau in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98):
+            for chunk in (5, 10, 20):
+                grid.append(Threshold(tau=tau, chunk=chunk, depth=cap))
+            for k in (2, 3, 5):
+                grid.append(TopKConfident(k=k, tau=tau, chunk=10, depth=cap))
+        for epsilon in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0):
+            for k in (1, 3, 5, 10):
+                for first in (4, 8):
+                    grid.append(ResidualRisk(prior=prior, epsilon=epsilon, k=k, first_chunk=first, depth=cap,
+                                             blend=blend))
     return grid
 
 
@@ -189,14 +193,17 @@ def load_operating_point(model_dir: Path, depth: int | None = None):
     if not path.is_file():
         return FullRerank(depth=depth or 100), 0.0
     point = json.loads(path.read_text())
-    return policy_from(point["chosen"], RankPrior.from_dict(point["prior"]), depth), point["blend"]
+    return policy_from(point["chosen"], RankPrior.from_dict(point["prior"]), depth, point["depth"]), point["blend"]
 
 
-def policy_from(row: dict, prior: RankPrior | None, depth: int | None = None):
+def policy_from(row: dict, prior: RankPrior | None, depth: int | None = None, tuned_depth: int | None = None):
+    """The policy a sweep row describes. `depth` (the candidates a caller recalls) replaces the row's depth,
+    except that a cap chosen below the depth it was tuned at (`tuned_depth`) stays a cap."""
     params = {k: v for k, v in row.items() if k in {"tau", "chunk", "depth", "k", "epsilon", "first_chunk",
                                                    "max_chunk", "blend"}}
     if depth:
-        params["depth"] = depth
+        capped = tuned_depth is not None and row["depth"] < tuned_depth
+        params["depth"] = min(depth, row["depth"]) if capped else depth
     kinds = {"full": FullRerank, "threshold": Threshold, "topk": TopKConfident}
     if row["policy"] == "risk":
         if prior is None:

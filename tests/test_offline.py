@@ -12,7 +12,7 @@ from engine.datasets import load_dataset
 from engine.offline import labelled_pairs, replay, score_split
 from engine.rerank import rerank
 from engine.stopping import FullRerank, Threshold
-from engine.tuning import DevData, calibrate, fit_prior, load_operating_point, tune
+from engine.tuning import DevData, calibrate, fit_prior, load_operating_point, policy_from, tune
 from indexes.store import build_index, load_index
 
 
@@ -86,3 +86,12 @@ def test_tune_stores_a_cheaper_point_within_the_loss(tiny, fake_scorer, tmp_path
     assert policy.name == point["chosen"]["policy"] and blend == point["blend"]
     assert json.loads((tmp_path / "operating_point.json").read_text())["dev_sets"] == ["tiny"]
     assert load_operating_point(tmp_path / "nowhere")[0] == FullRerank(depth=100)
+
+
+def test_a_tuned_depth_cap_stays_a_cap_and_an_uncapped_point_follows_the_callers_depth():
+    capped = {"policy": "threshold", "tau": 0.5, "chunk": 10, "depth": 30}
+    assert policy_from(capped, None, depth=100, tuned_depth=100).depth == 30
+    assert policy_from(capped, None, depth=20, tuned_depth=100).depth == 20  # never deeper than recalled
+    uncapped = {**capped, "depth": 100}
+    assert policy_from(uncapped, None, depth=200, tuned_depth=100).depth == 200
+    assert policy_from(uncapped, None).depth == 100
