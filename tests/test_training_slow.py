@@ -1,0 +1,48 @@
+"""Fine-tuning on a handful of hand-made groups: it learns, checkpoints, resumes, and refuses other parameters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from engine.reranker import CrossEncoder
+from engine.training import DevSet, TrainParams, train
+from engine.training_data import Group
+from indexes.dense import default_model_path
+
+pytestmark = pytest.mark.slow
+
+CAT = "Cats hunt mice at night and sleep through the day."
+OTHERS = ("The Eiffel Tower is in Paris.", "Rain falls from clouds.", "Bread is baked in an oven.")
+
+
+def groups() -> list[Group]:
+    questions = ["What do cats hunt?", "When do cats sleep?", "Which animal hunts mice?", "What hunts at night?"]
+    return [Group(q, CAT, OTHERS, "hand") for q in questions]
+
+
+def dev() -> DevSet:
+    candidates = [("cat", CAT)] + [(f"o{i}", t) for i, t in enumerate(OTHERS)]
+    return DevSet([("d1", "Do cats hunt mice?", candidates)], {"d1": {"cat": 1}})
+
+
+def test_train_checkpoints_resumes_and_refuses_other_parameters(tmp_path):
+    out = tmp_path / "model"
+    # 4 groups x 3 epochs / 2 per batch / accumulation 2 = 3 optimizer steps; stop after 2 first.
+    params = TrainParams(max_length=32, negatives=3, epochs=3, eval_every=1, max_steps=2, dev_queries=1,
+                         base_model=str(default_model_path()), lr_body=1e-4, seed=1)
+    first = train(groups(), dev(), out, params, progress=False)
+    assert first["steps"] == 2 and first["total_steps"] == 3
+    assert (tmp_path / ".model.checkpoint" / "state.pt").is_file()
+    # A changed stopping limit is a resume; the run continues from step 2 to the end of the schedule.
+    second = train(groups(), dev(), out, replace(params, max_steps=0), progress=False)
+    assert second["steps"] == 3 and [h["step"] for h in second["history"]] == [1, 2, 3]
+    assert json.loads((out / "training_card.json").read_text())["steps"] == 3
+    # The saved model is the best on dev, and loads as a cross-encoder that ranks the cat passage first.
+    scorer = CrossEncoder.load(out)
+    logits = scorer.logits(["Do cats hunt mice?"] * 4, [CAT, *OTHERS])
+    assert logits.argmax() == 0
+    with pytest.raises(ValueError, match="other parameters"):
+        train(groups(), dev(), out, replace(params, lr_body=2e-4), progress=False)
