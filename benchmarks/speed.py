@@ -122,6 +122,31 @@ print(json.dumps({{"backend": {backend!r}, "startup_s": startup, "rss_mb": rss, 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def measure_dense(passages: int) -> list[dict]:
+    """The dense encoder (MiniLM, sentence-transformers) on SciFact passages at 256 tokens, fp32 and bf16:
+    passages/s, and how far bf16's normalized embeddings stray from fp32's (cosine)."""
+    import torch
+
+    from engine.datasets import load_dataset
+    from indexes.dense import DenseParams, encode, load_encoder
+
+    texts = [d.full_text for d in load_dataset(SHARED / "scifact").corpus[:passages]]
+    params = DenseParams()
+    encode(texts[:32], params)
+    rows, reference = [], None
+    for dtype in ("fp32", "bf16"):
+        load_encoder(None, params.max_seq_length).to(torch.bfloat16 if dtype == "bf16" else torch.float32)
+        started = time.perf_counter()
+        vectors = encode(texts, params)
+        seconds = time.perf_counter() - started
+        reference = vectors if reference is None else reference
+        cosine = (vectors * reference).sum(axis=1)
+        rows.append({"dtype": dtype, "passages_per_s": len(texts) / seconds, "min_cosine_to_fp32": float(cosine.min()),
+                     "mean_cosine_to_fp32": float(cosine.mean())})
+    load_encoder(None, params.max_seq_length).to(torch.float32)
+    return rows
+
+
 def main() -> None:
     from transformers import AutoConfig
 
@@ -132,6 +157,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=256)
     parser.add_argument("--lengths", nargs="*", type=int, default=[128, 192, 256])
     parser.add_argument("--backends", nargs="*", default=list(BACKENDS))
+    parser.add_argument("--dense-passages", type=int, default=512, help="passages for the dense encoder (0: skip)")
     parser.add_argument("--batch-sizes", nargs="*", type=int, default=[8, 16, 32, 64],
                         help="batch sizes tried at the middle length")
     parser.add_argument("--out", type=Path, default=Path("results/speed.json"))
@@ -166,9 +192,16 @@ def main() -> None:
     for r in results:
         if "batch_sizes" in r:
             print(f"{r['backend']:<12} " + " ".join(f"{b['pairs_per_s']:>8.1f}" for b in r["batch_sizes"]))
+    dense = measure_dense(args.dense_passages) if args.dense_passages else []
+    if dense:
+        print(f"dense encoder (MiniLM, {args.dense_passages} SciFact passages, 256 tokens):")
+        for row in dense:
+            print(f"  {row['dtype']}: {row['passages_per_s']:.1f} passages/s, cosine to fp32 min "
+                  f"{row['min_cosine_to_fp32']:.5f} mean {row['mean_cosine_to_fp32']:.6f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"git_commit": git_commit(), "machine": machine(), "peaks": peaks,
-                                    "model": str(args.model), "pairs": args.pairs, "results": results}, indent=1))
+                                    "model": str(args.model), "pairs": args.pairs, "results": results,
+                                    "dense": dense}, indent=1))
     print(f"wrote {args.out}")
 
 
