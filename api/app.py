@@ -41,7 +41,7 @@ def load_served_pipeline(settings: Settings) -> Pipeline:
     point tuned with it), its scorer behind a micro-batcher."""
     from engine.pipeline import load_pipeline
 
-    loaded = load_pipeline(settings.index_path, settings.model_path, settings.mode, settings.depth)
+    loaded = load_pipeline(settings.index_path, settings.model_path, settings.mode, settings.depth, settings.backend)
     if loaded.scorer is None:
         raise ValueError(f"{settings.model_path or 'the bundled model'}: no reranker was loaded")
     if not settings.batching:

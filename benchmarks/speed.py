@@ -50,7 +50,7 @@ def matmul_peak(dtype: str, n: int = 2048, repeat: int = 5) -> float:
                                   [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n]),
                                    helper.make_tensor_value_info("b", TensorProto.INT8, [n, n])],
                                   [helper.make_tensor_value_info("c", TensorProto.INT32, [n, n])])
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
         session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         a = np.random.randint(0, 255, (n, n), dtype=np.uint8)
         b = np.random.randint(-127, 127, (n, n), dtype=np.int8)

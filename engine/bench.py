@@ -190,7 +190,7 @@ def confidence_split(results: dict, qrels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", depth: int = 100,
-              limit: int = 0, peers: bool = True, plots: bool = True, backend: str = "torch-fp32",
+              limit: int = 0, peers: bool = True, plots: bool = True, backend: str | None = None,
               ray_address: str | None = None, ray_workers: int = 2) -> dict:
     """Every configuration on one split; writes run files, a JSON record, a markdown table and plots.
 
@@ -198,7 +198,7 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     """
     from engine.corpora import dataset_index
     from engine.datasets import load_dataset
-    from engine.reranker import CrossEncoder
+    from engine.reranker import CrossEncoder, resolve_backend
     from engine.tuning import scored_split, split_queries
 
     started = time.time()
@@ -236,7 +236,8 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     if plots:
         record["plots"] = write_plots(data.name, rerank, results, qrels, out)
     record["seconds"] = time.time() - started
-    stem = f"{data.name}-{split}" + ("" if backend == "torch-fp32" else f"-{backend}")
+    # The default backend's record is the plain name; another backend's carries its name.
+    stem = f"{data.name}-{split}" + ("" if scorer.backend.name == resolve_backend() else f"-{scorer.backend.name}")
     (out / f"{stem}.json").write_text(json.dumps(record, indent=1))
     (out / f"{stem}.md").write_text(markdown_table(record))
     return record

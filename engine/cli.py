@@ -20,6 +20,9 @@ Mode = Annotated[str, typer.Option("--mode", "-m", help="Recall mode: bm25, dens
 RayAddress = Annotated[str | None, typer.Option("--ray", metavar="ADDRESS", help=(
     "Run on Ray (the 'ray' extra): 'local' for a cluster on this machine, or a cluster's address."))]
 RayWorkers = Annotated[int, typer.Option("--ray-workers", help="Ray actors, one CPU each.")]
+Backend = Annotated[str | None, typer.Option(
+    help="Cross-encoder backend: auto (torch-bf16 on a CPU with bf16, else torch-fp32), torch-fp32, torch-bf16, "
+         "onnx-fp32 or onnx-int8. Default: EARLYRANK_BACKEND, else auto.")]
 
 
 def fail(message: str) -> None:
@@ -212,15 +215,15 @@ def _check_data(data: list[Path]) -> None:
             fail(f"{d}: not a BEIR data set (no corpus.jsonl)")
 
 
-def _dev_scores(data: list[Path], model: Path, depth: int, limit: list[int] | None) -> list:
+def _dev_scores(data: list[Path], model: Path, depth: int, limit: list[int] | None, backend: str | None) -> list:
     """Every data set's dev queries with their hybrid candidates scored by `model` (cached)."""
     from engine.reranker import CrossEncoder, ModelLoadError
     from engine.tuning import scored_split
 
     _check_data(data)
     try:
-        scorer = CrossEncoder.load(model)
-    except ModelLoadError as e:
+        scorer = CrossEncoder.load(model, backend=backend)
+    except (ModelLoadError, ValueError, FileNotFoundError) as e:
         fail(str(e))
     return [scored_split(d, "dev", scorer, model, "hybrid", depth, n) for d, n in _limits(data, limit)]
 
@@ -231,11 +234,12 @@ def calibrate(
     model: ModelDir = Path("engine/models/earlyrank-minilm-ce"),
     depth: Annotated[int, typer.Option(help="Candidates per dev query, as inference draws them.")] = 100,
     limit: DevLimit = None,
+    backend: Backend = None,
 ) -> None:
     """Fit Platt scaling on dev-split recall candidates; report ECE (15 bins) and Brier before and after."""
     from engine.tuning import calibrate as fit
 
-    report = fit(model, _dev_scores(data, model, depth, limit))
+    report = fit(model, _dev_scores(data, model, depth, limit, backend))
     typer.echo(f"{report['pairs']} dev pairs ({report['positives']} relevant); "
                f"ECE {report['before']['ece']:.4f} -> {report['after']['ece']:.4f}, "
                f"Brier {report['before']['brier']:.4f} -> {report['after']['brier']:.4f}; "
@@ -249,11 +253,12 @@ def tune(
     max_loss: Annotated[float, typer.Option(help="Allowed relative loss of nDCG@10 and RR@10 vs full rerank.")] = 0.01,
     depth: Annotated[int, typer.Option(help="Recall candidates per query.")] = 100,
     limit: DevLimit = None,
+    backend: Backend = None,
 ) -> None:
     """Sweep every stopping policy on the dev split; store the cheapest point within --max-loss of full rerank."""
     from engine.tuning import tune as sweep
 
-    point = sweep(model, _dev_scores(data, model, depth, limit), max_loss, depth)
+    point = sweep(model, _dev_scores(data, model, depth, limit, backend), max_loss, depth)
     chosen, full = point["chosen"], point["full_rerank"]
     typer.echo(f"blend {point['blend']}; full rerank nDCG@10 {full['nDCG@10']:.4f} at {full['pairs_per_query']:.1f} "
                f"pairs; chosen {chosen['policy']} {json.dumps({k: v for k, v in chosen.items() if k not in full})} "
@@ -270,7 +275,7 @@ def bench(
         "results"),
     limit: Annotated[int, typer.Option(help="Only the first N queries (0: all).")] = 0,
     no_peers: Annotated[bool, typer.Option("--no-peers", help="Skip rank-bm25 and sentence-transformers.")] = False,
-    backend: Annotated[str, typer.Option(help="torch-fp32, torch-bf16, onnx-fp32 or onnx-int8.")] = "torch-fp32",
+    backend: Backend = None,
     ray: RayAddress = None,
     ray_workers: RayWorkers = 2,
 ) -> None:

@@ -78,9 +78,11 @@ class Pipeline:
                       time.perf_counter() - started)
 
 
-def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 100) -> Pipeline:
-    """A pipeline over a built index with the cross-encoder at `model_dir` (the bundled one by default),
-    using the stopping policy and blend that `earlyrank tune` stored with the model (full rerank if none)."""
+def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 100,
+                  backend: str | None = None) -> Pipeline:
+    """A pipeline over a built index with the cross-encoder at `model_dir` (the bundled one by default) on
+    `backend` (see `engine.reranker`; default auto), using the stopping policy and blend that `earlyrank tune`
+    stored with the model (full rerank if none)."""
     from pathlib import Path
 
     from engine.reranker import DEFAULT_MODEL, CrossEncoder
@@ -88,6 +90,6 @@ def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 
     from indexes.store import load_index
 
     index = load_index(index_dir)
-    scorer = CrossEncoder.load(model_dir)
+    scorer = CrossEncoder.load(model_dir, backend=backend)
     policy, blend = load_operating_point(Path(model_dir) if model_dir else DEFAULT_MODEL, depth)
     return Pipeline(index, scorer, policy, mode, depth, blend)

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description="Server processes sharing the port, each with its own copy of the "
                          "index and model and cores // workers torch threads.")
 
+    backend: Literal["auto", "torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"] = Field(
+        "auto", description="Cross-encoder backend; auto is torch-bf16 on a CPU with bf16 instructions, else fp32.")
     mode: Literal["bm25", "dense", "hybrid"] = Field("hybrid", description="Default recall mode.")
     depth: int = Field(100, ge=1, description="Default number of recalled candidates offered to the reranker.")
     top_k: int = Field(10, ge=1, description="Default number of hits returned.")

@@ -78,3 +78,26 @@ def test_load_pipeline_uses_the_tuned_operating_point(tiny_index):
     pipeline = load_pipeline(tiny_index.path)
     assert pipeline.policy.name in ("full", "threshold", "topk", "risk")
     assert 0 <= pipeline.blend <= 1
+
+
+PAIRS = (["Which animals hunt mice?"] * 3 + ["What is the capital of France?"] * 3,
+         ["Cats hunt mice at night.", "Rain falls from clouds.", "Owls and cats catch mice and voles.",
+          "Paris is the capital and largest city of France.", "Bread is baked in ovens.", "Lyon is in France."])
+
+
+def test_every_backend_agrees_with_fp32(tmp_path):
+    import shutil
+
+    from engine.onnx_backend import export
+
+    model = shutil.copytree(DEFAULT_MODEL, tmp_path / "model", ignore=shutil.ignore_patterns("onnx"))
+    with pytest.raises(FileNotFoundError, match="earlyrank export-onnx"):
+        CrossEncoder.load(model, backend="onnx-int8")
+    export(model)
+    reference = CrossEncoder.load(model, backend="torch-fp32").logits(*PAIRS)
+    # Measured on the shipped model: |difference| ~1e-6 (onnx-fp32), ~0.02 (bf16), ~0.05 (int8).
+    for backend, tolerance in (("onnx-fp32", 1e-3), ("torch-bf16", 0.15), ("onnx-int8", 0.3)):
+        logits = CrossEncoder.load(model, backend=backend).logits(*PAIRS)
+        assert np.abs(logits - reference).max() < tolerance, backend
+        for q in (slice(0, 3), slice(3, 6)):  # the same passage wins each question
+            assert logits[q].argmax() == reference[q].argmax(), backend
