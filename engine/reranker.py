@@ -27,6 +27,8 @@ from engine.calibration import Calibration
 CARD = "training_card.json"
 CALIBRATION = "calibration.json"
 DEFAULT_MODEL = Path(__file__).parent / "models" / "earlyrank-minilm-ce"
+MAX_POSITIONS = 512  # BERT's longest input; no pair keeps more of a text than this
+TOKEN_CACHE_TEXTS = 50_000  # texts whose ids CrossEncoder keeps (about 50 MB at SciFact's lengths)
 BACKENDS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
 
 
@@ -116,6 +118,7 @@ class CrossEncoder:
         self.max_length = max_length
         self.batch_size = batch_size
         self.path = path
+        self._ids: dict[str, list[int]] = {}
 
     @classmethod
     def load(cls, path: str | Path | None = None, max_length: int | None = None, batch_size: int = 16,
@@ -135,9 +138,56 @@ class CrossEncoder:
         return cls(load_backend(path, resolve_backend(backend)), tokenizer, Calibration.load(path / CALIBRATION),
                    length, batch_size, path)
 
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Word-piece ids of each text (no special tokens), from a cache: a passage offered to many questions,
+        or a question with a hundred candidates, is tokenized once."""
+        cache = self._ids
+        missing = list({t for t in texts if t not in cache})
+        if missing:
+            if len(cache) + len(missing) > TOKEN_CACHE_TEXTS:
+                cache.clear()
+            ids = self.tokenizer(missing, add_special_tokens=False, verbose=False)["input_ids"]
+            cache.update(zip(missing, (i[:MAX_POSITIONS] for i in ids), strict=True))
+        return [cache[t] for t in texts]
+
+    def pair_ids(self, queries: Sequence[str], passages: Sequence[str]) -> list[list[int]]:
+        """``[CLS] question [SEP] passage [SEP]`` ids, cut to `max_length` exactly as the tokenizer's
+        ``longest_first`` cuts a pair: the shorter side keeps up to half the room, the longer side the rest."""
+        cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        room = self.max_length - 3
+        pairs = []
+        for q, p in zip(self.token_ids(queries), self.token_ids(passages), strict=True):
+            if len(q) + len(p) > room:
+                if len(q) > len(p):
+                    short = min(len(p), room // 2)
+                    q, p = q[:room - short], p[:short]
+                else:
+                    short = min(len(q), room // 2)
+                    q, p = q[:short], p[:room - short]
+            pairs.append([cls_id, *q, sep_id, *p, sep_id, len(q) + 2])  # last: where the passage starts
+        return pairs
+
+    def batch(self, pairs: Sequence[list[int]]):
+        """Model inputs for pairs from `pair_ids`, padded to the longest pair of this batch only."""
+        width = max(len(p) - 1 for p in pairs)
+        ids = np.full((len(pairs), width), self.tokenizer.pad_token_id, dtype=np.int64)
+        types = np.zeros((len(pairs), width), dtype=np.int64)
+        mask = np.zeros((len(pairs), width), dtype=np.int64)
+        for row, pair in enumerate(pairs):
+            n = len(pair) - 1
+            ids[row, :n] = pair[:n]
+            types[row, pair[n]:n] = 1
+            mask[row, :n] = 1
+        arrays = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+        if self.backend.tensors == "pt":
+            import torch
+
+            return {k: torch.from_numpy(v) for k, v in arrays.items()}
+        return arrays
+
     def encode(self, queries: Sequence[str], passages: Sequence[str]):
-        return self.tokenizer(list(queries), list(passages), truncation="longest_first",
-                              max_length=self.max_length, padding=True, return_tensors=self.backend.tensors)
+        """Model inputs for (query, passage) pairs, the same as the tokenizer's own pair encoding."""
+        return self.batch(self.pair_ids(queries, passages))
 
     def logits(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
         """One raw logit per (query, passage) pair, in input order."""
@@ -145,12 +195,13 @@ class CrossEncoder:
             raise ValueError(f"{len(queries)} queries for {len(passages)} passages; pass one query per pair")
         if not passages:
             return np.zeros(0, dtype=np.float32)
-        # Length-sorted batches keep padding to a minimum; character length is a cheap, good proxy.
-        order = np.argsort([-(len(q) + len(p)) for q, p in zip(queries, passages, strict=True)], kind="stable")
+        pairs = self.pair_ids(queries, passages)
+        # Batches of pairs sorted by token length: no batch is padded beyond its own longest pair.
+        order = np.argsort([-len(p) for p in pairs], kind="stable")
         out = np.empty(len(passages), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            out[idx] = self.backend.forward(self.encode([queries[i] for i in idx], [passages[i] for i in idx]))
+            out[idx] = self.backend.forward(self.batch([pairs[i] for i in idx]))
         return out
 
     def score(self, query: str, passages: Sequence[str]) -> ScoredPairs:

@@ -27,3 +27,27 @@ def test_an_unknown_backend_names_the_choices(monkeypatch):
     monkeypatch.setenv("EARLYRANK_BACKEND", "torch-fp8")
     with pytest.raises(ValueError, match="torch-fp8.*torch-fp32, torch-bf16, onnx-fp32, onnx-int8"):
         resolve_backend()
+
+
+def test_cached_pair_encoding_equals_the_tokenizers_longest_first():
+    from transformers import AutoTokenizer
+
+    from engine.calibration import Calibration
+    from engine.reranker import DEFAULT_MODEL, CrossEncoder
+
+    class NumpyBackend:
+        tensors = "np"
+
+    tokenizer = AutoTokenizer.from_pretrained(str(DEFAULT_MODEL), local_files_only=True)
+    scorer = CrossEncoder(NumpyBackend(), tokenizer, Calibration(), max_length=24)
+    questions = [" ".join(["cat"] * n) for n in (1, 5, 10, 11, 12, 30)]
+    passages = [" ".join(["dog"] * n) + " runs." for n in (1, 8, 10, 11, 20, 40)]
+    for q in questions:  # every split of the room: question or passage longer, ties, odd and even lengths
+        for p in passages:
+            expected = tokenizer([q], [p], truncation="longest_first", max_length=24, return_tensors="np")
+            got = scorer.encode([q], [p])
+            assert all((got[k] == expected[k]).all() for k in expected), (q, p)
+    expected = tokenizer(questions, passages, truncation="longest_first", max_length=24, padding=True,
+                         return_tensors="np")
+    got = scorer.encode(questions, passages)
+    assert all((got[k] == expected[k]).all() for k in expected)  # padded to the longest pair of the batch
