@@ -184,14 +184,14 @@ def test_the_served_pipeline_keeps_the_tuned_operating_point_behind_a_batcher(ti
     tuned = Pipeline(tiny_index, FakeScorer(), Threshold(tau=0.8, chunk=4, depth=50), "bm25", 50, 0.25)
     calls = []
 
-    def fake_load(index_dir, model_dir=None, mode="hybrid", depth=100):
-        calls.append((index_dir, model_dir, mode, depth))
+    def fake_load(index_dir, model_dir=None, mode="hybrid", depth=100, backend=None):
+        calls.append((index_dir, model_dir, mode, depth, backend))
         return tuned
     monkeypatch.setattr("engine.pipeline.load_pipeline", fake_load)
-    settings = Settings(mode="bm25", depth=50, batch_wait_ms=1, max_batch_pairs=8)
+    settings = Settings(mode="bm25", depth=50, batch_wait_ms=1, max_batch_pairs=8, backend="torch-fp32")
     served = load_served_pipeline(settings)
     try:
-        assert calls == [(settings.index_path, None, "bm25", 50)]
+        assert calls == [(settings.index_path, None, "bm25", 50, "torch-fp32")]
         assert isinstance(served.scorer, BatchingScorer) and served.scorer.model is tuned.scorer
         assert (served.scorer.max_pairs, served.policy, served.blend, served.depth) == (8, tuned.policy, 0.25, 50)
         assert served.ask("What is the capital of France?").answer.id == "d3"
