@@ -125,7 +125,9 @@ def rerank_rows(data, qrels, calibration: Calibration, blend: float, configs, se
                 recall_ms: float, out: Path) -> tuple[list[dict], dict]:
     rows, results_by_name = [], {}
     for name, family, policy in configs:
-        depth = getattr(policy, "depth", None)
+        # A "full rerank top-N" row is recall cut at N; any other policy's depth caps what it scores, and the
+        # candidates it leaves follow in recall order, as in the pipeline.
+        depth = policy.depth if family == "full" else None
         # "unblended": the reranker's confidence alone, to show what blending with recall adds.
         results, pairs, reasons = replay(data.scored, policy, calibration, 0.0 if family == "unblended" else blend,
                                          depth)

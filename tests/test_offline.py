@@ -95,3 +95,21 @@ def test_a_tuned_depth_cap_stays_a_cap_and_an_uncapped_point_follows_the_callers
     uncapped = {**capped, "depth": 100}
     assert policy_from(uncapped, None, depth=200, tuned_depth=100).depth == 200
     assert policy_from(uncapped, None).depth == 100
+
+
+def test_bench_cuts_recall_only_for_full_rerank_rows_and_keeps_a_capped_policys_tail(tiny, fake_scorer, tmp_path):
+    from engine.bench import rerank_rows
+
+    ds, index = tiny
+    dev = _dev(tiny, fake_scorer, tmp_path)[0]
+    configs = [("full rerank top-2", "full", FullRerank(depth=2, chunk=2)),
+               ("capped", "chosen", Threshold(tau=0.99, chunk=2, depth=2))]
+    rows, results = rerank_rows(dev, dev.qrels, Calibration(), 0.0, configs, 0.01, 1.0, tmp_path)
+    full, capped = rows
+    assert all(len(hits) <= 2 for hits in results["full rerank top-2"].values())
+    assert all(len(results["capped"][sq.query_id]) == len(sq.candidates) for sq in dev.scored)
+    assert full["pairs_mean"] == capped["pairs_mean"] > 0
+    assert full["fraction_scored"] == 1.0  # of the (at most) 2 it was given
+    scored = sum(min(2, len(sq.candidates)) for sq in dev.scored)
+    assert capped["fraction_scored"] == pytest.approx(scored / sum(len(sq.candidates) for sq in dev.scored))
+    assert capped["fraction_scored"] < 1.0
