@@ -44,7 +44,8 @@ class Settings(BaseSettings):
 
     max_concurrent: int = Field(4, ge=1, description="Requests doing work at once; more get 429.")
     retry_after_seconds: int = Field(1, ge=0, description="Retry-After sent with a 429.")
-    batching: bool = Field(True, description="Score pairs of concurrent requests together (micro-batching).")
+    batching: bool = Field(False, description="Score pairs of concurrent requests together (micro-batching); "
+                           "off by default: on 2 cores it cost throughput (benchmarks/load.py).")
     batch_wait_ms: float = Field(5.0, ge=0, description="How long the micro-batcher waits for company.")
     max_batch_pairs: int = Field(64, ge=1, description="Most pairs the micro-batcher sends to the model at once.")
 

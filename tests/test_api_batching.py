@@ -154,7 +154,7 @@ def test_concurrent_rerank_requests_share_batches_and_match_scoring_alone(tiny_i
     model = CalibratedFake()
     total = sum(len(p) for _, p in REQUESTS)
     batcher = BatchingScorer(model, max_wait_ms=2000, max_pairs=total)
-    settings = Settings(mode="bm25", max_batch_pairs=total)
+    settings = Settings(mode="bm25", max_batch_pairs=total, batching=True)
     app = create_app(settings, pipeline_factory=lambda _: Pipeline(tiny_index, batcher, mode="bm25"))
     bodies: list[dict | None] = [None] * len(REQUESTS)
     with TestClient(app) as client:
@@ -188,7 +188,8 @@ def test_the_served_pipeline_keeps_the_tuned_operating_point_behind_a_batcher(ti
         calls.append((index_dir, model_dir, mode, depth, backend))
         return tuned
     monkeypatch.setattr("engine.pipeline.load_pipeline", fake_load)
-    settings = Settings(mode="bm25", depth=50, batch_wait_ms=1, max_batch_pairs=8, backend="torch-fp32")
+    settings = Settings(mode="bm25", depth=50, batch_wait_ms=1, max_batch_pairs=8, backend="torch-fp32",
+                        batching=True)
     served = load_served_pipeline(settings)
     try:
         assert calls == [(settings.index_path, None, "bm25", 50, "torch-fp32")]
