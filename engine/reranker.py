@@ -19,6 +19,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -29,7 +30,8 @@ CALIBRATION = "calibration.json"
 DEFAULT_MODEL = Path(__file__).parent / "models" / "earlyrank-minilm-ce"
 MAX_POSITIONS = 512  # BERT's longest input; no pair keeps more of a text than this
 TOKEN_CACHE_TEXTS = 50_000  # texts whose ids CrossEncoder keeps (about 50 MB at SciFact's lengths)
-BACKENDS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
+BackendName = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"]
+BACKENDS: tuple[str, ...] = get_args(BackendName)
 
 
 def cpu_has_bf16() -> bool:
@@ -150,9 +152,10 @@ class CrossEncoder:
             cache.update(zip(missing, (i[:MAX_POSITIONS] for i in ids), strict=True))
         return [cache[t] for t in texts]
 
-    def pair_ids(self, queries: Sequence[str], passages: Sequence[str]) -> list[list[int]]:
-        """``[CLS] question [SEP] passage [SEP]`` ids, cut to `max_length` exactly as the tokenizer's
-        ``longest_first`` cuts a pair: the shorter side keeps up to half the room, the longer side the rest."""
+    def pair_ids(self, queries: Sequence[str], passages: Sequence[str]) -> list[tuple[list[int], int]]:
+        """``[CLS] question [SEP] passage [SEP]`` ids with the position where the passage starts, cut to
+        `max_length` exactly as the tokenizer's ``longest_first`` cuts a pair: the shorter side keeps up to
+        half the room, the longer side the rest."""
         cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         room = self.max_length - 3
         pairs = []
@@ -164,20 +167,19 @@ class CrossEncoder:
                 else:
                     short = min(len(q), room // 2)
                     q, p = q[:short], p[:room - short]
-            pairs.append([cls_id, *q, sep_id, *p, sep_id, len(q) + 2])  # last: where the passage starts
+            pairs.append(([cls_id, *q, sep_id, *p, sep_id], len(q) + 2))
         return pairs
 
-    def batch(self, pairs: Sequence[list[int]]):
+    def batch(self, pairs: Sequence[tuple[list[int], int]]):
         """Model inputs for pairs from `pair_ids`, padded to the longest pair of this batch only."""
-        width = max(len(p) - 1 for p in pairs)
+        width = max(len(ids) for ids, _ in pairs)
         ids = np.full((len(pairs), width), self.tokenizer.pad_token_id, dtype=np.int64)
         types = np.zeros((len(pairs), width), dtype=np.int64)
         mask = np.zeros((len(pairs), width), dtype=np.int64)
-        for row, pair in enumerate(pairs):
-            n = len(pair) - 1
-            ids[row, :n] = pair[:n]
-            types[row, pair[n]:n] = 1
-            mask[row, :n] = 1
+        for row, (pair, passage_start) in enumerate(pairs):
+            ids[row, :len(pair)] = pair
+            types[row, passage_start:len(pair)] = 1
+            mask[row, :len(pair)] = 1
         arrays = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
         if self.backend.tensors == "pt":
             import torch
@@ -197,7 +199,7 @@ class CrossEncoder:
             return np.zeros(0, dtype=np.float32)
         pairs = self.pair_ids(queries, passages)
         # Batches of pairs sorted by token length: no batch is padded beyond its own longest pair.
-        order = np.argsort([-len(p) for p in pairs], kind="stable")
+        order = np.argsort([-len(ids) for ids, _ in pairs], kind="stable")
         out = np.empty(len(passages), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from engine.reranker import BackendName
+
 
 class Settings(BaseSettings):
     """Where the index and model are, how the service answers, and the limits that protect it."""
@@ -27,7 +29,7 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description="Server processes sharing the port, each with its own copy of the "
                          "index and model and cores // workers torch threads.")
 
-    backend: Literal["auto", "torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"] = Field(
+    backend: Literal["auto"] | BackendName = Field(
         "auto", description="Cross-encoder backend; auto is torch-bf16 on a CPU with bf16 instructions, else fp32.")
     mode: Literal["bm25", "dense", "hybrid"] = Field("hybrid", description="Default recall mode.")
     depth: int = Field(100, ge=1, description="Default number of recalled candidates offered to the reranker.")
