@@ -27,6 +27,7 @@ from engine.calibration import Calibration
 
 CARD = "training_card.json"
 CALIBRATION = "calibration.json"
+INFERENCE = "inference.json"  # settings measured for inference, e.g. {"max_length": 256} (benchmarks/lengths.py)
 DEFAULT_MODEL = Path(__file__).parent / "models" / "earlyrank-minilm-ce"
 MAX_POSITIONS = 512  # BERT's longest input; no pair keeps more of a text than this
 TOKEN_CACHE_TEXTS = 50_000  # texts whose ids CrossEncoder keeps (about 50 MB at SciFact's lengths)
@@ -66,6 +67,18 @@ class ScoredPairs:
 
     logits: np.ndarray
     confidences: np.ndarray
+
+
+def model_max_length(path: Path) -> int:
+    """Tokens per pair at inference: inference.json's choice, else the training length, else 256."""
+    for name, keys in ((INFERENCE, ("max_length",)), (CARD, ("params", "max_length"))):
+        if (path / name).is_file():
+            value = json.loads((path / name).read_text())
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            if isinstance(value, int):
+                return value
+    return 256
 
 
 def check_model_dir(path: Path) -> dict:
@@ -135,8 +148,7 @@ class CrossEncoder:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        card = json.loads((path / CARD).read_text()) if (path / CARD).is_file() else {}
-        length = max_length or card.get("params", {}).get("max_length", 256)
+        length = max_length or model_max_length(path)
         return cls(load_backend(path, resolve_backend(backend)), tokenizer, Calibration.load(path / CALIBRATION),
                    length, batch_size, path)
 

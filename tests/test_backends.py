@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from engine import reranker
@@ -51,3 +53,15 @@ def test_cached_pair_encoding_equals_the_tokenizers_longest_first():
                          return_tensors="np")
     got = scorer.encode(questions, passages)
     assert all((got[k] == expected[k]).all() for k in expected)  # padded to the longest pair of the batch
+
+
+def test_inference_length_is_the_measured_choice_then_the_training_length(tmp_path):
+    from engine.reranker import CARD, INFERENCE, model_max_length
+
+    assert model_max_length(tmp_path) == 256  # nothing recorded
+    (tmp_path / CARD).write_text(json.dumps({"params": {"max_length": 192}}))
+    assert model_max_length(tmp_path) == 192
+    (tmp_path / INFERENCE).write_text(json.dumps({"max_length": 320}))
+    assert model_max_length(tmp_path) == 320
+    (tmp_path / INFERENCE).write_text(json.dumps({"chosen_by": "someone"}))  # no length in it
+    assert model_max_length(tmp_path) == 192

@@ -1,0 +1,122 @@
+"""How many tokens should a (question, passage) pair keep? Dev-split quality and cost per truncation length.
+
+    python benchmarks/lengths.py                          # 192 256 320 384 on SciFact and XQuAD dev
+    python benchmarks/lengths.py --choose                 # ... and store the choice with the model
+
+The model ranks each data set's dev queries (the held-out part of train its training card names; never test)
+over their hybrid top 30 at every length. With --choose, the shortest length whose nDCG@10 over all dev
+questions is within --tolerance of the best is written to the model's inference.json, which
+`CrossEncoder.load` reads (calibration and operating point must then be refitted at that length:
+`earlyrank calibrate`, `earlyrank tune`). Scores are cached per length. Prints a table and writes
+results/lengths.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.bench import git_commit, machine  # noqa: E402
+from engine.evaluation import evaluate_run  # noqa: E402
+from engine.reranker import DEFAULT_MODEL, INFERENCE, CrossEncoder  # noqa: E402
+from engine.tuning import scored_split  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+ROOT = Path(__file__).resolve().parents[1]
+MEASURES = ("nDCG@10", "RR@10", "P@1")
+
+
+def measure(model: Path, length: int, datasets: list[str], depth: int) -> dict:
+    scorer = CrossEncoder.load(model, max_length=length)
+    rows = {}
+    for name in datasets:
+        started = time.time()
+        dev = scored_split(SHARED / name, "dev", scorer, model, depth=depth, progress=False)
+        run = {s.query_id: {h.doc_id: float(x) for h, x in zip(s.candidates, s.logits, strict=True)}
+               for s in dev.scored}
+        values = evaluate_run(dev.qrels, run, MEASURES, per_query=True)
+        pairs = sum(len(s.candidates) for s in dev.scored)
+        scoring = sum(s.seconds for s in dev.scored)
+        rows[name] = {**{m: float(np.mean(list(v.values()))) for m, v in values.items()},
+                      "per_query_ndcg": values["nDCG@10"], "pairs": pairs,
+                      "pairs_per_second": pairs / scoring if scoring else None,
+                      "wall_seconds": time.time() - started}
+    return rows
+
+
+def recall_only(model: Path, datasets: list[str], depth: int) -> dict:
+    scorer = CrossEncoder.load(model)
+    rows = {}
+    for name in datasets:
+        dev = scored_split(SHARED / name, "dev", scorer, model, depth=depth, progress=False)
+        run = {s.query_id: {h.doc_id: -float(h.rank) for h in s.candidates} for s in dev.scored}
+        rows[name] = evaluate_run(dev.qrels, run, MEASURES)
+    return rows
+
+
+def pooled_ndcg(rows: dict) -> float:
+    values = [v for r in rows.values() for v in r["per_query_ndcg"].values()]
+    return float(np.mean(values))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[192, 256, 320, 384])
+    parser.add_argument("--datasets", nargs="+", default=["scifact", "xquad-en"])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--depth", type=int, default=30)
+    parser.add_argument("--choose", action="store_true", help="write the chosen length to MODEL/inference.json")
+    parser.add_argument("--tolerance", type=float, default=0.005, help="nDCG@10 a shorter length may give up")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "lengths.json")
+    args = parser.parse_args()
+
+    by_length = {}
+    for length in args.lengths:
+        by_length[length] = measure(args.model, length, args.datasets, args.depth)
+        row = by_length[length]
+        print(f"{length:4d} tokens: " + "; ".join(
+            f"{n} nDCG@10 {r['nDCG@10']:.4f} P@1 {r['P@1']:.3f} {r['pairs_per_second'] or 0:.1f} pairs/s"
+            for n, r in row.items()), flush=True)
+    pooled = {length: pooled_ndcg(rows) for length, rows in by_length.items()}
+    best = max(pooled.values())
+    chosen = min(length for length, v in pooled.items() if v >= best - args.tolerance)
+    record = {"benchmark": "lengths", "git_commit": git_commit(), "machine": machine(),
+              "model": str(args.model), "depth": args.depth, "tolerance": args.tolerance,
+              "recall": recall_only(args.model, args.datasets, args.depth),
+              "lengths": {str(k): v for k, v in by_length.items()},
+              "pooled_ndcg@10": {str(k): v for k, v in pooled.items()}, "chosen": chosen}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2))
+    print(markdown_table(record))
+    if args.choose:
+        (args.model / INFERENCE).write_text(json.dumps(
+            {"max_length": chosen, "chosen_by": "benchmarks/lengths.py --choose",
+             "rule": f"shortest length within {args.tolerance} of the best dev nDCG@10 (all dev questions)",
+             "pooled_dev_ndcg@10": record["pooled_ndcg@10"]}, indent=2) + "\n")
+        print(f"wrote {args.model / INFERENCE}: max_length {chosen}; now rerun earlyrank calibrate and tune")
+
+
+def markdown_table(record: dict) -> str:
+    names = list(record["recall"])
+    head = " | ".join(f"{n} nDCG@10 | {n} P@1 | {n} pairs/s" for n in names)
+    lines = [f"| tokens | {head} | all dev nDCG@10 |", "|---" * (2 + 3 * len(names)) + "|"]
+    recall = " | ".join(f"{record['recall'][n]['nDCG@10']:.4f} | {record['recall'][n]['P@1']:.3f} | –"
+                        for n in names)
+    lines.append(f"| hybrid recall order | {recall} | – |")
+    for length, rows in record["lengths"].items():
+        cells = " | ".join(f"{rows[n]['nDCG@10']:.4f} | {rows[n]['P@1']:.3f} | {rows[n]['pairs_per_second']:.1f}"
+                           for n in names)
+        mark = " (chosen)" if int(length) == record["chosen"] else ""
+        lines.append(f"| {length}{mark} | {cells} | {record['pooled_ndcg@10'][length]:.4f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
