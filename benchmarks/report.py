@@ -22,10 +22,11 @@ def table(record: dict) -> str:
             or r["config"].startswith("recall: rank-bm25")]
     peer = record.get("peer_cross_encoder", {})
     backend = record.get("model", {}).get("backend", "torch-fp32")
-    lines = [f"**{record['dataset']} {record['split']}, {backend}** ({record['queries']} queries, hybrid "
-             f"top-{record['depth']} candidates, blend {record['blend']}, {record['machine']['cores']} cores, commit "
-             f"`{record['git_commit'][:8]}`; command: `earlyrank bench --data ../shared/datasets/{record['dataset']} "
-             f"--depth {record['depth']} --backend {backend}`)", "",
+    length = record.get("model", {}).get("max_length")
+    lines = [f"**{record['dataset']} {record['split']}, {backend}, {length} tokens** ({record['queries']} queries, "
+             f"hybrid top-{record['depth']} candidates, blend {record['blend']}, {record['machine']['cores']} cores, "
+             f"commit `{record['git_commit'][:8]}`; command: `earlyrank bench "
+             f"--data ../shared/datasets/{record['dataset']} --depth {record['depth']} --backend {backend}`)", "",
              "| configuration | nDCG@10 | RR@10 | R@100 | P@1 | MAP@3 | pairs/query | share scored | "
              "p50 ms | p95 ms | vs full (paired t-test p) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -30,6 +30,11 @@ def _sizes_ok(chunk: int, depth: int) -> None:
         raise ValueError(f"chunk and depth must be positive, got chunk={chunk}, depth={depth}")
 
 
+def _go_on(chunk: int, scored: int, depth: int) -> Decision:
+    """Score the next chunk, but never past the depth cap (a chunk of 16 under a cap of 10 scores 10)."""
+    return Decision(False, "", min(chunk, depth - scored))
+
+
 def _exhausted(scored: int, total: int, depth: int) -> Decision | None:
     if scored >= total:
         return Decision(True, "exhausted")
@@ -50,7 +55,7 @@ class FullRerank:
         _sizes_ok(self.chunk, self.depth)
 
     def decide(self, confidences: np.ndarray, total: int) -> Decision:
-        return _exhausted(len(confidences), total, self.depth) or Decision(False, "", self.chunk)
+        return _exhausted(len(confidences), total, self.depth) or _go_on(self.chunk, len(confidences), self.depth)
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class Threshold:
     def decide(self, confidences: np.ndarray, total: int) -> Decision:
         if len(confidences) and confidences.max() >= self.tau:
             return Decision(True, "confident")
-        return _exhausted(len(confidences), total, self.depth) or Decision(False, "", self.chunk)
+        return _exhausted(len(confidences), total, self.depth) or _go_on(self.chunk, len(confidences), self.depth)
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ class TopKConfident:
     def decide(self, confidences: np.ndarray, total: int) -> Decision:
         if len(confidences) >= self.k and np.sort(confidences)[-self.k] >= self.tau:
             return Decision(True, "confident")
-        return _exhausted(len(confidences), total, self.depth) or Decision(False, "", self.chunk)
+        return _exhausted(len(confidences), total, self.depth) or _go_on(self.chunk, len(confidences), self.depth)
 
 
 @dataclass(frozen=True)
@@ -175,9 +180,4 @@ class ResidualRisk:
         risk = residual_risk(confidences, total, self.depth, self.k, self.prior, self.blend)
         if len(confidences) and risk < self.epsilon:
             return Decision(True, "low_risk")
-        return Decision(False, "", min(self.max_chunk, max(self.first_chunk, len(confidences))))
-
-
-def first_chunk(policy) -> int:
-    """The size of the first chunk a policy scores."""
-    return getattr(policy, "first_chunk", getattr(policy, "chunk", 16))
+        return _go_on(min(self.max_chunk, max(self.first_chunk, len(confidences))), len(confidences), self.depth)

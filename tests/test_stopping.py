@@ -34,6 +34,15 @@ def test_topk_waits_for_k_confident():
     assert policy.decide(c(0.9, 0.1, 0.65, 0.3), 20).reason == "confident"
 
 
+def chunks_scored(policy, total: int) -> list[int]:
+    """The chunk sizes a policy asks for when nothing ever makes it confident."""
+    sizes, scored = [], 0
+    while not (decision := policy.decide(np.zeros(scored), total)).stop:
+        sizes.append(decision.next_chunk)
+        scored += decision.next_chunk
+    return sizes
+
+
 @pytest.fixture
 def prior() -> RankPrior:
     # Relevant passages sit mostly at the top of recall; relevant confidences are high, others low.
@@ -81,3 +90,11 @@ def test_blend_makes_deep_candidates_need_more_confidence(prior):
     assert blended == pytest.approx(expected)
     assert blended < plain
     assert residual_risk(c(0.6), total=10, depth=4, k=1, prior=prior, blend=1.0) == 0.0
+
+
+def test_no_policy_scores_past_its_depth_cap(prior):
+    assert chunks_scored(FullRerank(depth=10, chunk=16), 100) == [10]
+    assert chunks_scored(Threshold(tau=0.9, chunk=4, depth=10), 100) == [4, 4, 2]
+    assert chunks_scored(TopKConfident(k=2, tau=0.9, chunk=8, depth=10), 100) == [8, 2]
+    assert chunks_scored(ResidualRisk(prior=prior, epsilon=0.0, k=1, first_chunk=4, depth=20), 100) == [4, 4, 8, 4]
+    assert chunks_scored(FullRerank(depth=100, chunk=16), 30) == [16, 16]  # fewer candidates than the cap
