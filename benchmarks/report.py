@@ -14,7 +14,8 @@ from pathlib import Path
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 HEADLINE = ("recall: bm25", "recall: dense", "recall: hybrid", "full rerank top-20", "full rerank top-50",
-            "full rerank top-100", "operating point (chosen on dev)", "published rule, best on dev")
+            "full rerank top-100", "operating point (chosen on dev)", "published rule, best on dev",
+            "residual risk (ours), best on dev", "full rerank, shallowest cap within the loss on dev")
 
 
 def table(record: dict) -> str:
@@ -26,7 +27,8 @@ def table(record: dict) -> str:
     lines = [f"**{record['dataset']} {record['split']}, {backend}, {length} tokens** ({record['queries']} queries, "
              f"hybrid top-{record['depth']} candidates, blend {record['blend']}, {record['machine']['cores']} cores, "
              f"commit `{record['git_commit'][:8]}`; command: `earlyrank bench "
-             f"--data ../shared/datasets/{record['dataset']} --depth {record['depth']} --backend {backend}`)", "",
+             f"--data ../shared/datasets/{record['dataset']} --depth {record['depth']} --backend {backend} "
+             f"--max-length {length}`)", "",
              "| configuration | nDCG@10 | RR@10 | R@100 | P@1 | MAP@3 | pairs/query | share scored | "
              "p50 ms | p95 ms | vs full (paired t-test p) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -104,6 +104,11 @@ def rerank_configs(point: dict | None, prior: RankPrior | None, depth: int) -> l
                                                                                   point["depth"])))
         configs.append(("published rule, best on dev", "chosen",
                         policy_from(point["best_published_rule"], prior, depth, point["depth"])))
+        best = point.get("best_by_policy", {})
+        for name, label in (("risk", "residual risk (ours), best on dev"), ("full", "full rerank, shallowest cap "
+                                                                                      "within the loss on dev")):
+            if name in best:
+                configs.append((label, "chosen", policy_from(best[name], prior, depth, point["depth"])))
     return configs
 
 
@@ -193,19 +198,22 @@ def confidence_split(results: dict, qrels) -> tuple[np.ndarray, np.ndarray]:
 
 def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", depth: int = 100,
               limit: int = 0, peers: bool = True, plots: bool = True, backend: str | None = None,
-              ray_address: str | None = None, ray_workers: int = 2) -> dict:
+              ray_address: str | None = None, ray_workers: int = 2, max_length: int | None = None) -> dict:
     """Every configuration on one split; writes run files, a JSON record, a markdown table and plots.
+
+    `max_length` overrides the model's inference length (see `benchmarks/lengths.py`); the calibration and
+    operating point stored with the model were fitted at that length, so elsewhere they are only approximate.
 
     With `ray_address` the cross-encoder scores the split on `ray_workers` Ray actors (`engine.ray_scoring`).
     """
     from engine.corpora import dataset_index
     from engine.datasets import load_dataset
-    from engine.reranker import CrossEncoder, resolve_backend
+    from engine.reranker import CrossEncoder, model_max_length, resolve_backend
     from engine.tuning import scored_split, split_queries
 
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    scorer = CrossEncoder.load(model_dir, backend=backend)
+    scorer = CrossEncoder.load(model_dir, max_length=max_length, backend=backend)
     dataset = load_dataset(data_dir)
     index = dataset_index(dataset)
     data = scored_split(data_dir, split, scorer, model_dir, "hybrid", depth, limit, ray_address=ray_address,
@@ -235,11 +243,13 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     if peers:
         record["peer_cross_encoder"] = compare_with_sentence_transformers(
             scorer, data, {d.id: d.full_text for d in index.docs})
+    # The default backend at the model's own length gets the plain name; anything else says what differs.
+    variant = ("" if scorer.backend.name == resolve_backend() else f"-{scorer.backend.name}") + (
+        "" if scorer.max_length == model_max_length(model_dir) else f"-{scorer.max_length}tok")
     if plots:
-        record["plots"] = write_plots(data.name, rerank, results, qrels, out)
+        record["plots"] = write_plots(data.name + variant, rerank, results, qrels, out)
     record["seconds"] = time.time() - started
-    # The default backend's record is the plain name; another backend's carries its name.
-    stem = f"{data.name}-{split}" + ("" if scorer.backend.name == resolve_backend() else f"-{scorer.backend.name}")
+    stem = f"{data.name}-{split}{variant}"
     (out / f"{stem}.json").write_text(json.dumps(record, indent=1))
     (out / f"{stem}.md").write_text(markdown_table(record))
     return record

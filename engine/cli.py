@@ -278,6 +278,8 @@ def bench(
     backend: Backend = None,
     ray: RayAddress = None,
     ray_workers: RayWorkers = 2,
+    max_length: Annotated[int | None, typer.Option(
+        help="Tokens per pair (default: the model's inference.json); results get a -<N>tok suffix.")] = None,
 ) -> None:
     """Quality against cost on DATA's SPLIT: recall modes, full reranks, every stopping policy, peers."""
     from engine.bench import markdown_table, run_bench
@@ -287,7 +289,7 @@ def bench(
     with _ray_context(ray):  # one cluster for every data set
         for d in data:
             record = run_bench(d, model, out, split, depth, limit, peers=not no_peers, backend=backend,
-                               ray_address=ray, ray_workers=ray_workers)
+                               ray_address=ray, ray_workers=ray_workers, max_length=max_length)
             typer.echo(markdown_table(record))
 
 

@@ -181,6 +181,10 @@ def tune(model_dir: Path, dev: list[DevData], max_loss: float = 0.01, depth: int
         "blend_sweep": {str(b): by_blend[b]["nDCG@10"] for b in blends},
         "best_published_rule": min([r for r in published if r in ok] or published,
                                    key=lambda r: (r["pairs_per_query"], -r["nDCG@10"])),
+        # Each policy's cheapest point within the loss (for "full", the shallowest depth cap that is enough).
+        "best_by_policy": {name: min((r for r in ok if r["policy"] == name),
+                                     key=lambda r: (r["pairs_per_query"], -r["nDCG@10"]))
+                           for name in sorted({r["policy"] for r in ok})},
         "prior": prior.as_dict(), "dev_sets": [d.name for d in dev], "sweep": rows,
     }
     (model_dir / OPERATING_POINT).write_text(json.dumps(point, indent=1))

@@ -82,6 +82,11 @@ def test_tune_stores_a_cheaper_point_within_the_loss(tiny, fake_scorer, tmp_path
     point = tune(tmp_path, dev, max_loss=0.01, depth=6)
     assert point["chosen"]["nDCG@10"] >= 0.99 * point["full_rerank"]["nDCG@10"]
     assert point["chosen"]["pairs_per_query"] <= point["full_rerank"]["pairs_per_query"]
+    best = point["best_by_policy"]
+    assert point["chosen"] in best.values()
+    assert all(row["policy"] == name and row["nDCG@10"] >= 0.99 * point["full_rerank"]["nDCG@10"]
+               for name, row in best.items())
+    assert min(row["pairs_per_query"] for row in best.values()) == point["chosen"]["pairs_per_query"]
     policy, blend = load_operating_point(tmp_path)
     assert policy.name == point["chosen"]["policy"] and blend == point["blend"]
     assert json.loads((tmp_path / "operating_point.json").read_text())["dev_sets"] == ["tiny"]
