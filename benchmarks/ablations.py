@@ -56,11 +56,11 @@ class Variant:
 VARIANTS = (
     Variant("scifact", "SciFact labels; 6 hard + 1 random negative per positive (the reference)"),
     Variant("mix", "SciFact + XQuAD labels", labelled=("scifact", "xquad-en")),
-    Variant("random-negatives", "SciFact labels; 7 random negatives, none mined", random_negatives=7),
-    Variant("fewer-negatives", "SciFact labels; 2 hard + 1 random negative", negatives=3),
-    Variant("scifact+self", "SciFact labels + 800 self-supervised SciFact groups", unlabelled=("scifact",)),
     Variant("self-only", "no labels: self-supervised groups from both corpora",
             labelled=(), unlabelled=("scifact", "xquad-en")),
+    Variant("scifact+self", "SciFact labels + 800 self-supervised SciFact groups", unlabelled=("scifact",)),
+    Variant("random-negatives", "SciFact labels; 7 random negatives, none mined", random_negatives=7),
+    Variant("fewer-negatives", "SciFact labels; 2 hard + 1 random negative", negatives=3),
     Variant("mix-2x", "SciFact + XQuAD labels, twice the steps", labelled=("scifact", "xquad-en"), step_factor=2),
 )
 

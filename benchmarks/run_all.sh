@@ -2,7 +2,8 @@
 # Reproduce the README's benchmark section from scratch: rerank/early stopping on SciFact and XQuAD test
 # (operating points chosen on dev by `earlyrank tune`) with the default backend and, for the quality gate,
 # torch-fp32; recall; inference speed; load; Ray scaling; then rewrite the README's bench tables.
-# About 2.5 hours on 2 cores (the torch-fp32 SciFact rerank alone takes ~40 minutes, the training ablations ~50).
+# About 5 hours on 2 cores: the torch-fp32 SciFact rerank takes ~40 minutes, the six 100-step training ablations
+# ~75, the two 300-step ones ~75.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -18,6 +19,7 @@ python benchmarks/load.py --seconds 8 --levels 1 8 32 --workers 2
 python benchmarks/ray_scaling.py
 python benchmarks/explain.py --pairs 15
 python benchmarks/lengths.py
-python benchmarks/ablations.py --steps 60
+python benchmarks/ablations.py
+python benchmarks/ablations.py --steps 300 --only scifact --only random-negatives --out results/ablations-300.json
 python benchmarks/report.py results/scifact-test.json results/scifact-test-torch-fp32.json results/xquad-en-test.json \
   --readme README.md
