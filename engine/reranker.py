@@ -7,15 +7,18 @@ Scoring sorts pairs by length, batches them with dynamic padding (no batch is pa
 pair), truncates question and passage together (``longest_first``) and runs under ``torch.inference_mode``.
 
 Backends (``CrossEncoder.load(backend=...)``, ``EARLYRANK_BACKEND``): torch-fp32, torch-bf16, onnx-fp32 and
-onnx-int8. The default, ``auto``, is torch-bf16 on a CPU with bf16 instructions (AVX-512 BF16 or AMX) and
-torch-fp32 elsewhere: on this project's 2-core Xeon bf16 scores 2.1x as many pairs a second as fp32 with the
-same SciFact ranking quality (`benchmarks/speed.py`, `earlyrank bench --backend`), while a CPU without those
-instructions would only emulate it.
+onnx-int8. The default, ``auto``, is measured, not guessed: on a CPU with bf16 instructions (AVX-512 BF16 or
+AMX) it times two MiniLM-shaped BERT layers in both precisions once, caches the verdict per CPU and torch
+version, and takes torch-bf16 only if it is clearly faster; elsewhere torch-fp32. The flag alone misleads: on
+one 2-core Xeon bf16 scored 2.1x as many pairs a second as fp32 with the same SciFact quality, on another
+(same flags, different host) 0.7x (`benchmarks/speed.py`, `earlyrank bench --backend`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,13 +48,74 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def probe_bf16_speedup(repeats: int = 3) -> float:
+    """fp32 time over bf16 time for two MiniLM-shaped BERT layers on 16 pairs of 192 tokens (> 1: bf16 wins).
+
+    Random weights: only the kernels matter, and these are the ones the real model runs. About a second."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(vocab_size=1000, hidden_size=384, num_hidden_layers=2, num_attention_heads=12,
+                        intermediate_size=1536)
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, config.vocab_size, (16, 192), generator=generator)
+    model = BertModel(config).eval()
+
+    def fastest() -> float:
+        with torch.inference_mode():
+            model(input_ids=ids)  # warm-up: kernel selection and allocation
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                model(input_ids=ids)
+                times.append(time.perf_counter() - started)
+        return min(times)
+
+    fp32 = fastest()
+    model = model.to(torch.bfloat16)
+    return fp32 / fastest()
+
+
+BF16_MARGIN = 1.1  # bf16 must be this much faster to be chosen: fp32 is exact, and the probe is noisy
+
+
+def bf16_speedup() -> float:
+    """`probe_bf16_speedup`, measured once per CPU model, flags and torch version, then read from the cache."""
+    import platform
+
+    import torch
+
+    from engine.corpora import cache_root
+
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = "|".join([line for line in lines if line.startswith(("model name", "flags"))][:2])
+    except OSError:
+        cpu = platform.processor()
+    key = hashlib.sha256(f"{cpu}|{torch.__version__}|{torch.get_num_threads()}".encode()).hexdigest()[:16]
+    path = cache_root() / "backend-probe.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = {"bf16_speedup": probe_bf16_speedup(), "torch": torch.__version__,
+                      "threads": torch.get_num_threads(), "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known, indent=1))
+        tmp.replace(path)
+    return float(known[key]["bf16_speedup"])
+
+
 def resolve_backend(backend: str | None = None) -> str:
-    """`backend`, or EARLYRANK_BACKEND, or ``auto``; ``auto`` is torch-bf16 where the CPU has bf16, else fp32."""
+    """`backend`, or EARLYRANK_BACKEND, or ``auto``: torch-bf16 where the CPU has bf16 instructions and a
+    measured probe finds it at least `BF16_MARGIN` times as fast as fp32, else torch-fp32."""
     import os
 
     chosen = backend or os.environ.get("EARLYRANK_BACKEND") or "auto"
     if chosen == "auto":
-        return "torch-bf16" if cpu_has_bf16() else "torch-fp32"
+        return "torch-bf16" if cpu_has_bf16() and bf16_speedup() >= BF16_MARGIN else "torch-fp32"
     if chosen not in BACKENDS:
         raise ValueError(f"unknown backend {chosen!r}; choose auto, {', '.join(BACKENDS)}")
     return chosen

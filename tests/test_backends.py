@@ -10,12 +10,39 @@ from engine import reranker
 from engine.reranker import resolve_backend
 
 
-def test_auto_is_bf16_only_where_the_cpu_computes_it(monkeypatch):
+def test_auto_is_bf16_only_where_the_cpu_has_it_and_it_measures_faster(monkeypatch):
     monkeypatch.delenv("EARLYRANK_BACKEND", raising=False)
     monkeypatch.setattr(reranker, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(reranker, "bf16_speedup", lambda: 2.1)
     assert resolve_backend() == resolve_backend("auto") == "torch-bf16"
-    monkeypatch.setattr(reranker, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(reranker, "bf16_speedup", lambda: 0.7)  # the flag is there, the speed is not
     assert resolve_backend() == "torch-fp32"
+    monkeypatch.setattr(reranker, "bf16_speedup", lambda: 1.05)  # within the probe's noise: stay exact
+    assert resolve_backend() == "torch-fp32"
+
+    def no_probe():
+        raise AssertionError("probed a CPU without bf16 instructions")
+
+    monkeypatch.setattr(reranker, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(reranker, "bf16_speedup", no_probe)
+    assert resolve_backend() == "torch-fp32"
+
+
+def test_the_bf16_probe_runs_once_per_machine_then_comes_from_the_cache(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setenv("EARLYRANK_CACHE", str(tmp_path))
+    monkeypatch.setattr(reranker, "probe_bf16_speedup", lambda: calls.append(1) or 0.7)
+    assert reranker.bf16_speedup() == 0.7
+    assert reranker.bf16_speedup() == 0.7
+    assert len(calls) == 1
+    (entry,) = json.loads((tmp_path / "backend-probe.json").read_text()).values()
+    assert entry["bf16_speedup"] == 0.7
+
+
+@pytest.mark.slow
+def test_the_real_probe_times_both_precisions():
+    speedup = reranker.probe_bf16_speedup(repeats=1)
+    assert 0.05 < speedup < 20  # a ratio of two real timings, not a placeholder
 
 
 def test_an_explicit_backend_beats_the_environment_which_beats_auto(monkeypatch):
