@@ -48,10 +48,14 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def probe_bf16_speedup(repeats: int = 3) -> float:
+def probe_bf16_speedup(rounds: int = 5) -> float:
     """fp32 time over bf16 time for two MiniLM-shaped BERT layers on 16 pairs of 192 tokens (> 1: bf16 wins).
 
-    Random weights: only the kernels matter, and these are the ones the real model runs. About a second."""
+    Random weights: only the kernels matter, and these are the ones the real model runs. The two precisions
+    run in alternation and the median of the per-round ratios is returned, so a burst of load elsewhere on
+    the machine slows both sides of a ratio instead of deciding it. About two seconds."""
+    import copy
+
     import torch
     from transformers import BertConfig, BertModel
 
@@ -59,21 +63,18 @@ def probe_bf16_speedup(repeats: int = 3) -> float:
                         intermediate_size=1536)
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, config.vocab_size, (16, 192), generator=generator)
-    model = BertModel(config).eval()
+    fp32 = BertModel(config).eval()
+    bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
 
-    def fastest() -> float:
-        with torch.inference_mode():
-            model(input_ids=ids)  # warm-up: kernel selection and allocation
-            times = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                model(input_ids=ids)
-                times.append(time.perf_counter() - started)
-        return min(times)
+    def seconds(model) -> float:
+        started = time.perf_counter()
+        model(input_ids=ids)
+        return time.perf_counter() - started
 
-    fp32 = fastest()
-    model = model.to(torch.bfloat16)
-    return fp32 / fastest()
+    with torch.inference_mode():
+        for model in (fp32, bf16):  # warm-up: kernel selection and allocation
+            seconds(model)
+        return float(np.median([seconds(fp32) / seconds(bf16) for _ in range(rounds)]))
 
 
 BF16_MARGIN = 1.1  # bf16 must be this much faster to be chosen: fp32 is exact, and the probe is noisy

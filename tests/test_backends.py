@@ -41,7 +41,7 @@ def test_the_bf16_probe_runs_once_per_machine_then_comes_from_the_cache(monkeypa
 
 @pytest.mark.slow
 def test_the_real_probe_times_both_precisions():
-    speedup = reranker.probe_bf16_speedup(repeats=1)
+    speedup = reranker.probe_bf16_speedup(rounds=1)
     assert 0.05 < speedup < 20  # a ratio of two real timings, not a placeholder
 
 
