@@ -38,13 +38,23 @@ BackendName = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 
 
+def cpu_info() -> dict[str, str]:
+    """The first CPU's fields from /proc/cpuinfo ("model name", "flags", ...); empty where there is none."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(name.strip(), value.strip())
+    return fields
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX), read from /proc/cpuinfo."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    flags = cpu_info().get("flags", "").split()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
@@ -81,18 +91,16 @@ BF16_MARGIN = 1.1  # bf16 must be this much faster to be chosen: fp32 is exact, 
 
 
 def bf16_speedup() -> float:
-    """`probe_bf16_speedup`, measured once per CPU model, flags and torch version, then read from the cache."""
+    """`probe_bf16_speedup`, measured once per CPU model and flags, torch version and thread count, then read
+    from the cache."""
     import platform
 
     import torch
 
     from engine.corpora import cache_root
 
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = "|".join([line for line in lines if line.startswith(("model name", "flags"))][:2])
-    except OSError:
-        cpu = platform.processor()
+    info = cpu_info()
+    cpu = f"{info.get('model name', platform.processor())}|{info.get('flags', '')}"
     key = hashlib.sha256(f"{cpu}|{torch.__version__}|{torch.get_num_threads()}".encode()).hexdigest()[:16]
     path = cache_root() / "backend-probe.json"
     try:
