@@ -400,6 +400,9 @@ def train(
                                                 "epochs (0: no limit).")] = 0,
     eval_every: Annotated[int, typer.Option(help="Optimizer steps between dev evaluations.")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    init: Annotated[Path | None, typer.Option(help="Start from this trained cross-encoder instead of the base "
+                                                   "model (a second stage of training).")] = None,
+    lr: Annotated[float, typer.Option(help="Peak learning rate of the encoder body (the head gets 25x).")] = 4e-5,
 ) -> None:
     """Fine-tune the cross-encoder on the train splits of DATA (a dev part is held out for selection).
 
@@ -410,10 +413,15 @@ def train(
     for d in data:
         if not (d / "qrels" / "train.tsv").is_file():
             fail(f"{d}: no qrels/train.tsv; training needs judged train queries")
+    if init is not None and not (init / "config.json").is_file():
+        fail(f"--init {init}: no config.json there; give the directory of a trained cross-encoder")
+    if init is not None and init.resolve() == out.resolve():
+        fail(f"--init and --out are the same directory ({out}); write the second stage somewhere else")
     try:
         params = TrainParams(loss=loss, epochs=epochs, max_length=max_length, negatives=negatives,
                              self_supervised=self_supervised, max_minutes=max_minutes, eval_every=eval_every,
-                             seed=seed, max_steps=max_steps)
+                             seed=seed, max_steps=max_steps, lr_body=lr, lr_head=lr * 25,
+                             base_model=str(init) if init else "")
     except ValueError as e:
         fail(str(e))
     card = run_training(list(data), out, params)

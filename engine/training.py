@@ -108,7 +108,9 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
     torch.manual_seed(params.seed)
     source = checkpoint if (checkpoint / "state.pt").is_file() else Path(params.base_model)
     tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1, local_files_only=True)
+    # fp32 whatever the stored dtype: a shipped model (fp16 safetensors) can be the start of a second stage.
+    model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1, local_files_only=True,
+                                                               dtype=torch.float32)
     head = [p for n, p in model.named_parameters() if n.startswith(("classifier", "bert.pooler"))]
     body = [p for n, p in model.named_parameters() if not n.startswith(("classifier", "bert.pooler"))]
     optimizer = torch.optim.AdamW([{"params": body, "lr": params.lr_body}, {"params": head, "lr": params.lr_head}],

@@ -129,7 +129,7 @@ def fit_prior(dev: list[DevData], calibration: Calibration, depth: int) -> RankP
 def policy_grid(prior: RankPrior, depth: int, blend: float = 0.0) -> list:
     """Every policy `tune` tries: the full rerank first (the reference), each rule at the full depth, and each
     with a cap on how deep it may score (a maximum depth, as in the published rule)."""
-    caps = [c for c in (10, 20, 30, 50) if c < depth]
+    caps = [c for c in (5, 10, 20, 30, 50) if c < depth]
     grid: list = [FullRerank(depth=depth, chunk=16)] + [FullRerank(depth=c, chunk=16) for c in caps]
     for cap in (depth, *caps):
         for tau in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98):
@@ -139,7 +139,7 @@ def policy_grid(prior: RankPrior, depth: int, blend: float = 0.0) -> list:
                 grid.append(TopKConfident(k=k, tau=tau, chunk=10, depth=cap))
         for epsilon in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0):
             for k in (1, 3, 5, 10):
-                for first in (4, 8):
+                for first in (2, 4, 8):
                     grid.append(ResidualRisk(prior=prior, epsilon=epsilon, k=k, first_chunk=first, depth=cap,
                                              blend=blend))
     return grid

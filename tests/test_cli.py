@@ -54,3 +54,12 @@ def test_help_explains_every_command():
     result = runner.invoke(app, ["--help"])
     for command in ("index", "search", "ask", "train", "calibrate", "tune", "bench"):
         assert command in result.output
+
+
+def test_train_refuses_a_bad_init(tiny_dir, tmp_path):
+    data = ["--data", str(tiny_dir)]
+    result = runner.invoke(app, ["train", *data, "--out", str(tmp_path / "m"), "--init", str(tmp_path)])
+    assert result.exit_code == 2 and "no config.json there" in result.output
+    (tmp_path / "config.json").write_text("{}")
+    result = runner.invoke(app, ["train", *data, "--out", str(tmp_path), "--init", str(tmp_path)])
+    assert result.exit_code == 2 and "write the second stage somewhere else" in result.output

@@ -46,3 +46,19 @@ def test_train_checkpoints_resumes_and_refuses_other_parameters(tmp_path):
     assert logits.argmax() == 0
     with pytest.raises(ValueError, match="other parameters"):
         train(groups(), dev(), out, replace(params, lr_body=2e-4), progress=False)
+
+
+def test_second_stage_starts_from_a_shipped_fp16_model(tmp_path):
+    first = tmp_path / "first"
+    params = TrainParams(max_length=32, negatives=3, epochs=1, eval_every=1, dev_queries=1,
+                         base_model=str(default_model_path()), lr_body=1e-4, seed=1)
+    train(groups(), dev(), first, params, progress=False)
+    start = CrossEncoder.load(first).logits(["Do cats hunt mice?"] * 4, [CAT, *OTHERS])
+    # The first stage is stored in fp16; the second stage must train it in fp32 from those weights.
+    second = tmp_path / "second"
+    card = train(groups(), dev(), second, replace(params, base_model=str(first), epochs=2), progress=False)
+    assert card["base_model"] == str(first) and card["steps"] == 2
+    after = CrossEncoder.load(second).logits(["Do cats hunt mice?"] * 4, [CAT, *OTHERS])
+    assert after.argmax() == 0
+    # It continued from the first stage's weights: the cat passage's lead over the others did not shrink.
+    assert after[0] - after[1:].max() >= start[0] - start[1:].max()
