@@ -191,9 +191,12 @@ def main() -> None:
 
     if args.shipped.is_dir():
         card = json.loads((args.shipped / "training_card.json").read_text())
-        record["shipped"] = {"steps": card["steps"], "history": card["history"],
-                             "groups_by_source": card["groups_by_source"],
-                             "dev": summary(score_dev(args.shipped, devs), reference)}
+        stages = []  # first stage first; a second stage's card keeps the first's as "previous_stage"
+        while card:
+            stages.insert(0, {"steps": card["steps"], "minutes": card["history"][-1]["minutes"],
+                              "groups_by_source": card["groups_by_source"], "history": card["history"]})
+            card = card.get("previous_stage")
+        record["shipped"] = {"stages": stages, "dev": summary(score_dev(args.shipped, devs), reference)}
     args.out.write_text(json.dumps(record, indent=2))
     print(markdown_table(record))
 
@@ -211,10 +214,12 @@ def markdown_table(record: dict) -> str:
                  f"{recall['xquad-en']['nDCG@10']:.4f} | – | {recall['xquad-en']['P@1']:.3f} |")
     rows = [(name, v) for name, v in record["variants"].items()]
     if "shipped" in record:
-        shipped = record["shipped"]
-        rows.append(("shipped model (full schedule, mix + self)",
-                     {"groups": sum(shipped["groups_by_source"].values()), "steps": shipped["steps"],
-                      "train_minutes": shipped["history"][-1]["minutes"], "dev": shipped["dev"]}))
+        stages = record["shipped"]["stages"]
+        rows.append((f"shipped model ({len(stages)} stage{'s' * (len(stages) > 1)}: "
+                     + "; then ".join(" + ".join(st["groups_by_source"]) for st in stages) + ")",
+                     {"groups": " + ".join(str(sum(st["groups_by_source"].values())) for st in stages),
+                      "steps": " + ".join(str(st["steps"]) for st in stages),
+                      "train_minutes": sum(st["minutes"] for st in stages), "dev": record["shipped"]["dev"]}))
     for name, v in rows:
         s, x = v["dev"]["scifact"], v["dev"]["xquad-en"]
         delta = (f"{s['vs_reference']:+.4f} ({s['p_value']:.2f})" if "vs_reference" in s else "–")

@@ -186,6 +186,9 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
         "machine": {"cores": __import__("os").cpu_count(), "platform": platform.platform(),
                     "torch": torch.__version__},
     }
+    previous = Path(params.base_model) / CARD
+    if previous.is_file():  # a second stage: keep the first stage's card, so the model's history stays whole
+        card["previous_stage"] = json.loads(previous.read_text())
     (out / CARD).write_text(json.dumps(card, indent=2))
     return card
 

@@ -58,6 +58,7 @@ def test_second_stage_starts_from_a_shipped_fp16_model(tmp_path):
     second = tmp_path / "second"
     card = train(groups(), dev(), second, replace(params, base_model=str(first), epochs=2), progress=False)
     assert card["base_model"] == str(first) and card["steps"] == 2
+    assert card["previous_stage"]["steps"] == 1 and card["previous_stage"]["base_model"] == str(default_model_path())
     after = CrossEncoder.load(second).logits(["Do cats hunt mice?"] * 4, [CAT, *OTHERS])
     assert after.argmax() == 0
     # It continued from the first stage's weights: the cat passage's lead over the others did not shrink.
