@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -37,6 +39,25 @@ def test_the_bf16_probe_runs_once_per_machine_then_comes_from_the_cache(monkeypa
     assert len(calls) == 1
     (entry,) = json.loads((tmp_path / "backend-probe.json").read_text()).values()
     assert entry["bf16_speedup"] == 0.7
+
+
+def test_processes_started_together_share_one_probe(monkeypatch, tmp_path):
+    monkeypatch.setenv("EARLYRANK_CACHE", str(tmp_path))
+    running, overlapped, calls = [], [], []
+
+    def slow_probe():
+        overlapped.append(bool(running))
+        running.append(1)
+        time.sleep(0.3)
+        running.pop()
+        calls.append(1)
+        return 0.73
+
+    monkeypatch.setattr(reranker, "probe_bf16_speedup", slow_probe)
+    with ThreadPoolExecutor(4) as pool:
+        verdicts = list(pool.map(lambda _: reranker.bf16_speedup(), range(4)))
+    # One probe, never two at once, and every caller got its verdict.
+    assert verdicts == [0.73] * 4 and calls == [1] and overlapped == [False]
 
 
 @pytest.mark.slow
