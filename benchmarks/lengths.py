@@ -2,10 +2,13 @@
 
     python benchmarks/lengths.py                          # 192 256 320 384 on SciFact and XQuAD dev
     python benchmarks/lengths.py --choose                 # ... and store the choice with the model
+    python benchmarks/lengths.py --lengths 256 256x2 256x4  # 256 tokens, then up to 2 or 4 passage windows
 
 The model ranks each data set's dev queries (the held-out part of train its training card names; never test)
-over their hybrid top 30 at every length. With --choose, the shortest length whose nDCG@10 over all dev
-questions is within --tolerance of the best is written to the model's inference.json, which
+over their hybrid top 30 at every length. ``NxW`` reads a passage longer than N tokens in up to W windows of
+N tokens and keeps the best window's logit (MaxP; `CrossEncoder.window_ids`). With --choose, the cheapest
+setting (fewest windows, then shortest length) whose nDCG@10 over all dev questions is within --tolerance of
+the best is written to the model's inference.json, which
 `CrossEncoder.load` reads (calibration and operating point must then be refitted at that length:
 `earlyrank calibrate`, `earlyrank tune`). Scores are cached per length. Prints a table and writes
 results/lengths.json.
@@ -33,8 +36,25 @@ ROOT = Path(__file__).resolve().parents[1]
 MEASURES = ("nDCG@10", "RR@10", "P@1")
 
 
-def measure(model: Path, length: int, datasets: list[str], depth: int) -> dict:
-    scorer = CrossEncoder.load(model, max_length=length)
+def parse_setting(text: str) -> tuple[int, int]:
+    """"256" -> (256, 1); "256x4" -> (256, 4)."""
+    length, _, windows = text.partition("x")
+    try:
+        parsed = int(length), int(windows or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected TOKENS or TOKENSxWINDOWS, e.g. 256 or 256x4") from None
+    if parsed[0] < 16 or parsed[1] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: need at least 16 tokens and 1 window")
+    return parsed
+
+
+def setting_name(length: int, windows: int) -> str:
+    return str(length) if windows == 1 else f"{length}x{windows}"
+
+
+def measure(model: Path, setting: tuple[int, int], datasets: list[str], depth: int) -> dict:
+    length, windows = setting
+    scorer = CrossEncoder.load(model, max_length=length, windows=windows)
     rows = {}
     for name in datasets:
         started = time.time()
@@ -45,7 +65,7 @@ def measure(model: Path, length: int, datasets: list[str], depth: int) -> dict:
         pairs = sum(len(s.candidates) for s in dev.scored)
         scoring = sum(s.seconds for s in dev.scored)
         rows[name] = {**{m: float(np.mean(list(v.values()))) for m, v in values.items()},
-                      "per_query_ndcg": values["nDCG@10"], "pairs": pairs,
+                      "per_query_ndcg": values["nDCG@10"], "pairs": pairs, "windows": windows,
                       "pairs_per_second": pairs / scoring if scoring else None,
                       "wall_seconds": time.time() - started}
     return rows
@@ -68,7 +88,8 @@ def pooled_ndcg(rows: dict) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lengths", type=int, nargs="+", default=[192, 256, 320, 384])
+    parser.add_argument("--lengths", type=parse_setting, nargs="+", default=[(n, 1) for n in (192, 256, 320, 384)],
+                        help="TOKENS or TOKENSxWINDOWS settings to compare")
     parser.add_argument("--datasets", nargs="+", default=["scifact", "xquad-en"])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--depth", type=int, default=30)
@@ -78,29 +99,33 @@ def main() -> None:
     args = parser.parse_args()
 
     by_length = {}
-    for length in args.lengths:
-        by_length[length] = measure(args.model, length, args.datasets, args.depth)
-        row = by_length[length]
-        print(f"{length:4d} tokens: " + "; ".join(
+    for setting in args.lengths:
+        name = setting_name(*setting)
+        by_length[name] = measure(args.model, setting, args.datasets, args.depth)
+        row = by_length[name]
+        print(f"{name:>6} tokens: " + "; ".join(
             f"{n} nDCG@10 {r['nDCG@10']:.4f} P@1 {r['P@1']:.3f} {r['pairs_per_second'] or 0:.1f} pairs/s"
             for n, r in row.items()), flush=True)
-    pooled = {length: pooled_ndcg(rows) for length, rows in by_length.items()}
+    pooled = {name: pooled_ndcg(rows) for name, rows in by_length.items()}
     best = max(pooled.values())
-    chosen = min(length for length, v in pooled.items() if v >= best - args.tolerance)
+    chosen = min((name for name, v in pooled.items() if v >= best - args.tolerance),
+                 key=lambda name: parse_setting(name)[::-1])
     record = {"benchmark": "lengths", "git_commit": git_commit(), "machine": machine(),
               "model": str(args.model), "depth": args.depth, "tolerance": args.tolerance,
               "recall": recall_only(args.model, args.datasets, args.depth),
-              "lengths": {str(k): v for k, v in by_length.items()},
-              "pooled_ndcg@10": {str(k): v for k, v in pooled.items()}, "chosen": chosen}
+              "lengths": by_length, "pooled_ndcg@10": pooled, "chosen": chosen}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))
     print(markdown_table(record))
     if args.choose:
+        length, windows = parse_setting(chosen)
         (args.model / INFERENCE).write_text(json.dumps(
-            {"max_length": chosen, "chosen_by": "benchmarks/lengths.py --choose",
-             "rule": f"shortest length within {args.tolerance} of the best dev nDCG@10 (all dev questions)",
+            {"max_length": length, "windows": windows, "chosen_by": "benchmarks/lengths.py --choose",
+             "rule": f"fewest windows, then shortest length, within {args.tolerance} of the best dev nDCG@10 "
+                     f"(all dev questions)",
              "pooled_dev_ndcg@10": record["pooled_ndcg@10"]}, indent=2) + "\n")
-        print(f"wrote {args.model / INFERENCE}: max_length {chosen}; now rerun earlyrank calibrate and tune")
+        print(f"wrote {args.model / INFERENCE}: max_length {length}, windows {windows}; "
+              f"now rerun earlyrank calibrate and tune")
 
 
 def markdown_table(record: dict) -> str:
@@ -113,7 +138,7 @@ def markdown_table(record: dict) -> str:
     for length, rows in record["lengths"].items():
         cells = " | ".join(f"{rows[n]['nDCG@10']:.4f} | {rows[n]['P@1']:.3f} | {rows[n]['pairs_per_second']:.1f}"
                            for n in names)
-        mark = " (chosen)" if int(length) == record["chosen"] else ""
+        mark = " (chosen)" if length == record["chosen"] else ""
         lines.append(f"| {length}{mark} | {cells} | {record['pooled_ndcg@10'][length]:.4f} |")
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ query is pairs scored times the measured time per pair. Operating points are rea
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -127,7 +128,10 @@ def significance(qrels, reference: dict, other: dict) -> dict:
 
 
 def rerank_rows(data, qrels, calibration: Calibration, blend: float, configs, seconds_per_pair: float,
-                recall_ms: float, out: Path) -> tuple[list[dict], dict]:
+                recall_ms: float, out: Path, windows: dict[str, np.ndarray] | None = None
+                ) -> tuple[list[dict], dict]:
+    """One row per configuration; with `windows` (from `window_counts`) each row also counts forward passes:
+    the scored candidates are always a prefix of recall order."""
     rows, results_by_name = [], {}
     for name, family, policy in configs:
         # A "full rerank top-N" row is recall cut at N; any other policy's depth caps what it scores, and the
@@ -139,9 +143,12 @@ def rerank_rows(data, qrels, calibration: Calibration, blend: float, configs, se
         results_by_name[name] = results
         rerank_ms = pairs * seconds_per_pair * 1000
         candidates = sum(min(len(sq.candidates), depth or len(sq.candidates)) for sq in data.scored)
+        passes = np.array([windows[sq.query_id][:n].sum() for sq, n in zip(data.scored, pairs, strict=True)]
+                          ) if windows else pairs
         rows.append({
             "config": name, "kind": family, **evaluate_run(qrels, run_from_hits(results)),
             "pairs_mean": float(pairs.mean()), "pairs": percentiles(pairs, (50, 90, 100)),
+            "passes_mean": float(np.mean(passes)),
             "fraction_scored": float(pairs.sum() / candidates), "early_stop_rate": float(np.mean(
                 [r not in ("exhausted", "max_depth") for r in reasons])),
             "rerank_ms": percentiles(rerank_ms), "latency_ms": percentiles(rerank_ms + recall_ms),
@@ -157,9 +164,24 @@ def rerank_rows(data, qrels, calibration: Calibration, blend: float, configs, se
     return rows, results_by_name
 
 
+def window_counts(scorer, data, passages_by_id: dict[str, str]) -> dict[str, np.ndarray]:
+    """Forward passes each candidate costs, by query, in recall order: 1, or more where a passage is read in
+    several windows (tokenization only; nothing is scored)."""
+    counts = {}
+    for sq in data.scored:
+        texts = [passages_by_id[h.doc_id] for h in sq.candidates]
+        owner = scorer.window_ids([sq.text] * len(texts), texts)[1] if texts else np.zeros(0, dtype=int)
+        counts[sq.query_id] = np.bincount(owner, minlength=len(texts))
+    return counts
+
+
 def compare_with_sentence_transformers(scorer, data, passages_by_id: dict[str, str], pairs: int = 160) -> dict:
-    """Score the same pairs with sentence-transformers' CrossEncoder on the same weights: agreement and speed."""
+    """Score the same pairs with sentence-transformers' CrossEncoder on the same weights: agreement and speed.
+    Both read the head of each passage only (sentence-transformers has no windows), one pass per pair."""
     from sentence_transformers import CrossEncoder as STCrossEncoder
+
+    scorer = copy.copy(scorer)
+    scorer.windows = 1
 
     sample = [(sq.text, sq) for sq in data.scored]
     queries, passages, ours_cached = [], [], []
@@ -198,22 +220,24 @@ def confidence_split(results: dict, qrels) -> tuple[np.ndarray, np.ndarray]:
 
 def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", depth: int = 100,
               limit: int = 0, peers: bool = True, plots: bool = True, backend: str | None = None,
-              ray_address: str | None = None, ray_workers: int = 2, max_length: int | None = None) -> dict:
+              ray_address: str | None = None, ray_workers: int = 2, max_length: int | None = None,
+              windows: int | None = None) -> dict:
     """Every configuration on one split; writes run files, a JSON record, a markdown table and plots.
 
-    `max_length` overrides the model's inference length (see `benchmarks/lengths.py`); the calibration and
-    operating point stored with the model were fitted at that length, so elsewhere they are only approximate.
+    `max_length` and `windows` override the model's inference settings (see `benchmarks/lengths.py`); the
+    calibration and operating point stored with the model were fitted with those, so elsewhere they are only
+    approximate.
 
     With `ray_address` the cross-encoder scores the split on `ray_workers` Ray actors (`engine.ray_scoring`).
     """
     from engine.corpora import dataset_index
     from engine.datasets import load_dataset
-    from engine.reranker import CrossEncoder, model_max_length, resolve_backend
+    from engine.reranker import CrossEncoder, model_max_length, model_windows, resolve_backend
     from engine.tuning import scored_split, split_queries
 
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    scorer = CrossEncoder.load(model_dir, max_length=max_length, backend=backend)
+    scorer = CrossEncoder.load(model_dir, max_length=max_length, backend=backend, windows=windows)
     dataset = load_dataset(data_dir)
     index = dataset_index(dataset)
     data = scored_split(data_dir, split, scorer, model_dir, "hybrid", depth, limit, ray_address=ray_address,
@@ -228,7 +252,10 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     rows = recall_rows(dataset.name, queries, qrels, index, out, peers)
     hybrid_ms = rows[2]["latency_ms"]["p50"]
     configs = rerank_configs(point, prior, depth)
-    rerank, results = rerank_rows(data, qrels, calibration, blend, configs, seconds_per_pair, hybrid_ms, out)
+    texts = {d.id: d.full_text for d in index.docs}
+    passes = window_counts(scorer, data, texts)
+    rerank, results = rerank_rows(data, qrels, calibration, blend, configs, seconds_per_pair, hybrid_ms, out,
+                                  passes)
     logits, labels = labelled_pairs(data.scored, qrels)
     record = {
         "dataset": data.name, "split": split, "queries": len(data.scored), "depth": depth, "blend": blend,
@@ -240,12 +267,14 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
         "rows": rows + rerank, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "operating_point_source": "dev split (earlyrank tune)" if point else "none (model not tuned)",
     }
+    record["passes_per_pair"] = float(sum(w.sum() for w in passes.values()) / max(1, sum(
+        len(w) for w in passes.values())))
     if peers:
-        record["peer_cross_encoder"] = compare_with_sentence_transformers(
-            scorer, data, {d.id: d.full_text for d in index.docs})
+        record["peer_cross_encoder"] = compare_with_sentence_transformers(scorer, data, texts)
     # The default backend at the model's own length gets the plain name; anything else says what differs.
     variant = ("" if scorer.backend.name == resolve_backend() else f"-{scorer.backend.name}") + (
-        "" if scorer.max_length == model_max_length(model_dir) else f"-{scorer.max_length}tok")
+        "" if scorer.max_length == model_max_length(model_dir) else f"-{scorer.max_length}tok") + (
+        "" if scorer.windows == model_windows(model_dir) else f"-{scorer.windows}win")
     if plots:
         record["plots"] = write_plots(data.name + variant, rerank, results, qrels, out)
     record["seconds"] = time.time() - started
@@ -274,12 +303,17 @@ def write_plots(name: str, rows: list[dict], results: dict, qrels, out: Path) ->
 
 def markdown_table(record: dict) -> str:
     head = (f"### {record['dataset']} ({record['split']}, {record['queries']} queries)\n\n"
-            "| configuration | nDCG@10 | RR@10 | R@100 | P@1 | MAP@3 | pairs/query | scored | p50 ms | p95 ms |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n")
+            "| configuration | nDCG@10 | RR@10 | R@100 | P@1 | MAP@3 | pairs/query | scored | passes/query | p50 ms "
+            "| p95 ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in record["rows"]:
         lat = r.get("latency_ms", {})
         lines.append(f"| {r['config']} | {r['nDCG@10']:.4f} | {r['RR@10']:.4f} | {r['R@100']:.4f} | "
                      f"{r['P@1']:.4f} | {r['AP@3']:.4f} | {r['pairs_mean']:.1f} | "
-                     f"{r.get('fraction_scored', 0.0):.1%} | {lat.get('p50', 0):.1f} | {lat.get('p95', 0):.1f} |")
-    return head + "\n".join(lines) + "\n"
+                     f"{r.get('fraction_scored', 0.0):.1%} | {r.get('passes_mean', r['pairs_mean']):.1f} | "
+                     f"{lat.get('p50', 0):.1f} | {lat.get('p95', 0):.1f} |")
+    model = record.get("model", {})
+    foot = (f"\nPairs keep {model['max_length']} tokens; a passage longer than that is read in up to "
+            f"{model['windows']} windows, {record['passes_per_pair']:.2f} forward passes a scored pair on "
+            f"average.\n") if "windows" in model and "passes_per_pair" in record else ""
+    return head + "\n".join(lines) + "\n" + foot

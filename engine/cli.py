@@ -280,6 +280,9 @@ def bench(
     ray_workers: RayWorkers = 2,
     max_length: Annotated[int | None, typer.Option(
         help="Tokens per pair (default: the model's inference.json); results get a -<N>tok suffix.")] = None,
+    windows: Annotated[int | None, typer.Option(
+        min=1, help="Windows a long passage is read in (default: the model's inference.json); results get a "
+                    "-<N>win suffix.")] = None,
 ) -> None:
     """Quality against cost on DATA's SPLIT: recall modes, full reranks, every stopping policy, peers."""
     from engine.bench import markdown_table, run_bench
@@ -289,7 +292,8 @@ def bench(
     with _ray_context(ray):  # one cluster for every data set
         for d in data:
             record = run_bench(d, model, out, split, depth, limit, peers=not no_peers, backend=backend,
-                               ray_address=ray, ray_workers=ray_workers, max_length=max_length)
+                               ray_address=ray, ray_workers=ray_workers, max_length=max_length,
+                               windows=windows)
             typer.echo(markdown_table(record))
 
 

@@ -36,16 +36,18 @@ class CrossEncoderFactory:
     backend: str = "torch-fp32"
     max_length: int | None = None
     batch_size: int = 16
+    windows: int | None = None
 
     @classmethod
     def like(cls, scorer) -> CrossEncoderFactory:
-        """The recipe that reloads `scorer` (a loaded `CrossEncoder`) as it is: same files, length, backend."""
-        return cls(Path(scorer.path), scorer.backend.name, scorer.max_length, scorer.batch_size)
+        """The recipe that reloads `scorer` (a loaded `CrossEncoder`) as it is: same files, length, windows,
+        backend."""
+        return cls(Path(scorer.path), scorer.backend.name, scorer.max_length, scorer.batch_size, scorer.windows)
 
     def __call__(self):
         from engine.reranker import CrossEncoder
 
-        return CrossEncoder.load(self.model_dir, self.max_length, self.batch_size, self.backend)
+        return CrossEncoder.load(self.model_dir, self.max_length, self.batch_size, self.backend, self.windows)
 
 
 @dataclass(frozen=True)

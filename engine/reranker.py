@@ -5,6 +5,9 @@ calibrated confidences is `engine.calibration`; deciding when to stop is `engine
 
 Scoring sorts pairs by length, batches them with dynamic padding (no batch is padded beyond its longest
 pair), truncates question and passage together (``longest_first``) and runs under ``torch.inference_mode``.
+A passage longer than the pair's room can be read in several overlapping windows, the pair keeping its best
+window's logit (``windows``, MaxP as in Dai & Callan, SIGIR 2019); the number is measured on dev and stored in
+the model's inference.json (`benchmarks/lengths.py`).
 
 Backends (``CrossEncoder.load(backend=...)``, ``EARLYRANK_BACKEND``): torch-fp32, torch-bf16, onnx-fp32 and
 onnx-int8. The default, ``auto``, is measured, not guessed: on a CPU with bf16 instructions (AVX-512 BF16 or
@@ -160,6 +163,13 @@ def model_max_length(path: Path) -> int:
     return 256
 
 
+def model_windows(path: Path) -> int:
+    """Passage windows per pair at inference: inference.json's choice, else 1 (the head of the passage only)."""
+    settings = json.loads((path / INFERENCE).read_text()) if (path / INFERENCE).is_file() else {}
+    value = settings.get("windows") if isinstance(settings, dict) else None
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
 def check_model_dir(path: Path) -> dict:
     """Raise `ModelLoadError` unless `path` holds a single-logit sequence-classification model."""
     if not path.is_dir():
@@ -205,20 +215,23 @@ class CrossEncoder:
     """A local cross-encoder. ``CrossEncoder.load(path).score(query, passages)``."""
 
     def __init__(self, backend, tokenizer, calibration: Calibration, max_length: int = 256,
-                 batch_size: int = 16, path: Path | None = None):
+                 batch_size: int = 16, path: Path | None = None, windows: int = 1):
+        if windows < 1:
+            raise ValueError(f"windows must be at least 1, got {windows}")
         self.backend = backend
         self.tokenizer = tokenizer
         self.calibration = calibration
         self.max_length = max_length
+        self.windows = windows
         self.batch_size = batch_size
         self.path = path
         self._ids: dict[str, list[int]] = {}
 
     @classmethod
     def load(cls, path: str | Path | None = None, max_length: int | None = None, batch_size: int = 16,
-             backend: str | None = None) -> CrossEncoder:
+             backend: str | None = None, windows: int | None = None) -> CrossEncoder:
         """Load from a local directory; `backend` is auto (the default), torch-fp32, torch-bf16, onnx-fp32 or
-        onnx-int8 (see the module docstring)."""
+        onnx-int8 (see the module docstring). `max_length` and `windows` default to the model's inference.json."""
         from engine.runtime import configure_torch
 
         path = Path(path) if path else DEFAULT_MODEL
@@ -229,7 +242,7 @@ class CrossEncoder:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         length = max_length or model_max_length(path)
         return cls(load_backend(path, resolve_backend(backend)), tokenizer, Calibration.load(path / CALIBRATION),
-                   length, batch_size, path)
+                   length, batch_size, path, windows or model_windows(path))
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Word-piece ids of each text (no special tokens), from a cache: a passage offered to many questions,
@@ -261,6 +274,33 @@ class CrossEncoder:
             pairs.append(([cls_id, *q, sep_id, *p, sep_id], len(q) + 2))
         return pairs
 
+    def window_ids(self, queries: Sequence[str], passages: Sequence[str]) -> tuple[list[tuple[list[int], int]],
+                                                                                  np.ndarray]:
+        """`pair_ids`, plus up to ``windows - 1`` more windows of each passage the cut left unread: the same
+        question with a later, equally long slice of the passage, a quarter of each slice overlapping the one
+        before and the last slice ending at the passage's end. Returns (pairs, owner): ``owner[j]`` is the
+        input pair that window j belongs to; a pair's logit is its best window's (MaxP)."""
+        first = self.pair_ids(queries, passages)
+        if self.windows == 1:
+            return first, np.arange(len(first))
+        sep_id = self.tokenizer.sep_token_id
+        pairs, owner = [], []
+        for i, ((ids, start), p) in enumerate(zip(first, self.token_ids(passages), strict=True)):
+            pairs.append((ids, start))
+            owner.append(i)
+            width = len(ids) - start - 1  # passage tokens the first window kept
+            if width <= 0 or width >= len(p):
+                continue
+            head, stride = ids[:start], max(1, width - width // 4)
+            offset = 0
+            for _ in range(self.windows - 1):
+                offset = min(offset + stride, len(p) - width)
+                pairs.append(([*head, *p[offset:offset + width], sep_id], start))
+                owner.append(i)
+                if offset + width >= len(p):
+                    break
+        return pairs, np.asarray(owner)
+
     def batch(self, pairs: Sequence[tuple[list[int], int]]):
         """Model inputs for pairs from `pair_ids`, padded to the longest pair of this batch only."""
         width = max(len(ids) for ids, _ in pairs)
@@ -288,13 +328,17 @@ class CrossEncoder:
             raise ValueError(f"{len(queries)} queries for {len(passages)} passages; pass one query per pair")
         if not passages:
             return np.zeros(0, dtype=np.float32)
-        pairs = self.pair_ids(queries, passages)
+        pairs, owner = self.window_ids(queries, passages)
         # Batches of pairs sorted by token length: no batch is padded beyond its own longest pair.
         order = np.argsort([-len(ids) for ids, _ in pairs], kind="stable")
-        out = np.empty(len(passages), dtype=np.float32)
+        each = np.empty(len(pairs), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            out[idx] = self.backend.forward(self.batch([pairs[i] for i in idx]))
+            each[idx] = self.backend.forward(self.batch([pairs[i] for i in idx]))
+        if len(pairs) == len(passages):
+            return each
+        out = np.full(len(passages), -np.inf, dtype=np.float32)
+        np.maximum.at(out, owner, each)
         return out
 
     def score(self, query: str, passages: Sequence[str]) -> ScoredPairs:
@@ -306,7 +350,7 @@ class CrossEncoder:
         card_path = self.path / CARD if self.path else None
         card = json.loads(card_path.read_text()) if card_path and card_path.is_file() else {}
         return {"path": str(self.path), "name": card.get("name", self.path.name if self.path else "?"),
-                "backend": self.backend.name, "max_length": self.max_length,
+                "backend": self.backend.name, "max_length": self.max_length, "windows": self.windows,
                 "calibration": self.calibration.as_dict()}
 
 

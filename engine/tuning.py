@@ -31,10 +31,12 @@ class DevData:
     qrels: dict
 
 
-def model_key(model_dir: Path, max_length: int, backend: str = "torch-fp32") -> str:
-    """Cache key of a model's scores: its weights, the truncation length and the backend that ran it."""
+def model_key(model_dir: Path, max_length: int, backend: str = "torch-fp32", windows: int = 1) -> str:
+    """Cache key of a model's scores: its weights, the truncation length, the passage windows and the backend
+    that ran it."""
     digest = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()[:12]
-    return f"{digest}-{max_length}" + ("" if backend == "torch-fp32" else f"-{backend}")
+    return (f"{digest}-{max_length}" + ("" if windows == 1 else f"x{windows}")
+            + ("" if backend == "torch-fp32" else f"-{backend}"))
 
 
 def split_queries(dataset, split: str, model_dir: Path):
@@ -59,7 +61,7 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
     queries, qrels = split_queries(dataset, split, model_dir)
     queries = queries[:limit] if limit else queries
     qrels = {q.id: qrels[q.id] for q in queries}  # judgements of exactly the queries asked
-    cache = (cache_root() / "scores" / model_key(model_dir, scorer.max_length, scorer.backend.name)
+    cache = (cache_root() / "scores" / model_key(model_dir, scorer.max_length, scorer.backend.name, scorer.windows)
              / f"{dataset.name}-{split}-{mode}-{depth}.jsonl")
     index = dataset_index(dataset, progress)
     if ray_address:

@@ -6,6 +6,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 from engine import reranker
@@ -113,3 +114,67 @@ def test_inference_length_is_the_measured_choice_then_the_training_length(tmp_pa
     assert model_max_length(tmp_path) == 320
     (tmp_path / INFERENCE).write_text(json.dumps({"chosen_by": "someone"}))  # no length in it
     assert model_max_length(tmp_path) == 192
+
+
+def window_scorer(windows: int, max_length: int = 24):
+    """A CrossEncoder whose 'model' gives a pair the number of times the word 'needle' appears in it."""
+    from transformers import AutoTokenizer
+
+    from engine.calibration import Calibration
+    from engine.reranker import DEFAULT_MODEL, CrossEncoder
+
+    tokenizer = AutoTokenizer.from_pretrained(str(DEFAULT_MODEL), local_files_only=True)
+    needle = tokenizer.convert_tokens_to_ids("needle")
+
+    class CountingBackend:
+        tensors = "np"
+        name = "count"
+        rows = 0
+
+        def forward(self, batch):
+            self.rows += len(batch["input_ids"])
+            return ((batch["input_ids"] == needle) & (batch["attention_mask"] == 1)).sum(axis=1).astype(np.float32)
+
+    return CrossEncoder(CountingBackend(), tokenizer, Calibration(), max_length=max_length, windows=windows)
+
+
+def test_windows_cover_the_whole_passage_and_overlap():
+    scorer = window_scorer(windows=8)
+    question, passage = "where is it", " ".join(f"w{i}" for i in range(40))
+    pairs, owner = scorer.window_ids([question], [passage])
+    q_ids, p_ids = scorer.token_ids([question])[0], scorer.token_ids([passage])[0]
+    assert len(p_ids) > 24  # the passage does not fit one window
+    seen: list[int] = []
+    for ids, start in pairs:
+        assert len(ids) <= 24 and ids[1:start - 1] == q_ids  # every window: the whole question, within the length
+        body = ids[start:-1]
+        offset = next(k for k in range(len(p_ids)) if p_ids[k:k + len(body)] == body)  # a contiguous slice
+        seen.extend(range(offset, offset + len(body)))
+    assert set(seen) == set(range(len(p_ids)))  # every passage token is read
+    assert len(seen) > len(p_ids)  # windows overlap
+    assert list(owner) == [0] * len(pairs) and len(pairs) < 8  # fewer windows than allowed: all read
+    capped, _ = window_scorer(windows=2).window_ids([question], [passage])
+    assert [ids for ids, _ in capped] == [ids for ids, _ in pairs[:2]]  # the cap keeps the first windows
+
+
+def test_the_best_window_scores_the_pair_and_short_passages_cost_one_pass():
+    filler = " ".join(["grass"] * 40)
+    passages = ["needle at the start " + filler, filler + " needle at the end", "short needle", filler]
+    head_only, windowed = window_scorer(windows=1), window_scorer(windows=4)
+    assert head_only.logits(["q"] * 4, passages).tolist() == [1, 0, 1, 0]  # the cut hides the late needle
+    assert windowed.logits(["q"] * 4, passages).tolist() == [1, 1, 1, 0]
+    assert head_only.backend.rows == 4
+    assert windowed.backend.rows == 3 + 3 + 1 + 3  # a short passage is read once; a long one in 3 windows
+
+
+def test_window_count_is_the_measured_choice_and_caches_apart(tmp_path):
+    from engine.reranker import INFERENCE, model_windows
+    from engine.tuning import model_key
+
+    assert model_windows(tmp_path) == 1
+    (tmp_path / INFERENCE).write_text(json.dumps({"max_length": 256, "windows": 4}))
+    assert model_windows(tmp_path) == 4
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    assert model_key(tmp_path, 256) != model_key(tmp_path, 256, windows=4)
+    with pytest.raises(ValueError, match="windows"):
+        window_scorer(windows=0)

@@ -118,3 +118,19 @@ def test_bench_cuts_recall_only_for_full_rerank_rows_and_keeps_a_capped_policys_
     scored = sum(min(2, len(sq.candidates)) for sq in dev.scored)
     assert capped["fraction_scored"] == pytest.approx(scored / sum(len(sq.candidates) for sq in dev.scored))
     assert capped["fraction_scored"] < 1.0
+
+
+def test_bench_counts_the_forward_passes_of_the_scored_prefix(tiny, fake_scorer, tmp_path):
+    from engine.bench import rerank_rows
+
+    dev = _dev(tiny, fake_scorer, tmp_path)[0]
+    # Candidate i of every query costs i + 1 passes (as if later passages were longer and read in more windows).
+    passes = {sq.query_id: np.arange(1, len(sq.candidates) + 1) for sq in dev.scored}
+    configs = [("full rerank top-2", "full", FullRerank(depth=2, chunk=2)),
+               ("full rerank top-3", "full", FullRerank(depth=3, chunk=3))]
+    rows, _ = rerank_rows(dev, dev.qrels, Calibration(), 0.0, configs, 0.01, 1.0, tmp_path, passes)
+    expect = [np.mean([sum(range(1, min(d, len(sq.candidates)) + 1)) for sq in dev.scored]) for d in (2, 3)]
+    assert [r["passes_mean"] for r in rows] == pytest.approx(expect)
+    assert rows[1]["passes_mean"] > rows[1]["pairs_mean"]
+    plain, _ = rerank_rows(dev, dev.qrels, Calibration(), 0.0, configs, 0.01, 1.0, tmp_path)
+    assert [r["passes_mean"] for r in plain] == [r["pairs_mean"] for r in plain]  # one pass a pair
