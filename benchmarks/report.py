@@ -24,23 +24,27 @@ def table(record: dict) -> str:
     peer = record.get("peer_cross_encoder", {})
     backend = record.get("model", {}).get("backend", "torch-fp32")
     length = record.get("model", {}).get("max_length")
-    lines = [f"**{record['dataset']} {record['split']}, {backend}, {length} tokens** ({record['queries']} queries, "
+    windows = record.get("model", {}).get("windows", 1)
+    setting = f"{length} tokens" + (f" x {windows} windows" if windows > 1 else "")
+    lines = [f"**{record['dataset']} {record['split']}, {backend}, {setting}** ({record['queries']} queries, "
              f"hybrid top-{record['depth']} candidates, blend {record['blend']}, {record['machine']['cores']} cores, "
              f"commit `{record['git_commit'][:8]}`; command: `earlyrank bench "
              f"--data ../shared/datasets/{record['dataset']} --depth {record['depth']} --backend {backend} "
-             f"--max-length {length}`)", "",
-             "| configuration | nDCG@10 | RR@10 | R@100 | P@1 | MAP@3 | pairs/query | share scored | "
-             "p50 ms | p95 ms | vs full (paired t-test p) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"--max-length {length} --windows {windows}`)", "",
+             "| configuration | nDCG@10 | RR@10 | R@100 | P@1 | MAP@3 | pairs/query | share scored | passes/query | "
+             "p50 ms | p95 ms | vs full (paired t-test p) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sig = r.get("significance_vs_full")
         sig_text = f"{sig['mean_diff']:+.4f} (p={sig['p_value']:.2f})" if sig else ""
         lat = r.get("latency_ms", {})
         lines.append(f"| {r['config']} | {r['nDCG@10']:.4f} | {r['RR@10']:.4f} | {r['R@100']:.4f} | {r['P@1']:.4f} | "
                      f"{r['AP@3']:.4f} | {r['pairs_mean']:.1f} | {r.get('fraction_scored', 0):.1%} | "
+                     f"{r.get('passes_mean', r['pairs_mean']):.1f} | "
                      f"{lat.get('p50', 0):.0f} | {lat.get('p95', 0):.0f} | {sig_text} |")
     lines.append("")
-    lines.append(f"Cross-encoder: {1 / record['seconds_per_pair']:.1f} pairs/s while scoring this split; "
-                 f"ECE (15 bins) of its candidates {record['calibration_on_split']['ece_15']:.4f}.")
+    lines.append(f"Cross-encoder: {1 / record['seconds_per_pair']:.1f} pairs/s while scoring this split"
+                 + (f", {record['passes_per_pair']:.2f} forward passes a pair" if "passes_per_pair" in record else "")
+                 + f"; ECE (15 bins) of its candidates {record['calibration_on_split']['ece_15']:.4f}.")
     if peer:
         lines.append(f"Peer on the same weights and pairs: sentence-transformers CrossEncoder "
                      f"{peer['sentence_transformers_pairs_per_s']:.1f} pairs/s vs ours {peer['ours_pairs_per_s']:.1f} "
