@@ -22,9 +22,8 @@ def table(record: dict) -> str:
     rows = [r for r in record["rows"] if r["config"] in HEADLINE or r["config"].startswith("full rerank")
             or r["config"].startswith("recall: rank-bm25")]
     peer = record.get("peer_cross_encoder", {})
-    backend = record.get("model", {}).get("backend", "torch-fp32")
-    length = record.get("model", {}).get("max_length")
-    windows = record.get("model", {}).get("windows", 1)
+    model = record.get("model", {})
+    backend, length, windows = model.get("backend", "torch-fp32"), model.get("max_length"), model.get("windows", 1)
     setting = f"{length} tokens" + (f" x {windows} windows" if windows > 1 else "")
     lines = [f"**{record['dataset']} {record['split']}, {backend}, {setting}** ({record['queries']} queries, "
              f"hybrid top-{record['depth']} candidates, blend {record['blend']}, {record['machine']['cores']} cores, "
