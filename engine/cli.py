@@ -407,6 +407,12 @@ def train(
     init: Annotated[Path | None, typer.Option(help="Start from this trained cross-encoder instead of the base "
                                                    "model (a second stage of training).")] = None,
     lr: Annotated[float, typer.Option(help="Peak learning rate of the encoder body (the head gets 25x).")] = 4e-5,
+    dev_split: Annotated[str, typer.Option(help="How dev is carved from train: 'title' holds out whole articles "
+                                                "(passage titles), as the test split does; 'query' any "
+                                                "questions.")] = "title",
+    windows: Annotated[int, typer.Option(min=1, help="Train a long passage on its best of this many inference "
+                                                     "windows, by words shared with the question (1: its "
+                                                     "head).")] = 1,
 ) -> None:
     """Fine-tune the cross-encoder on the train splits of DATA (a dev part is held out for selection).
 
@@ -425,7 +431,7 @@ def train(
         params = TrainParams(loss=loss, epochs=epochs, max_length=max_length, negatives=negatives,
                              self_supervised=self_supervised, max_minutes=max_minutes, eval_every=eval_every,
                              seed=seed, max_steps=max_steps, lr_body=lr, lr_head=lr * 25,
-                             base_model=str(init) if init else "")
+                             base_model=str(init) if init else "", dev_split=dev_split, windows=windows)
     except ValueError as e:
         fail(str(e))
     card = run_training(list(data), out, params)

@@ -211,6 +211,17 @@ class TorchBackend:
             return self.model(**batch).logits[:, 0].float().numpy()
 
 
+def window_starts(length: int, width: int, windows: int) -> list[int]:
+    """Where each of up to `windows` slices of `width` tokens starts in a passage of `length` tokens: the first
+    at 0, each next one a quarter of a width before the previous one ends, the last one ending at the passage's
+    end; fewer slices when fewer cover the passage."""
+    starts = [0]
+    stride = max(1, width - width // 4)
+    while len(starts) < windows and starts[-1] + width < length:
+        starts.append(min(starts[-1] + stride, length - width))
+    return starts
+
+
 class CrossEncoder:
     """A local cross-encoder. ``CrossEncoder.load(path).score(query, passages)``."""
 
@@ -291,14 +302,10 @@ class CrossEncoder:
             width = len(ids) - start - 1  # passage tokens the first window kept
             if width <= 0 or width >= len(p):
                 continue
-            head, stride = ids[:start], max(1, width - width // 4)
-            offset = 0
-            for _ in range(self.windows - 1):
-                offset = min(offset + stride, len(p) - width)
+            head = ids[:start]
+            for offset in window_starts(len(p), width, self.windows)[1:]:
                 pairs.append(([*head, *p[offset:offset + width], sep_id], start))
                 owner.append(i)
-                if offset + width >= len(p):
-                    break
         return pairs, np.asarray(owner)
 
     def batch(self, pairs: Sequence[tuple[list[int], int]]):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.reranker import CARD
-from engine.training_data import Group
+from engine.training_data import DEV_SPLITS, Group, best_windows
 
 LOSSES = ("listwise", "pointwise", "mixed")
 
@@ -40,6 +40,8 @@ class TrainParams:
     warmup: float = 0.1
     weight_decay: float = 0.01
     dev_queries: int = 100
+    dev_split: str = "title"  # "title": dev holds whole articles no training question saw; "query": any queries
+    windows: int = 1  # train each long passage on its best of this many inference windows (1 = its head)
     dev_depth: int = 20
     eval_every: int = 100  # optimizer steps
     max_minutes: float = 0.0  # 0 = no time limit
@@ -50,6 +52,10 @@ class TrainParams:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.dev_split not in DEV_SPLITS:
+            raise ValueError(f"dev_split must be one of {', '.join(DEV_SPLITS)}, got {self.dev_split!r}")
+        if self.windows < 1:
+            raise ValueError(f"windows must be at least 1, got {self.windows}")
         if self.negatives < 1 or self.random_negatives > self.negatives:
             raise ValueError("need negatives >= 1 and random_negatives <= negatives")
 
@@ -130,7 +136,9 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
         torch.set_rng_state(saved["torch_rng"])
-    scorer = CrossEncoder(TorchBackend(model), tokenizer, Calibration(), params.max_length, batch_size=32)
+    groups = best_windows(groups, tokenizer, params.max_length, params.windows)
+    scorer = CrossEncoder(TorchBackend(model), tokenizer, Calibration(), params.max_length, batch_size=32,
+                          windows=params.windows)
     started = time.time() - state["seconds"]
     bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", disable=not progress)
     running = []
@@ -249,7 +257,7 @@ def run_training(data_dirs: list[Path], out: Path, params: TrainParams, progress
     groups, dev = build_training_set(
         datasets, dev_queries=params.dev_queries, dev_depth=params.dev_depth, negatives=params.negatives,
         random_negatives=params.random_negatives, mining_depth=params.mining_depth,
-        self_supervised=params.self_supervised, seed=params.seed)
+        self_supervised=params.self_supervised, seed=params.seed, dev_split=params.dev_split)
     if not groups:
         raise ValueError("no training groups: do the data sets have qrels/train.tsv with positive judgements?")
     card = train(groups, dev, out, params, progress)

@@ -9,6 +9,7 @@ sees easy cases. Self-supervised groups need no labels: a passage's title is the
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.datasets import Dataset, Qrels
@@ -24,14 +25,60 @@ class Group:
     source: str
 
 
-def split_dev(queries: list[Query], qrels: Qrels, dev_size: int, seed: int) -> tuple[list[Query], list[Query]]:
-    """Carve a dev set of `dev_size` judged queries out of the train split; (train, dev)."""
+DEV_SPLITS = ("query", "title")
+
+
+def split_dev(queries: list[Query], qrels: Qrels, dev_size: int, seed: int,
+              titles: Mapping[str, str] | None = None) -> tuple[list[Query], list[Query]]:
+    """Carve a dev set of `dev_size` judged queries out of the train split; (train, dev).
+
+    With `titles` (passage id -> title), the split is by title instead of by query: queries whose judged
+    passages share a title (XQuAD: the same article) all fall on one side, whole titles are drawn until dev
+    holds at least `dev_size` queries, and no dev passage's article was seen in training, as on the test split.
+    """
     judged = [q for q in queries if q.id in qrels]
     rng = random.Random(seed)
-    shuffled = judged[:]
-    rng.shuffle(shuffled)
-    dev_ids = {q.id for q in shuffled[:dev_size]}
+    if titles is None:
+        shuffled = judged[:]
+        rng.shuffle(shuffled)
+        dev_ids = {q.id for q in shuffled[:dev_size]}
+    else:
+        dev_ids = _whole_titles(judged, qrels, titles, dev_size, rng)
     return [q for q in judged if q.id not in dev_ids], [q for q in judged if q.id in dev_ids]
+
+
+def _whole_titles(judged: list[Query], qrels: Qrels, titles: Mapping[str, str], dev_size: int,
+                  rng: random.Random) -> set[str]:
+    """Ids of queries drawn a connected title group at a time (queries linked by any shared judged title)."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    for query in judged:
+        keys = [f"title:{titles.get(d) or d}" for d in sorted(qrels[query.id])] or [f"query:{query.id}"]
+        for key in (f"query:{query.id}", *keys):
+            parent[root(key)] = root(keys[0])
+    groups: dict[str, list[str]] = {}
+    for query in judged:
+        groups.setdefault(root(f"query:{query.id}"), []).append(query.id)
+    order = sorted(groups)
+    rng.shuffle(order)
+    dev_ids: set[str] = set()
+    for key in order:
+        if len(dev_ids) >= dev_size:
+            break
+        dev_ids.update(groups[key])
+    return dev_ids
+
+
+def dev_titles(dataset: Dataset, dev_split: str) -> dict[str, str] | None:
+    """The `titles` argument of `split_dev` for a `dev_split` of "query" (None) or "title"."""
+    if dev_split not in DEV_SPLITS:
+        raise ValueError(f"dev_split must be one of {', '.join(DEV_SPLITS)}, got {dev_split!r}")
+    return {d.id: d.title for d in dataset.corpus} if dev_split == "title" else None
 
 
 def labelled_groups(dataset: Dataset, index: LoadedIndex, queries: list[Query], qrels: Qrels, *,
@@ -76,7 +123,7 @@ def self_supervised_groups(index: LoadedIndex, count: int, *, negatives: int, de
 
 def build_training_set(datasets: list[tuple[Dataset, LoadedIndex]], *, dev_queries: int, dev_depth: int,
                        negatives: int, random_negatives: int, mining_depth: int, self_supervised: int,
-                       seed: int, dev_eval_queries: int = 60):
+                       seed: int, dev_eval_queries: int = 60, dev_split: str = "query"):
     """Groups from every data set's train split (minus its dev part) and the dev candidates to select on.
 
     Query ids in the dev set are prefixed with the data set's name so that data sets never collide.
@@ -88,7 +135,7 @@ def build_training_set(datasets: list[tuple[Dataset, LoadedIndex]], *, dev_queri
     dev = DevSet()
     for dataset, index in datasets:
         queries, qrels = dataset.split("train")
-        train_queries, dev_part = split_dev(queries, qrels, dev_queries, seed)
+        train_queries, dev_part = split_dev(queries, qrels, dev_queries, seed, dev_titles(dataset, dev_split))
         groups += labelled_groups(dataset, index, train_queries, qrels, negatives=negatives,
                                   random_negatives=random_negatives, depth=mining_depth, rng=rng)
         if self_supervised:
@@ -102,3 +149,38 @@ def build_training_set(datasets: list[tuple[Dataset, LoadedIndex]], *, dev_queri
             dev.qrels[key] = qrels[query.id]
     rng.shuffle(groups)
     return groups, dev
+
+
+def best_windows(groups: list[Group], tokenizer, max_length: int, windows: int) -> list[Group]:
+    """Each group with every passage too long for the pair cut to the one of its first `windows` windows
+    (the slices inference reads, `window_starts`) that shares the most content words with the question.
+
+    Inference keeps a passage's best window (MaxP); training on the head of a passage whose relevant part lies
+    in a later window would teach the model a positive without its evidence. Ties keep the earliest window,
+    so with ``windows=1`` or short passages nothing changes.
+    """
+    from engine.reranker import window_starts
+    from indexes.tokenize import Tokenizer
+
+    if windows == 1:
+        return groups
+    words = Tokenizer()
+    room = max_length - 3
+
+    def cut(query: str, passage: str) -> str:
+        query_words = set(words(query))
+        n_query = len(tokenizer(query, add_special_tokens=False)["input_ids"])
+        spans = tokenizer(passage, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        if n_query + len(spans) <= room or len(spans) <= n_query:
+            return passage  # fits whole, or the question is the longer side and is cut instead
+        width = room - min(n_query, room // 2)
+        best, best_overlap = passage, -1
+        for start in window_starts(len(spans), width, windows):
+            text = passage[spans[start][0]:spans[min(start + width, len(spans)) - 1][1]]
+            overlap = len(query_words.intersection(words(text)))
+            if overlap > best_overlap:  # the head wins ties, and stays the whole passage the pair cut reads
+                best, best_overlap = (passage if start == 0 else text), overlap
+        return best
+
+    return [Group(g.query, cut(g.query, g.positive), tuple(cut(g.query, n) for n in g.negatives), g.source)
+            for g in groups]

@@ -41,13 +41,14 @@ def model_key(model_dir: Path, max_length: int, backend: str = "torch-fp32", win
 
 def split_queries(dataset, split: str, model_dir: Path):
     """(queries, qrels) of `split`; "dev" is the part of train the model's training card held out."""
-    from engine.training_data import split_dev
+    from engine.training_data import dev_titles, split_dev
 
     if split != "dev":
         return dataset.split(split)
     card = json.loads((model_dir / "training_card.json").read_text())["params"]
     queries, qrels = dataset.split("train")
-    return split_dev(queries, qrels, card["dev_queries"], card["seed"])[1], qrels
+    titles = dev_titles(dataset, card.get("dev_split", "query"))  # cards older than the option split by query
+    return split_dev(queries, qrels, card["dev_queries"], card["seed"], titles)[1], qrels
 
 
 def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str = "hybrid",

@@ -1,0 +1,70 @@
+"""The dev split by article and the window each long training passage is read in; no model is run."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.reranker import window_starts
+from engine.training_data import Group, best_windows, split_dev
+from engine.types import Query
+
+
+def test_window_starts_match_the_slices_inference_reads():
+    assert window_starts(10, 20, 4) == [0]  # fits one window
+    assert window_starts(30, 20, 1) == [0]
+    assert window_starts(30, 20, 4) == [0, 10]  # the last slice ends at the passage's end
+    assert window_starts(100, 20, 3) == [0, 15, 30]  # a quarter of a width overlaps the slice before
+    assert window_starts(100, 20, 9)[-1] == 80
+
+
+def articles():
+    """Twelve questions on four articles; q10 is judged on passages of two articles, which binds them."""
+    titles = {f"{a}_{i}": a for a in "ABCD" for i in range(2)}
+    qrels = {f"q{n}": {f"{'ABCD'[n % 4]}_{n % 2}": 1} for n in range(12)}
+    qrels["q10"] = {"C_0": 1, "D_1": 1}
+    return [Query(q, q) for q in qrels], qrels, titles
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_title_split_keeps_every_article_on_one_side(seed):
+    queries, qrels, titles = articles()
+    train, dev = split_dev(queries, qrels, 4, seed, titles)
+    assert len(train) + len(dev) == 12 and len(dev) >= 4
+
+    def seen(part):
+        return {titles[d] for q in part for d in qrels[q.id]}
+
+    assert not seen(train) & seen(dev)
+    assert ("C" in seen(dev)) == ("D" in seen(dev))  # q10 binds C and D
+
+
+def test_the_query_split_is_unchanged_without_titles():
+    queries, qrels, _ = articles()
+    train, dev = split_dev(queries, qrels, 4, 3)
+    assert len(dev) == 4 and len(train) == 8
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from indexes.dense import default_model_path
+
+    return AutoTokenizer.from_pretrained(str(default_model_path()), local_files_only=True)
+
+
+FILLER = " ".join(f"filler{i} words here." for i in range(15))
+
+
+def test_a_long_positive_is_cut_to_the_window_holding_the_question_words(tokenizer):
+    question = "Which glacier feeds the lake?"
+    passage = f"{FILLER} The Rhone glacier feeds the lake."
+    short = "The lake is fed by a glacier."
+    [group] = best_windows([Group(question, passage, (short, FILLER), "t")], tokenizer, 48, 4)
+    assert group.positive != passage and group.positive.endswith("The Rhone glacier feeds the lake.")
+    assert len(tokenizer(question, group.positive)["input_ids"]) <= 48  # the window fits the pair
+    assert group.negatives == (short, FILLER)  # short: whole; no question word anywhere: the head
+    # One window is the head: the old behaviour.
+    assert best_windows([Group(question, passage, (), "t")], tokenizer, 48, 1)[0].positive == passage
+    # Too few windows to reach the end: the best reachable one, or the head when none shares a word.
+    assert best_windows([Group(question, passage, (), "t")], tokenizer, 48, 2)[0].positive == passage
