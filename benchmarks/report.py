@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.bench import COLUMNS, markdown_row, row_cells  # noqa: E402
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 HEADLINE = ("recall: bm25", "recall: dense", "recall: hybrid", "full rerank top-20", "full rerank top-50",
@@ -30,16 +35,11 @@ def table(record: dict) -> str:
              f"commit `{record['git_commit'][:8]}`; command: `earlyrank bench "
              f"--data ../shared/datasets/{record['dataset']} --depth {record['depth']} --backend {backend} "
              f"--max-length {length} --windows {windows}`)", "",
-             "| configuration | nDCG@10 | RR@10 | R@100 | P@1 | MAP@3 | pairs/query | share scored | passes/query | "
-             "p50 ms | p95 ms | vs full (paired t-test p) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             markdown_row([*COLUMNS, "vs full (paired t-test p)"]), "|" + "---|" * (len(COLUMNS) + 1)]
     for r in rows:
         sig = r.get("significance_vs_full")
         sig_text = f"{sig['mean_diff']:+.4f} (p={sig['p_value']:.2f})" if sig else ""
-        lat = r.get("latency_ms", {})
-        lines.append(f"| {r['config']} | {r['nDCG@10']:.4f} | {r['RR@10']:.4f} | {r['R@100']:.4f} | {r['P@1']:.4f} | "
-                     f"{r['AP@3']:.4f} | {r['pairs_mean']:.1f} | {r.get('fraction_scored', 0):.1%} | "
-                     f"{r.get('passes_mean', r['pairs_mean']):.1f} | "
-                     f"{lat.get('p50', 0):.0f} | {lat.get('p95', 0):.0f} | {sig_text} |")
+        lines.append(markdown_row([*row_cells(r, latency=".0f"), sig_text]))
     lines.append("")
     lines.append(f"Cross-encoder: {1 / record['seconds_per_pair']:.1f} pairs/s while scoring this split"
                  + (f", {record['passes_per_pair']:.2f} forward passes a pair" if "passes_per_pair" in record else "")
