@@ -169,8 +169,9 @@ def best_windows(groups: list[Group], tokenizer, max_length: int, windows: int) 
 
     def cut(query: str, passage: str) -> str:
         query_words = set(words(query))
-        n_query = len(tokenizer(query, add_special_tokens=False)["input_ids"])
-        spans = tokenizer(passage, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        n_query = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
+        spans = tokenizer(passage, add_special_tokens=False, return_offsets_mapping=True,
+                          verbose=False)["offset_mapping"]  # no warning for passages past the model's 512
         if n_query + len(spans) <= room or len(spans) <= n_query:
             return passage  # fits whole, or the question is the longer side and is cut instead
         width = room - min(n_query, room // 2)
