@@ -63,3 +63,9 @@ def test_train_refuses_a_bad_init(tiny_dir, tmp_path):
     (tmp_path / "config.json").write_text("{}")
     result = runner.invoke(app, ["train", *data, "--out", str(tmp_path), "--init", str(tmp_path)])
     assert result.exit_code == 2 and "write the second stage somewhere else" in result.output
+
+
+def test_train_refuses_an_unknown_dev_split(tiny_dir, tmp_path):
+    result = runner.invoke(app, ["train", "--data", str(tiny_dir), "--out", str(tmp_path / "m"),
+                                 "--dev-split", "article"])
+    assert result.exit_code == 2 and "dev_split must be one of query, title" in result.output
