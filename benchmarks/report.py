@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.bench import COLUMNS, markdown_row, row_cells  # noqa: E402
+from engine.bench import COLUMNS, markdown_header, markdown_row, row_cells  # noqa: E402
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 HEADLINE = ("recall: bm25", "recall: dense", "recall: hybrid", "full rerank top-20", "full rerank top-50",
@@ -35,7 +35,7 @@ def table(record: dict) -> str:
              f"commit `{record['git_commit'][:8]}`; command: `earlyrank bench "
              f"--data ../shared/datasets/{record['dataset']} --depth {record['depth']} --backend {backend} "
              f"--max-length {length} --windows {windows}`)", "",
-             markdown_row([*COLUMNS, "vs full (paired t-test p)"]), "|" + "---|" * (len(COLUMNS) + 1)]
+             markdown_header([*COLUMNS, "vs full (paired t-test p)"])]
     for r in rows:
         sig = r.get("significance_vs_full")
         sig_text = f"{sig['mean_diff']:+.4f} (p={sig['p_value']:.2f})" if sig else ""

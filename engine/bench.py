@@ -318,9 +318,14 @@ def markdown_row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def markdown_header(columns: list[str]) -> str:
+    """A table's header row and the rule under it."""
+    return markdown_row(columns) + "\n|" + "---|" * len(columns)
+
+
 def markdown_table(record: dict) -> str:
     head = (f"### {record['dataset']} ({record['split']}, {record['queries']} queries)\n\n"
-            + markdown_row(list(COLUMNS)) + "\n" + "|" + "---|" * len(COLUMNS) + "\n")
+            + markdown_header(list(COLUMNS)) + "\n")
     lines = [markdown_row(row_cells(r)) for r in record["rows"]]
     model = record.get("model", {})
     foot = (f"\nPairs keep {model['max_length']} tokens; a passage longer than that is read in up to "

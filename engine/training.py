@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.reranker import CARD
-from engine.training_data import DEV_SPLITS, Group, best_windows
+from engine.training_data import Group, best_windows, check_dev_split
 
 LOSSES = ("listwise", "pointwise", "mixed")
 
@@ -52,8 +52,7 @@ class TrainParams:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.dev_split not in DEV_SPLITS:
-            raise ValueError(f"dev_split must be one of {', '.join(DEV_SPLITS)}, got {self.dev_split!r}")
+        check_dev_split(self.dev_split)
         if self.windows < 1:
             raise ValueError(f"windows must be at least 1, got {self.windows}")
         if self.negatives < 1 or self.random_negatives > self.negatives:
@@ -136,9 +135,9 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
         torch.set_rng_state(saved["torch_rng"])
-    groups = best_windows(groups, tokenizer, params.max_length, params.windows)
     scorer = CrossEncoder(TorchBackend(model), tokenizer, Calibration(), params.max_length, batch_size=32,
                           windows=params.windows)
+    groups = best_windows(groups, scorer)
     started = time.time() - state["seconds"]
     bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", disable=not progress)
     running = []

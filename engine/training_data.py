@@ -74,10 +74,14 @@ def _whole_titles(judged: list[Query], qrels: Qrels, titles: Mapping[str, str], 
     return dev_ids
 
 
-def dev_titles(dataset: Dataset, dev_split: str) -> dict[str, str] | None:
-    """The `titles` argument of `split_dev` for a `dev_split` of "query" (None) or "title"."""
+def check_dev_split(dev_split: str) -> None:
     if dev_split not in DEV_SPLITS:
         raise ValueError(f"dev_split must be one of {', '.join(DEV_SPLITS)}, got {dev_split!r}")
+
+
+def dev_titles(dataset: Dataset, dev_split: str) -> dict[str, str] | None:
+    """The `titles` argument of `split_dev` for a `dev_split` of "query" (None) or "title"."""
+    check_dev_split(dev_split)
     return {d.id: d.title for d in dataset.corpus} if dev_split == "title" else None
 
 
@@ -151,36 +155,37 @@ def build_training_set(datasets: list[tuple[Dataset, LoadedIndex]], *, dev_queri
     return groups, dev
 
 
-def best_windows(groups: list[Group], tokenizer, max_length: int, windows: int) -> list[Group]:
-    """Each group with every passage too long for the pair cut to the one of its first `windows` windows
-    (the slices inference reads, `window_starts`) that shares the most content words with the question.
+def best_windows(groups: list[Group], scorer) -> list[Group]:
+    """Each group with every passage too long for the pair cut to the one of the windows `scorer` (a
+    `CrossEncoder`) reads at inference that shares the most content words with the question.
 
     Inference keeps a passage's best window (MaxP); training on the head of a passage whose relevant part lies
-    in a later window would teach the model a positive without its evidence. Ties keep the earliest window,
-    so with ``windows=1`` or short passages nothing changes.
+    in a later window would teach the model a positive without its evidence. The windows are the scorer's own
+    (its pair cut, token cap and `window_starts`). Ties keep the earliest window, so with one window or short
+    passages nothing changes.
     """
     from engine.reranker import window_starts
     from indexes.tokenize import Tokenizer
 
-    if windows == 1:
+    if scorer.windows == 1:
         return groups
     words = Tokenizer()
-    room = max_length - 3
 
     def cut(query: str, passage: str) -> str:
-        query_words = set(words(query))
-        n_query = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
-        spans = tokenizer(passage, add_special_tokens=False, return_offsets_mapping=True,
-                          verbose=False)["offset_mapping"]  # no warning for passages past the model's 512
-        if n_query + len(spans) <= room or len(spans) <= n_query:
+        [(ids, start)] = scorer.pair_ids([query], [passage])
+        length = len(scorer.token_ids([passage])[0])
+        width = len(ids) - start - 1  # passage tokens the first window keeps
+        if width <= 0 or width >= length:
             return passage  # fits whole, or the question is the longer side and is cut instead
-        width = room - min(n_query, room // 2)
+        spans = scorer.tokenizer(passage, add_special_tokens=False, return_offsets_mapping=True,
+                                 verbose=False)["offset_mapping"]  # no warning for passages past the model's 512
+        query_words = set(words(query))
         best, best_overlap = passage, -1
-        for start in window_starts(len(spans), width, windows):
-            text = passage[spans[start][0]:spans[min(start + width, len(spans)) - 1][1]]
+        for first in window_starts(length, width, scorer.windows):
+            text = passage[spans[first][0]:spans[first + width - 1][1]]
             overlap = len(query_words.intersection(words(text)))
             if overlap > best_overlap:  # the head wins ties, and stays the whole passage the pair cut reads
-                best, best_overlap = (passage if start == 0 else text), overlap
+                best, best_overlap = (passage if first == 0 else text), overlap
         return best
 
     return [Group(g.query, cut(g.query, g.positive), tuple(cut(g.query, n) for n in g.negatives), g.source)

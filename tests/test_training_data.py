@@ -53,6 +53,14 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(str(default_model_path()), local_files_only=True)
 
 
+def cutter(tokenizer, windows: int):
+    """The windows a 48-token scorer with `windows` windows reads; no model is needed to cut passages."""
+    from engine.calibration import Calibration
+    from engine.reranker import CrossEncoder
+
+    return CrossEncoder(None, tokenizer, Calibration(), max_length=48, windows=windows)
+
+
 FILLER = " ".join(f"filler{i} words here." for i in range(15))
 
 
@@ -60,11 +68,11 @@ def test_a_long_positive_is_cut_to_the_window_holding_the_question_words(tokeniz
     question = "Which glacier feeds the lake?"
     passage = f"{FILLER} The Rhone glacier feeds the lake."
     short = "The lake is fed by a glacier."
-    [group] = best_windows([Group(question, passage, (short, FILLER), "t")], tokenizer, 48, 4)
+    [group] = best_windows([Group(question, passage, (short, FILLER), "t")], cutter(tokenizer, 4))
     assert group.positive != passage and group.positive.endswith("The Rhone glacier feeds the lake.")
     assert len(tokenizer(question, group.positive)["input_ids"]) <= 48  # the window fits the pair
     assert group.negatives == (short, FILLER)  # short: whole; no question word anywhere: the head
     # One window is the head: the old behaviour.
-    assert best_windows([Group(question, passage, (), "t")], tokenizer, 48, 1)[0].positive == passage
+    assert best_windows([Group(question, passage, (), "t")], cutter(tokenizer, 1))[0].positive == passage
     # Too few windows to reach the end: the best reachable one, or the head when none shares a word.
-    assert best_windows([Group(question, passage, (), "t")], tokenizer, 48, 2)[0].positive == passage
+    assert best_windows([Group(question, passage, (), "t")], cutter(tokenizer, 2))[0].positive == passage
