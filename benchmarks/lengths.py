@@ -3,6 +3,7 @@
     python benchmarks/lengths.py                          # 192 256 320 384 on SciFact and XQuAD dev
     python benchmarks/lengths.py --choose                 # ... and store the choice with the model
     python benchmarks/lengths.py --lengths 256 256x2 256x4  # 256 tokens, then up to 2 or 4 passage windows
+    python benchmarks/lengths.py --model M --against other.json  # ... and M against another model's record
 
 The model ranks each data set's dev queries (the held-out part of train its training card names; never test)
 over their hybrid top 30 at every length. ``NxW`` reads a passage longer than N tokens in up to W windows of
@@ -11,7 +12,8 @@ setting (fewest windows, then shortest length) whose nDCG@10 over all dev questi
 the best is written to the model's inference.json, which
 `CrossEncoder.load` reads (calibration and operating point must then be refitted at that length:
 `earlyrank calibrate`, `earlyrank tune`). Scores are cached per length. Prints a table and writes
-results/lengths.json.
+results/lengths.json. With --against (another model's lengths.json on the same dev split), every setting both
+records hold is compared per data set: the mean nDCG@10 difference and its paired t-test p.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.bench import git_commit, machine  # noqa: E402
+from engine.bench import git_commit, machine, paired_test  # noqa: E402
 from engine.evaluation import evaluate_run  # noqa: E402
 from engine.reranker import DEFAULT_MODEL, INFERENCE, CrossEncoder  # noqa: E402
 from engine.tuning import scored_split  # noqa: E402
@@ -97,7 +99,10 @@ def main() -> None:
     parser.add_argument("--choose", action="store_true", help="write the chosen length to MODEL/inference.json")
     parser.add_argument("--tolerance", type=float, default=0.005, help="nDCG@10 a shorter length may give up")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "lengths.json")
+    parser.add_argument("--against", type=Path, help="another model's lengths.json to compare with, setting by "
+                                                     "setting (same dev split)")
     args = parser.parse_args()
+    against = json.loads(args.against.read_text()) if args.against else None
 
     by_length = {}
     for setting in args.lengths:
@@ -118,6 +123,12 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))
     print(markdown_table(record))
+    if against is not None:
+        record["against"] = {"model": against["model"], "by_setting": compare(against, record)}
+        args.out.write_text(json.dumps(record, indent=2))
+        for name, rows in record["against"]["by_setting"].items():
+            print(f"{name:>6} vs {against['model']}: " + "; ".join(
+                f"{n} nDCG@10 {r['mean_diff']:+.4f} (p {r['p_value']:.3f})" for n, r in rows.items()))
     if args.choose:
         length, windows = parse_setting(chosen)
         (args.model / INFERENCE).write_text(json.dumps(
@@ -127,6 +138,16 @@ def main() -> None:
              "pooled_dev_ndcg@10": record["pooled_ndcg@10"]}, indent=2) + "\n")
         print(f"wrote {args.model / INFERENCE}: max_length {length}, windows {windows}; "
               f"now rerun earlyrank calibrate and tune")
+
+
+def compare(reference: dict, record: dict) -> dict:
+    """Per setting both records hold and per data set: record's per-query nDCG@10 against reference's."""
+    out = {}
+    for name, rows in record["lengths"].items():
+        if name in reference["lengths"]:
+            out[name] = {n: paired_test(reference["lengths"][name][n]["per_query_ndcg"], r["per_query_ndcg"])
+                         for n, r in rows.items() if n in reference["lengths"][name]}
+    return out
 
 
 def markdown_table(record: dict) -> str:

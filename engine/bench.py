@@ -115,10 +115,19 @@ def rerank_configs(point: dict | None, prior: RankPrior | None, depth: int) -> l
 
 def significance(qrels, reference: dict, other: dict) -> dict:
     """Paired two-sided t-test on per-query nDCG@10 (reference vs other), with the mean difference."""
-    from scipy.stats import ttest_rel
-
     a = evaluate_run(qrels, run_from_hits(reference), ("nDCG@10",), per_query=True)["nDCG@10"]
     b = evaluate_run(qrels, run_from_hits(other), ("nDCG@10",), per_query=True)["nDCG@10"]
+    return paired_test(a, b)
+
+
+def paired_test(a: dict[str, float], b: dict[str, float]) -> dict:
+    """Paired two-sided t-test of per-query values `b` against `a` (over a's queries), with the mean
+    difference b - a."""
+    from scipy.stats import ttest_rel
+
+    missing = set(a) - set(b)
+    if missing:
+        raise ValueError(f"{len(missing)} queries have no value in the second run, e.g. {sorted(missing)[0]!r}")
     x = np.array([a[q] for q in a])
     y = np.array([b[q] for q in a])
     if np.allclose(x, y):

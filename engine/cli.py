@@ -398,7 +398,10 @@ def train(
     epochs: Annotated[float, typer.Option(help="Passes over the training groups.")] = 1.0,
     max_length: Annotated[int, typer.Option(help="Tokens per (question, passage) pair.")] = 192,
     negatives: Annotated[int, typer.Option(help="Negatives per positive (hard + random).")] = 7,
-    self_supervised: Annotated[int, typer.Option(help="Title-as-question groups per corpus.")] = 0,
+    self_supervised: Annotated[int, typer.Option(help="Self-supervised groups per corpus (no labels needed).")] = 0,
+    self_supervised_kind: Annotated[str, typer.Option(help="'title': a passage's title is the question for its "
+                                                           "text; 'sentence': one of its sentences is the "
+                                                           "question for the rest (inverse cloze).")] = "title",
     max_minutes: Annotated[float, typer.Option(help="Stop after this long (0: no limit).")] = 0.0,
     max_steps: Annotated[int, typer.Option(help="Stop after N optimizer steps; the LR schedule still spans all "
                                                 "epochs (0: no limit).")] = 0,
@@ -429,7 +432,8 @@ def train(
         fail(f"--init and --out are the same directory ({out}); write the second stage somewhere else")
     try:
         params = TrainParams(loss=loss, epochs=epochs, max_length=max_length, negatives=negatives,
-                             self_supervised=self_supervised, max_minutes=max_minutes, eval_every=eval_every,
+                             self_supervised=self_supervised, self_supervised_kind=self_supervised_kind,
+                             max_minutes=max_minutes, eval_every=eval_every,
                              seed=seed, max_steps=max_steps, lr_body=lr, lr_head=lr * 25,
                              base_model=str(init) if init else "", dev_split=dev_split, windows=windows)
     except ValueError as e:

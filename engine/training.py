@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.reranker import CARD
-from engine.training_data import Group, best_windows, check_dev_split
+from engine.training_data import Group, best_windows, check_dev_split, check_self_supervised_kind
 
 LOSSES = ("listwise", "pointwise", "mixed")
 
@@ -30,7 +30,8 @@ class TrainParams:
     negatives: int = 7
     random_negatives: int = 1
     mining_depth: int = 30
-    self_supervised: int = 0  # title-as-question groups per corpus (0 = none)
+    self_supervised: int = 0  # self-supervised groups per corpus (0 = none)
+    self_supervised_kind: str = "title"  # "title": a passage's title is the question; "sentence": inverse cloze
     loss: str = "mixed"
     epochs: float = 2.0
     groups_per_batch: int = 2
@@ -53,6 +54,7 @@ class TrainParams:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         check_dev_split(self.dev_split)
+        check_self_supervised_kind(self.self_supervised_kind)
         if self.windows < 1:
             raise ValueError(f"windows must be at least 1, got {self.windows}")
         if self.negatives < 1 or self.random_negatives > self.negatives:
@@ -256,7 +258,8 @@ def run_training(data_dirs: list[Path], out: Path, params: TrainParams, progress
     groups, dev = build_training_set(
         datasets, dev_queries=params.dev_queries, dev_depth=params.dev_depth, negatives=params.negatives,
         random_negatives=params.random_negatives, mining_depth=params.mining_depth,
-        self_supervised=params.self_supervised, seed=params.seed, dev_split=params.dev_split)
+        self_supervised=params.self_supervised, seed=params.seed, dev_split=params.dev_split,
+        self_supervised_kind=params.self_supervised_kind)
     if not groups:
         raise ValueError("no training groups: do the data sets have qrels/train.tsv with positive judgements?")
     card = train(groups, dev, out, params, progress)

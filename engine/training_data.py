@@ -2,18 +2,21 @@
 
 Positives are judged pairs from a train split. Hard negatives are the project's own hybrid recall
 (BM25 + dense) with every judged positive removed; a few random corpus passages are added so the model also
-sees easy cases. Self-supervised groups need no labels: a passage's title is the question and its text
-(without the title) the positive, and the negatives are other passages' texts that BM25 finds for it.
+sees easy cases. Self-supervised groups need no labels, so a user can adapt the reranker to their own corpus:
+either a passage's title is the question and its text (without the title) the positive, or (inverse cloze) one
+of its sentences is the question and the rest of the passage the positive; the negatives are other passages
+that BM25 finds for the question.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.datasets import Dataset, Qrels
-from engine.types import Query
+from engine.types import Document, Query
 from indexes.store import LoadedIndex
 
 
@@ -26,6 +29,7 @@ class Group:
 
 
 DEV_SPLITS = ("query", "title")
+SELF_SUPERVISED_KINDS = ("title", "sentence")
 
 
 def split_dev(queries: list[Query], qrels: Qrels, dev_size: int, seed: int,
@@ -108,16 +112,30 @@ def labelled_groups(dataset: Dataset, index: LoadedIndex, queries: list[Query], 
     return groups
 
 
-def self_supervised_groups(index: LoadedIndex, count: int, *, negatives: int, depth: int,
-                           rng: random.Random, exclude: frozenset[str] = frozenset()) -> list[Group]:
-    """Title-as-question groups from an unlabelled corpus (documents with a title and some text)."""
+def check_self_supervised_kind(kind: str) -> None:
+    if kind not in SELF_SUPERVISED_KINDS:
+        raise ValueError(f"self-supervised kind must be one of {', '.join(SELF_SUPERVISED_KINDS)}, got {kind!r}")
+
+
+def _bm25(index: LoadedIndex):
     if index.bm25 is None:
         raise ValueError("self-supervised groups need the BM25 part of the index")
+    return index.bm25
+
+
+def self_supervised_groups(index: LoadedIndex, count: int, *, negatives: int, depth: int, rng: random.Random,
+                           kind: str = "title", exclude: frozenset[str] = frozenset()) -> list[Group]:
+    """Up to `count` groups from an unlabelled corpus, title-as-question or sentence-as-question; documents in
+    `exclude` are never the question's own passage."""
+    check_self_supervised_kind(kind)
+    bm25 = _bm25(index)
+    if kind == "sentence":
+        return sentence_groups(index, count, negatives=negatives, depth=depth, rng=rng, exclude=exclude)
     docs = [d for d in index.docs if d.title and len(d.text) > 100 and d.id not in exclude]
     by_id = {d.id: d for d in index.docs}
     groups = []
     for doc in rng.sample(docs, min(count, len(docs))):
-        hits = [h.doc_id for h in index.bm25.search(doc.title, depth) if h.doc_id != doc.id]
+        hits = [h.doc_id for h in bm25.search(doc.title, depth) if h.doc_id != doc.id]
         others = [by_id[d].text for d in hits if by_id[d].title != doc.title]
         if len(others) < negatives:
             continue
@@ -125,9 +143,46 @@ def self_supervised_groups(index: LoadedIndex, count: int, *, negatives: int, de
     return groups
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def sentences(text: str) -> list[str]:
+    """`text` cut after '.', '!' or '?' followed by a space and a capital or digit (good enough for prose)."""
+    return [s for s in _SENTENCE_END.split(text.strip()) if s]
+
+
+def sentence_groups(index: LoadedIndex, count: int, *, negatives: int, depth: int, rng: random.Random,
+                    exclude: frozenset[str] = frozenset(), min_words: int = 6, max_words: int = 40,
+                    keep: float = 0.1) -> list[Group]:
+    """Inverse-cloze groups (Lee et al., 2019): a sentence of a passage is the question and the passage without
+    it the positive, so the model must match the question to its context, not to a copy of itself; with chance
+    `keep` the sentence stays in, as a question's own words sometimes do. Negatives are the other passages BM25
+    ranks highest for the sentence, same-title ones included: in a corpus of articles cut into paragraphs the
+    sibling paragraphs are exactly the candidates a question must be told apart from.
+    """
+    bm25 = _bm25(index)
+    split = {d.id: sentences(d.text) for d in index.docs}
+    choices = [(d, i) for d in index.docs if len(split[d.id]) > 1 and d.id not in exclude
+               for i, s in enumerate(split[d.id]) if min_words <= len(s.split()) <= max_words]
+    by_id = {d.id: d for d in index.docs}
+    groups = []
+    for doc, i in rng.sample(choices, min(count, len(choices))):
+        parts = split[doc.id]
+        rest = parts if rng.random() < keep else parts[:i] + parts[i + 1:]
+        hits = [h.doc_id for h in bm25.search(parts[i], depth) if h.doc_id != doc.id]
+        if len(hits) < negatives:
+            continue
+        positive = Document(doc.id, " ".join(rest), doc.title).full_text
+        chosen = rng.sample(hits, negatives)
+        groups.append(Group(parts[i], positive, tuple(by_id[d].full_text for d in chosen),
+                            f"{index.path.name}:sentence"))
+    return groups
+
+
 def build_training_set(datasets: list[tuple[Dataset, LoadedIndex]], *, dev_queries: int, dev_depth: int,
                        negatives: int, random_negatives: int, mining_depth: int, self_supervised: int,
-                       seed: int, dev_eval_queries: int = 60, dev_split: str = "query"):
+                       seed: int, dev_eval_queries: int = 60, dev_split: str = "query",
+                       self_supervised_kind: str = "title"):
     """Groups from every data set's train split (minus its dev part) and the dev candidates to select on.
 
     Query ids in the dev set are prefixed with the data set's name so that data sets never collide.
@@ -144,7 +199,7 @@ def build_training_set(datasets: list[tuple[Dataset, LoadedIndex]], *, dev_queri
                                   random_negatives=random_negatives, depth=mining_depth, rng=rng)
         if self_supervised:
             groups += self_supervised_groups(index, self_supervised, negatives=negatives, depth=mining_depth,
-                                             rng=rng)
+                                             rng=rng, kind=self_supervised_kind)
         retriever = index.retriever("hybrid")
         for query in dev_part[:dev_eval_queries]:
             key = f"{dataset.name}/{query.id}"

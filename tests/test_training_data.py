@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from engine.reranker import window_starts
-from engine.training_data import Group, best_windows, split_dev
-from engine.types import Query
+from engine.training import TrainParams
+from engine.training_data import Group, best_windows, self_supervised_groups, sentence_groups, sentences, split_dev
+from engine.types import Document, Query
+from indexes.store import build_index, load_index
 
 
 def test_window_starts_match_the_slices_inference_reads():
@@ -76,3 +80,51 @@ def test_a_long_positive_is_cut_to_the_window_holding_the_question_words(tokeniz
     assert best_windows([Group(question, passage, (), "t")], cutter(tokenizer, 1))[0].positive == passage
     # Too few windows to reach the end: the best reachable one, or the head when none shares a word.
     assert best_windows([Group(question, passage, (), "t")], cutter(tokenizer, 2))[0].positive == passage
+
+
+def test_sentences_split_prose_but_not_abbreviated_numbers():
+    text = "The Rhine flows 1,230 km. It rises in the Alps! Does it reach the sea? Yes, at Rotterdam (see 3.2 below)."
+    assert sentences(text) == ["The Rhine flows 1,230 km.", "It rises in the Alps!", "Does it reach the sea?",
+                               "Yes, at Rotterdam (see 3.2 below)."]
+
+
+@pytest.fixture(scope="module")
+def article_index(tmp_path_factory):
+    """A BM25 index of 3 articles cut into 2 paragraphs each, every paragraph of 3 long sentences."""
+    docs = []
+    for article in ("Rhine", "Alps", "Danube"):
+        for p in range(2):
+            text = " ".join(f"The {article} paragraph {p} sentence {s} says {article.lower()} things about water "
+                            f"and stone number {p}{s}." for s in range(3))
+            docs.append(Document(f"{article}_{p}", text, article))
+    return load_index(build_index(docs, tmp_path_factory.mktemp("articles") / "idx", dense=False,
+                                  progress=False, corpus_name="articles"))
+
+
+def test_a_sentence_group_asks_with_one_sentence_for_the_rest_of_its_passage(article_index):
+    groups = sentence_groups(article_index, 100, negatives=3, depth=10, rng=random.Random(0), keep=0.0)
+    assert len(groups) == 18  # every sentence of every paragraph
+    texts = {d.full_text: d for d in article_index.docs}
+    for group in groups:
+        own = next(d for d in article_index.docs if group.query in d.text)
+        assert group.query not in group.positive
+        assert group.positive == own.full_text.replace(" " + group.query, "").replace(group.query + " ", "")
+        assert len(group.negatives) == 3 and own.full_text not in group.negatives
+        assert all(n in texts for n in group.negatives)
+        assert group.source == "idx:sentence"
+
+
+def test_sentence_groups_keep_the_sentence_at_the_keep_rate_and_skip_excluded_passages(article_index):
+    kept = sentence_groups(article_index, 100, negatives=3, depth=10, rng=random.Random(0), keep=1.0)
+    assert all(g.query in g.positive for g in kept)
+    excluded = frozenset({"Rhine_0", "Rhine_1"})
+    groups = self_supervised_groups(article_index, 100, negatives=3, depth=10, rng=random.Random(0),
+                                    kind="sentence", exclude=excluded)
+    assert len(groups) == 12 and not any("Rhine" in g.query for g in groups)
+
+
+def test_an_unknown_self_supervised_kind_is_refused(article_index):
+    with pytest.raises(ValueError, match="sentence"):
+        self_supervised_groups(article_index, 5, negatives=3, depth=10, rng=random.Random(0), kind="word")
+    with pytest.raises(ValueError, match="self-supervised kind"):
+        TrainParams(self_supervised_kind="words")

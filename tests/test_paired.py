@@ -1,0 +1,44 @@
+"""The paired t-test behind the benches' and the lengths comparison's p values."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+from engine.bench import paired_test
+
+
+def test_paired_test_matches_the_textbook_statistic():
+    a = {"q1": 0.0, "q2": 0.5, "q3": 1.0, "q4": 0.2}
+    b = {"q4": 0.6, "q3": 1.0, "q2": 0.9, "q1": 0.5, "extra": 0.0}  # order and extra queries do not matter
+    result = paired_test(a, b)
+    diffs = [0.5, 0.4, 0.0, 0.4]
+    mean = sum(diffs) / 4
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 3)
+    t = mean / (sd / 2)
+    assert result["mean_diff"] == pytest.approx(mean)
+    u = t / math.sqrt(3)  # Student's t with 3 degrees of freedom has a closed-form distribution function
+    cdf = 0.5 + (u / (1 + u * u) + math.atan(u)) / math.pi
+    assert result["p_value"] == pytest.approx(2 * (1 - cdf))
+
+
+def test_paired_test_refuses_a_run_missing_queries():
+    with pytest.raises(ValueError, match="q2"):
+        paired_test({"q1": 1.0, "q2": 0.0}, {"q1": 1.0})
+
+
+def test_lengths_compares_the_settings_both_models_measured():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lengths.py"
+    spec = importlib.util.spec_from_file_location("lengths", path)
+    lengths = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lengths)
+    rows = {"scifact": {"per_query_ndcg": {"a": 0.2, "b": 0.4, "c": 0.1}}}
+    better = {"scifact": {"per_query_ndcg": {"a": 0.6, "b": 0.5, "c": 0.4}}}
+    reference = {"lengths": {"192": rows, "192x2": rows}}
+    record = {"lengths": {"192x2": better, "256": better}}
+    out = lengths.compare(reference, record)
+    assert list(out) == ["192x2"]
+    assert out["192x2"]["scifact"]["mean_diff"] == pytest.approx(0.8 / 3)
