@@ -65,7 +65,10 @@ def test_train_refuses_a_bad_init(tiny_dir, tmp_path):
     assert result.exit_code == 2 and "write the second stage somewhere else" in result.output
 
 
-def test_train_refuses_an_unknown_dev_split(tiny_dir, tmp_path):
-    result = runner.invoke(app, ["train", "--data", str(tiny_dir), "--out", str(tmp_path / "m"),
-                                 "--dev-split", "article"])
-    assert result.exit_code == 2 and "dev_split must be one of query, title" in result.output
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--dev-split", "article", "dev_split must be one of query, title"),
+    ("--self-supervised-kind", "words", "self-supervised kind must be one of title, sentence"),
+])
+def test_train_refuses_an_unknown_choice(tiny_dir, tmp_path, option, value, message):
+    result = runner.invoke(app, ["train", "--data", str(tiny_dir), "--out", str(tmp_path / "m"), option, value])
+    assert result.exit_code == 2 and message in result.output
