@@ -120,12 +120,12 @@ def main() -> None:
               "model": str(args.model), "depth": args.depth, "tolerance": args.tolerance,
               "recall": recall_only(args.model, args.datasets, args.depth),
               "lengths": by_length, "pooled_ndcg@10": pooled, "chosen": chosen}
+    if against is not None:
+        record["against"] = {"model": against["model"], "by_setting": compare(against, record)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))
     print(markdown_table(record))
     if against is not None:
-        record["against"] = {"model": against["model"], "by_setting": compare(against, record)}
-        args.out.write_text(json.dumps(record, indent=2))
         for name, rows in record["against"]["by_setting"].items():
             print(f"{name:>6} vs {against['model']}: " + "; ".join(
                 f"{n} nDCG@10 {r['mean_diff']:+.4f} (p {r['p_value']:.3f})" for n, r in rows.items()))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.reranker import CARD
-from engine.training_data import Group, best_windows, check_dev_split, check_self_supervised_kind
+from engine.training_data import Group, best_windows, check_choice, check_dev_split, check_self_supervised_kind
 
 LOSSES = ("listwise", "pointwise", "mixed")
 
@@ -51,8 +51,7 @@ class TrainParams:
     base_model: str = ""
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        check_choice("loss", self.loss, LOSSES)
         check_dev_split(self.dev_split)
         check_self_supervised_kind(self.self_supervised_kind)
         if self.windows < 1:

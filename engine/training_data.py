@@ -78,9 +78,14 @@ def _whole_titles(judged: list[Query], qrels: Qrels, titles: Mapping[str, str], 
     return dev_ids
 
 
+def check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
+    """A ValueError naming `what`, the allowed values and the given one, unless `value` is allowed."""
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
+
+
 def check_dev_split(dev_split: str) -> None:
-    if dev_split not in DEV_SPLITS:
-        raise ValueError(f"dev_split must be one of {', '.join(DEV_SPLITS)}, got {dev_split!r}")
+    check_choice("dev_split", dev_split, DEV_SPLITS)
 
 
 def dev_titles(dataset: Dataset, dev_split: str) -> dict[str, str] | None:
@@ -113,14 +118,7 @@ def labelled_groups(dataset: Dataset, index: LoadedIndex, queries: list[Query], 
 
 
 def check_self_supervised_kind(kind: str) -> None:
-    if kind not in SELF_SUPERVISED_KINDS:
-        raise ValueError(f"self-supervised kind must be one of {', '.join(SELF_SUPERVISED_KINDS)}, got {kind!r}")
-
-
-def _bm25(index: LoadedIndex):
-    if index.bm25 is None:
-        raise ValueError("self-supervised groups need the BM25 part of the index")
-    return index.bm25
+    check_choice("self-supervised kind", kind, SELF_SUPERVISED_KINDS)
 
 
 def self_supervised_groups(index: LoadedIndex, count: int, *, negatives: int, depth: int, rng: random.Random,
@@ -128,15 +126,14 @@ def self_supervised_groups(index: LoadedIndex, count: int, *, negatives: int, de
     """Up to `count` groups from an unlabelled corpus, title-as-question or sentence-as-question; documents in
     `exclude` are never the question's own passage."""
     check_self_supervised_kind(kind)
-    bm25 = _bm25(index)
     if kind == "sentence":
         return sentence_groups(index, count, negatives=negatives, depth=depth, rng=rng, exclude=exclude)
+    bm25 = index.retriever("bm25")
     docs = [d for d in index.docs if d.title and len(d.text) > 100 and d.id not in exclude]
-    by_id = {d.id: d for d in index.docs}
     groups = []
     for doc in rng.sample(docs, min(count, len(docs))):
-        hits = [h.doc_id for h in bm25.search(doc.title, depth) if h.doc_id != doc.id]
-        others = [by_id[d].text for d in hits if by_id[d].title != doc.title]
+        hits = [index.doc(h.doc_id) for h in bm25.search(doc.title, depth) if h.doc_id != doc.id]
+        others = [d.text for d in hits if d.title != doc.title]
         if len(others) < negatives:
             continue
         groups.append(Group(doc.title, doc.text, tuple(rng.sample(others, negatives)), f"{index.path.name}:self"))
@@ -160,11 +157,10 @@ def sentence_groups(index: LoadedIndex, count: int, *, negatives: int, depth: in
     ranks highest for the sentence, same-title ones included: in a corpus of articles cut into paragraphs the
     sibling paragraphs are exactly the candidates a question must be told apart from.
     """
-    bm25 = _bm25(index)
+    bm25 = index.retriever("bm25")
     split = {d.id: sentences(d.text) for d in index.docs}
     choices = [(d, i) for d in index.docs if len(split[d.id]) > 1 and d.id not in exclude
                for i, s in enumerate(split[d.id]) if min_words <= len(s.split()) <= max_words]
-    by_id = {d.id: d for d in index.docs}
     groups = []
     for doc, i in rng.sample(choices, min(count, len(choices))):
         parts = split[doc.id]
@@ -174,7 +170,7 @@ def sentence_groups(index: LoadedIndex, count: int, *, negatives: int, depth: in
             continue
         positive = Document(doc.id, " ".join(rest), doc.title).full_text
         chosen = rng.sample(hits, negatives)
-        groups.append(Group(parts[i], positive, tuple(by_id[d].full_text for d in chosen),
+        groups.append(Group(parts[i], positive, tuple(index.doc(d).full_text for d in chosen),
                             f"{index.path.name}:sentence"))
     return groups
 
