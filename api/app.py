@@ -16,17 +16,16 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import cast
 
+from earlyrank.api import explain, ops, routes
+from earlyrank.api.batching import BatchingScorer, LogitModel
+from earlyrank.api.deps import Runtime, get_pipeline, get_runtime, get_settings
+from earlyrank.api.errors import install_error_handlers
+from earlyrank.api.limits import BodyLimitMiddleware, WorkLimiter
+from earlyrank.api.metrics import Metrics, MetricsMiddleware
+from earlyrank.engine.pipeline import Pipeline
+from earlyrank.engine.settings import Settings
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-
-from api import explain, ops, routes
-from api.batching import BatchingScorer, LogitModel
-from api.deps import Runtime, get_pipeline, get_runtime, get_settings
-from api.errors import install_error_handlers
-from api.limits import BodyLimitMiddleware, WorkLimiter
-from api.metrics import Metrics, MetricsMiddleware
-from engine.pipeline import Pipeline
-from engine.settings import Settings
 
 __all__ = [
     "PipelineFactory", "app_from_env", "create_app", "get_pipeline", "get_runtime", "get_settings",
@@ -39,7 +38,7 @@ PipelineFactory = Callable[[Settings], Pipeline]
 def load_served_pipeline(settings: Settings) -> Pipeline:
     """The served pipeline: `engine.pipeline.load_pipeline` (the index, the cross-encoder and the operating
     point tuned with it), its scorer behind a micro-batcher."""
-    from engine.pipeline import load_pipeline
+    from earlyrank.engine.pipeline import load_pipeline
 
     loaded = load_pipeline(settings.index_path, settings.model_path, settings.mode, settings.depth, settings.backend)
     if loaded.scorer is None:

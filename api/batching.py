@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-
-from engine.reranker import ScoredPairs
+from earlyrank.engine.scoring import ScoredPairs
 
 
 class Calibrated(Protocol):

@@ -14,13 +14,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Annotated
 
+from earlyrank.api.errors import UNION_TAGS, invalid
+from earlyrank.api.schemas import Body, QueryText, StrictRequest
+from earlyrank.engine.rerank import RerankResult, rerank
+from earlyrank.engine.scoring import PairScorer
+from earlyrank.engine.stopping import FullRerank
+from earlyrank.indexes.types import Hit
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
-
-from api.errors import UNION_TAGS, invalid
-from api.schemas import Body, QueryText, StrictRequest
-from engine.rerank import PairScorer, RerankResult, rerank
-from engine.stopping import FullRerank
-from engine.types import Hit
 
 STRING_DOCUMENT, OBJECT_DOCUMENT = UNION_TAGS
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from earlyrank.api.errors import ApiError
+from earlyrank.api.limits import WorkLimiter
+from earlyrank.api.metrics import Metrics
+from earlyrank.engine.pipeline import Pipeline
+from earlyrank.engine.settings import Settings
 from fastapi import Request
-
-from api.errors import ApiError
-from api.limits import WorkLimiter
-from api.metrics import Metrics
-from engine.pipeline import Pipeline
-from engine.settings import Settings
 
 
 @dataclass

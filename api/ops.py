@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from earlyrank.api.deps import Runtime, get_pipeline, get_runtime
+from earlyrank.api.errors import ApiError
+from earlyrank.api.metrics import CONTENT_TYPE
+from earlyrank.api.schemas import ErrorResponse, InfoResponse, StatusResponse
+from earlyrank.engine.pipeline import Pipeline
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, Response
-
-from api.deps import Runtime, get_pipeline, get_runtime
-from api.errors import ApiError
-from api.metrics import CONTENT_TYPE
-from api.schemas import ErrorResponse, InfoResponse, StatusResponse
-from engine.pipeline import Pipeline
 
 STATIC = Path(__file__).parent / "static"
 router = APIRouter()

@@ -11,10 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends
-from fastapi.concurrency import run_in_threadpool
-
-from api.cohere import (
+from earlyrank.api.cohere import (
     CohereRerankRequest,
     CohereRerankResponse,
     check_document_count,
@@ -22,9 +19,9 @@ from api.cohere import (
     document_texts,
     score_documents,
 )
-from api.deps import Runtime, get_pipeline, get_runtime
-from api.errors import ApiError, invalid
-from api.schemas import (
+from earlyrank.api.deps import Runtime, get_pipeline, get_runtime
+from earlyrank.api.errors import ApiError, invalid
+from earlyrank.api.schemas import (
     AnswerRequest,
     AnswerResponse,
     ErrorResponse,
@@ -34,11 +31,14 @@ from api.schemas import (
     answer_response,
     search_response,
 )
-from engine.pipeline import Pipeline
-from engine.rerank import PairScorer, Policy
-from engine.settings import Settings
-from engine.stopping import Threshold
-from indexes.store import IndexStoreError
+from earlyrank.engine.pipeline import Pipeline
+from earlyrank.engine.rerank import Policy
+from earlyrank.engine.scoring import PairScorer
+from earlyrank.engine.settings import Settings
+from earlyrank.engine.stopping import StopReason, Threshold
+from earlyrank.indexes.store import IndexStoreError
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
 
 router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -83,8 +83,8 @@ async def run_engine(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return await run_in_threadpool(fn, *args, **kwargs)
     except IndexStoreError as e:
-        reason = str(e).split(": ", 1)[-1]  # drop the server-side path
-        raise invalid(("body", "mode"), f"not available on this server ({reason})") from e
+        # The detail, not the message: the message names a server-side path.
+        raise invalid(("body", "mode"), f"not available on this server ({e.detail})") from e
 
 
 def require_reranker(pipeline: Pipeline) -> PairScorer:
@@ -95,7 +95,7 @@ def require_reranker(pipeline: Pipeline) -> PairScorer:
 
 def check_deadline(scored: int, candidates: int, reason: str, timeout_ms: int | None) -> bool:
     """True if the deadline cut reranking short; a 504 if it left nothing scored."""
-    if reason != "deadline":
+    if reason != StopReason.DEADLINE:
         return False
     if scored == 0 and candidates > 0:
         raise ApiError(504, "timeout", f"timeout_ms: the {timeout_ms} ms budget ran out before any candidate "

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+from earlyrank.engine.pipeline import Answer
+from earlyrank.engine.rerank import RerankResult
+from earlyrank.indexes.types import Document, Hit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-
-from engine.pipeline import Answer
-from engine.rerank import RerankResult
-from engine.types import Document, Hit
 
 Mode = Literal["bm25", "dense", "hybrid"]
 

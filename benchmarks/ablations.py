@@ -18,22 +18,20 @@ import argparse
 import json
 import random
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.bench import git_commit, machine  # noqa: E402
-from engine.corpora import cache_root, dataset_index  # noqa: E402
-from engine.datasets import load_dataset  # noqa: E402
-from engine.evaluation import evaluate_run  # noqa: E402
-from engine.training import DevSet, TrainParams, train  # noqa: E402
-from engine.training_data import Group, labelled_groups, self_supervised_groups, split_dev  # noqa: E402
-from indexes.dense import default_model_path  # noqa: E402
+from earlyrank.engine.bench import git_commit, machine
+from earlyrank.engine.cache_dir import cache_root
+from earlyrank.engine.corpora import dataset_index
+from earlyrank.engine.datasets import load_dataset
+from earlyrank.engine.evaluation import evaluate_run
+from earlyrank.engine.model_files import CARD
+from earlyrank.engine.training import TrainParams, train
+from earlyrank.engine.training_data import DevSet, Group, labelled_groups, self_supervised_groups, split_dev
+from earlyrank.indexes.dense import default_model_path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +102,7 @@ def per_query(dev: DevSet, scores: list[np.ndarray]) -> dict[str, dict[str, floa
 
 
 def score_dev(model_dir: Path, devs: dict[str, DevSet]) -> dict:
-    from engine.reranker import CrossEncoder
+    from earlyrank.engine.cross_encoder import CrossEncoder
 
     scorer = CrossEncoder.load(model_dir, max_length=192)
     return {name: per_query(dev, [scorer.logits([text] * len(c), [t for _, t in c]) for _, text, c in dev.items])
@@ -190,7 +188,7 @@ def main() -> None:
         args.out.write_text(json.dumps(record, indent=2))  # after every variant: nothing lost on a crash
 
     if args.shipped.is_dir():
-        card = json.loads((args.shipped / "training_card.json").read_text())
+        card = json.loads((args.shipped / CARD).read_text())
         stages = []  # first stage first; a second stage's card keeps the first's as "previous_stage"
         while card:
             stages.insert(0, {"steps": card["steps"], "minutes": card["history"][-1]["minutes"],

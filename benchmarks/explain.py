@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.bench import git_commit, machine  # noqa: E402
-from engine.datasets import load_dataset  # noqa: E402
-from engine.explain import explain, faithfulness  # noqa: E402
-from engine.reranker import DEFAULT_MODEL, CrossEncoder  # noqa: E402
+from earlyrank.engine.bench import git_commit, machine
+from earlyrank.engine.cross_encoder import CrossEncoder
+from earlyrank.engine.datasets import load_dataset
+from earlyrank.engine.explain import explain, faithfulness
+from earlyrank.engine.model_files import DEFAULT_MODEL
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

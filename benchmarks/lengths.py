@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.bench import git_commit, machine, paired_test  # noqa: E402
-from engine.evaluation import evaluate_run  # noqa: E402
-from engine.reranker import DEFAULT_MODEL, INFERENCE, CrossEncoder  # noqa: E402
-from engine.tuning import scored_split  # noqa: E402
+from earlyrank.engine.bench import git_commit, machine, paired_test
+from earlyrank.engine.cross_encoder import CrossEncoder
+from earlyrank.engine.evaluation import evaluate_run
+from earlyrank.engine.model_files import DEFAULT_MODEL, INFERENCE
+from earlyrank.engine.tuning import scored_split
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,11 +23,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.bench import git_commit, machine  # noqa: E402
-from engine.datasets import DEFAULT_CORPUS, load_dataset  # noqa: E402
+from earlyrank.engine.bench import git_commit, machine
+from earlyrank.engine.datasets import DEFAULT_CORPUS, load_dataset
 
 
 def payloads(endpoint: str, rng: random.Random) -> list[dict]:
@@ -73,7 +70,7 @@ async def drive(base: str, endpoint: str, bodies: list[dict], clients: int, seco
 def serve(port: int, batching: bool, workers: int) -> subprocess.Popen:
     env = {**os.environ, "EARLYRANK_PORT": str(port), "EARLYRANK_BATCHING": str(batching).lower(),
            "EARLYRANK_WORKERS": str(workers)}
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "earlyrank.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     for _ in range(600):
         try:

@@ -17,21 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.bench import git_commit, machine  # noqa: E402
-from engine.datasets import load_corpus  # noqa: E402
-from engine.ray_session import ray_session  # noqa: E402
-from indexes.bm25 import BM25Index, BM25Params  # noqa: E402
-from indexes.dense import DenseParams, encode, load_encoder  # noqa: E402
-from indexes.ray_build import RayDenseEncoder  # noqa: E402
+from earlyrank.engine.bench import git_commit, machine
+from earlyrank.engine.datasets import load_corpus
+from earlyrank.indexes.bm25 import BM25Index, BM25Params
+from earlyrank.indexes.dense import DenseParams, encode, load_encoder
+from earlyrank.indexes.ray_build import RayDenseEncoder
+from earlyrank.indexes.ray_session import ray_session
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 TARGET = 1_000_000

@@ -13,18 +13,15 @@ import argparse
 import json
 import random
 import resource
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.bench import git_commit, machine, percentiles  # noqa: E402
-from engine.datasets import load_dataset  # noqa: E402
-from engine.evaluation import evaluate_run, run_from_hits  # noqa: E402
-from indexes.bm25 import BM25Index, BM25Params, RankBM25Index  # noqa: E402
-from indexes.dense import DenseIndex, DenseParams  # noqa: E402
-from indexes.hybrid import HybridRetriever  # noqa: E402
+from earlyrank.engine.bench import git_commit, machine, percentiles
+from earlyrank.engine.datasets import load_dataset
+from earlyrank.engine.evaluation import evaluate_run, run_from_hits
+from earlyrank.indexes.bm25 import BM25Index, BM25Params, RankBM25Index
+from earlyrank.indexes.dense import DenseIndex, DenseParams
+from earlyrank.indexes.hybrid import HybridRetriever
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 DEPTH = 100  # hits per query; --k changes it (R@100 needs 100)
@@ -47,7 +44,7 @@ class Bm25sRetriever:
         self.model.index([self.tokenizer(t) for t in texts], show_progress=False)
 
     def search(self, query, k):
-        from engine.types import Hit
+        from earlyrank.indexes.types import Hit
 
         tokens = [t for t in self.tokenizer(query) if t in self.model.vocab_dict] or ["<unk>"]
         if tokens == ["<unk>"]:

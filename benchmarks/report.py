@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.bench import COLUMNS, markdown_header, markdown_row, row_cells  # noqa: E402
+from earlyrank.engine.bench import COLUMNS, markdown_header, markdown_row, row_cells
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 HEADLINE = ("recall: bm25", "recall: dense", "recall: hybrid", "full rerank top-20", "full rerank top-50",

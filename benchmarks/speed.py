@@ -21,10 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.bench import git_commit, machine  # noqa: E402
+from earlyrank.engine.bench import git_commit, machine
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 BACKENDS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
@@ -54,12 +51,12 @@ def matmul_peak(dtype: str, n: int = 2048, repeat: int = 5) -> float:
         session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         a = np.random.randint(0, 255, (n, n), dtype=np.uint8)
         b = np.random.randint(-127, 127, (n, n), dtype=np.int8)
-        run = lambda: session.run(None, {"a": a, "b": b})  # noqa: E731
+        run = lambda: session.run(None, {"a": a, "b": b})  # noqa  # noqa: E731
         _ = onnx
     else:
         t = torch.float32 if dtype == "fp32" else torch.bfloat16
         a, b = torch.randn(n, n, dtype=t), torch.randn(n, n, dtype=t)
-        run = lambda: torch.mm(a, b)  # noqa: E731
+        run = lambda: torch.mm(a, b)  # noqa  # noqa: E731
     run()
     best = float("inf")
     for _ in range(repeat):
@@ -77,10 +74,9 @@ def measure_backend(model: Path, backend: str, lengths: list[int], pairs: int, b
     """Run in a fresh process per backend, so start-up time and memory are the backend's own."""
     code = f"""
 import json, time, resource, sys
-sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
 started = time.perf_counter()
-from engine.reranker import CrossEncoder
-from engine.datasets import load_dataset
+from earlyrank.engine.cross_encoder import CrossEncoder
+from earlyrank.engine.datasets import load_dataset
 scorer = CrossEncoder.load({str(model)!r}, backend={backend!r})
 scorer.logits(["warm"], ["up"])
 startup = time.perf_counter() - started
@@ -126,9 +122,8 @@ def measure_dense(passages: int) -> list[dict]:
     """The dense encoder (MiniLM, sentence-transformers) on SciFact passages at 256 tokens, fp32 and bf16:
     passages/s, and how far bf16's normalized embeddings stray from fp32's (cosine)."""
     import torch
-
-    from engine.datasets import load_dataset
-    from indexes.dense import DenseParams, encode, load_encoder
+    from earlyrank.engine.datasets import load_dataset
+    from earlyrank.indexes.dense import DenseParams, encode, load_encoder
 
     texts = [d.full_text for d in load_dataset(SHARED / "scifact").corpus[:passages]]
     params = DenseParams()
@@ -148,9 +143,8 @@ def measure_dense(passages: int) -> list[dict]:
 
 
 def main() -> None:
+    from earlyrank.engine.model_files import DEFAULT_MODEL
     from transformers import AutoConfig
-
-    from engine.reranker import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)

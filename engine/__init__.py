@@ -3,14 +3,16 @@
 Importing `engine` loads neither torch nor faiss; the code that needs them imports them when first used.
 """
 
-from engine.calibration import Calibration, brier_score, expected_calibration_error, fit_platt
-from engine.datasets import Dataset, DatasetError, load_dataset
-from engine.evaluation import evaluate_run
-from engine.pipeline import Answer, Pipeline
-from engine.rerank import RerankResult, rerank
-from engine.reranker import CrossEncoder, ModelLoadError, ScoredPairs
-from engine.stopping import Decision, FullRerank, RankPrior, ResidualRisk, Threshold, TopKConfident
-from engine.types import Document, Hit, Query
+from earlyrank.engine.calibration import Calibration, brier_score, expected_calibration_error, fit_platt
+from earlyrank.engine.cross_encoder import CrossEncoder
+from earlyrank.engine.datasets import Dataset, DatasetError, load_dataset
+from earlyrank.engine.evaluation import evaluate_run
+from earlyrank.engine.model_files import ModelLoadError
+from earlyrank.engine.pipeline import Answer, Pipeline
+from earlyrank.engine.rerank import RerankResult, rerank
+from earlyrank.engine.scoring import ScoredPairs
+from earlyrank.engine.stopping import Decision, FullRerank, RankPrior, ResidualRisk, Threshold, TopKConfident
+from earlyrank.indexes.types import Document, Hit, Query
 
 __all__ = [
     "Answer", "Calibration", "CrossEncoder", "Dataset", "DatasetError", "Decision", "Document", "FullRerank",

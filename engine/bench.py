@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from engine.calibration import Calibration, expected_calibration_error
-from engine.evaluation import DEFAULT_MEASURES, evaluate_run, run_from_hits
-from engine.offline import labelled_pairs, replay
-from engine.stopping import FullRerank, RankPrior, ResidualRisk, Threshold, TopKConfident
-from engine.tuning import OPERATING_POINT, policy_from
+from earlyrank.engine.calibration import Calibration, expected_calibration_error
+from earlyrank.engine.evaluation import DEFAULT_MEASURES, evaluate_run, run_from_hits
+from earlyrank.engine.model_files import OPERATING_POINT
+from earlyrank.engine.offline import labelled_pairs, replay
+from earlyrank.engine.operating_point import policy_from
+from earlyrank.engine.stopping import FullRerank, RankPrior, ResidualRisk, Threshold, TopKConfident
 
 
 def git_commit() -> str:
@@ -62,7 +62,7 @@ def percentiles(values, qs=(50, 95)) -> dict[str, float]:
 
 def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool) -> list[dict]:
     """Live recall in every mode (and rank-bm25 as a peer): metrics and per-query latency."""
-    from indexes.bm25 import BM25Params, RankBM25Index
+    from earlyrank.indexes.bm25 import BM25Params, RankBM25Index
 
     retrievers = {mode: index.retriever(mode) for mode in ("bm25", "dense", "hybrid")}
     if peers:
@@ -159,7 +159,7 @@ def rerank_rows(data, qrels, calibration: Calibration, blend: float, configs, se
             "pairs_mean": float(pairs.mean()), "pairs": percentiles(pairs, (50, 90, 100)),
             "passes_mean": float(np.mean(passes)),
             "fraction_scored": float(pairs.sum() / candidates), "early_stop_rate": float(np.mean(
-                [r not in ("exhausted", "max_depth") for r in reasons])),
+                [r.early for r in reasons])),
             "rerank_ms": percentiles(rerank_ms), "latency_ms": percentiles(rerank_ms + recall_ms),
             "policy": {k: v for k, v in vars(policy).items() if k != "prior"},
         })
@@ -239,10 +239,12 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
 
     With `ray_address` the cross-encoder scores the split on `ray_workers` Ray actors (`engine.ray_scoring`).
     """
-    from engine.corpora import dataset_index
-    from engine.datasets import load_dataset
-    from engine.reranker import CrossEncoder, model_max_length, model_windows, resolve_backend
-    from engine.tuning import scored_split, split_queries
+    from earlyrank.engine.backend_probe import resolve_backend
+    from earlyrank.engine.corpora import dataset_index
+    from earlyrank.engine.cross_encoder import CrossEncoder
+    from earlyrank.engine.datasets import load_dataset
+    from earlyrank.engine.model_files import model_max_length, model_windows
+    from earlyrank.engine.tuning import scored_split, split_queries
 
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -294,7 +296,7 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
 
 
 def write_plots(name: str, rows: list[dict], results: dict, qrels, out: Path) -> list[str]:
-    from engine.plots import confidence_histogram, quality_vs_cost
+    from earlyrank.engine.plots import confidence_histogram, quality_vs_cost
 
     full = max((r for r in rows if r["kind"] == "full"), key=lambda r: r["pairs_mean"])
     curves: dict[str, list[tuple[float, float]]] = {}

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
-from pathlib import Path
 
-from engine.datasets import Dataset
-from indexes.store import IndexStoreError, LoadedIndex, build_index, load_index
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("EARLYRANK_CACHE", Path.home() / ".cache" / "earlyrank"))
+from earlyrank.engine.cache_dir import cache_root
+from earlyrank.engine.datasets import Dataset
+from earlyrank.indexes.store import IndexStoreError, LoadedIndex, build_index, load_index
 
 
 def corpus_fingerprint(dataset: Dataset) -> str:

@@ -7,20 +7,15 @@ half-loaded is ever returned.
 from __future__ import annotations
 
 import csv
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.types import Document, Query
+from earlyrank.indexes.corpus import DatasetError, json_lines, load_corpus, string_field
+from earlyrank.indexes.types import Document, Query
 
 DEFAULT_CORPUS = Path(__file__).parent / "data" / "xquad-en"
 
 Qrels = dict[str, dict[str, int]]
-
-
-class DatasetError(ValueError):
-    """A data-set file is missing or malformed."""
 
 
 @dataclass(frozen=True)
@@ -42,61 +37,18 @@ class Dataset:
         return [q for q in self.queries.values() if q.id in qrels], qrels
 
 
-def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found (BEIR layout needs corpus.jsonl and queries.jsonl)")
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-            if not isinstance(record, dict):
-                raise DatasetError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            yield number, record
-
-
-def _field(path: Path, number: int, record: dict, name: str, required: bool = True) -> str:
-    value = record.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and name == "_id" and not value):
-        raise DatasetError(f"{path}:{number}: field {name!r} must be a non-empty string, got {value!r}")
-    return value
-
-
-def load_corpus(path: str | Path) -> list[Document]:
-    """Read corpus.jsonl (`_id`, `text`, optional `title`); ids must be unique."""
-    path = Path(path)
-    docs: list[Document] = []
-    seen: set[str] = set()
-    for number, record in _json_lines(path):
-        doc_id = _field(path, number, record, "_id")
-        if doc_id in seen:
-            raise DatasetError(f"{path}:{number}: duplicate document id {doc_id!r}")
-        seen.add(doc_id)
-        text = _field(path, number, record, "text")
-        title = _field(path, number, record, "title", required=False)
-        docs.append(Document(id=doc_id, text=text, title=title))
-    if not docs:
-        raise DatasetError(f"{path}: the corpus is empty")
-    return docs
-
-
 def load_queries(path: str | Path) -> dict[str, Query]:
     """Read queries.jsonl (`_id`, `text`, optional `metadata`)."""
     path = Path(path)
     queries: dict[str, Query] = {}
-    for number, record in _json_lines(path):
-        query_id = _field(path, number, record, "_id")
+    for number, record in json_lines(path):
+        query_id = string_field(path, number, record, "_id")
         if query_id in queries:
             raise DatasetError(f"{path}:{number}: duplicate query id {query_id!r}")
         metadata = record.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise DatasetError(f"{path}:{number}: field 'metadata' must be an object, got {metadata!r}")
-        queries[query_id] = Query(id=query_id, text=_field(path, number, record, "text"), metadata=metadata)
+        queries[query_id] = Query(id=query_id, text=string_field(path, number, record, "text"), metadata=metadata)
     return queries
 
 

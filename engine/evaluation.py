@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from engine.types import Hit
+from earlyrank.indexes.types import Hit
 
 DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100", "P@1", "AP@3")
 

@@ -14,8 +14,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
-from engine.rerank import PairScorer
+from earlyrank.engine.scoring import PairScorer
 
 _TOKEN = re.compile(r"\w+|[^\w\s]+|\s+")
 MAX_SAMPLES = 5000

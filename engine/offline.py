@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from engine.calibration import Calibration
-from engine.reranker import ScoredPairs
-from engine.types import Hit, Query
+from earlyrank.engine.calibration import Calibration
+from earlyrank.engine.scoring import ScoredPairs
+from earlyrank.indexes.types import Hit, Query
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ class ReplayScorer:
 def replay(scored: Sequence[ScoredQuery], policy, calibration: Calibration, blend: float = 0.0,
            depth: int | None = None):
     """Run `policy` over cached scores: ({query: hits}, pairs scored per query, stop reasons)."""
-    from engine.rerank import rerank
+    from earlyrank.engine.rerank import rerank
 
     results, pairs, reasons = {}, [], []
     for sq in scored:

@@ -6,12 +6,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.rerank import PairScorer, Policy, RerankResult, rerank
-from engine.stopping import FullRerank
-from engine.types import Document, Hit
+from earlyrank.engine.rerank import Policy, RerankResult, rerank
+from earlyrank.engine.scoring import PairScorer
+from earlyrank.engine.stopping import FullRerank
+from earlyrank.indexes.types import Document, Hit
 
 if TYPE_CHECKING:  # a run-time import would make `import indexes` (before `engine`) circular
-    from indexes.store import LoadedIndex
+    from earlyrank.indexes.store import LoadedIndex
 
 MODES = ("bm25", "dense", "hybrid")
 
@@ -81,13 +82,14 @@ class Pipeline:
 def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 100,
                   backend: str | None = None) -> Pipeline:
     """A pipeline over a built index with the cross-encoder at `model_dir` (the bundled one by default) on
-    `backend` (see `engine.reranker`; default auto), using the stopping policy and blend that `earlyrank tune`
+    `backend` (see `engine.cross_encoder`; default auto), using the stopping policy and blend that `earlyrank tune`
     stored with the model (full rerank if none)."""
     from pathlib import Path
 
-    from engine.reranker import DEFAULT_MODEL, CrossEncoder
-    from engine.tuning import load_operating_point
-    from indexes.store import load_index
+    from earlyrank.engine.cross_encoder import CrossEncoder
+    from earlyrank.engine.model_files import DEFAULT_MODEL
+    from earlyrank.engine.operating_point import load_operating_point
+    from earlyrank.indexes.store import load_index
 
     index = load_index(index_dir)
     scorer = CrossEncoder.load(model_dir, backend=backend)

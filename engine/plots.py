@@ -20,7 +20,7 @@ def _pyplot():
 
 def reliability_diagram(curves: dict[str, np.ndarray], labels: np.ndarray, out: Path, bins: int = 15) -> Path:
     """Observed accuracy against mean confidence per bin, one line per set of confidences."""
-    from engine.calibration import expected_calibration_error, reliability_table
+    from earlyrank.engine.calibration import expected_calibration_error, reliability_table
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))

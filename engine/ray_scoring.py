@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from engine.offline import ScoredQuery, cache_line, read_cache
-from engine.ray_session import check_capacity, ray_session
-from engine.types import Hit, Query
+from earlyrank.engine.offline import ScoredQuery, cache_line, read_cache
+from earlyrank.indexes.ray_session import check_capacity, ray_session
+from earlyrank.indexes.types import Hit, Query
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ class CrossEncoderFactory:
         return cls(Path(scorer.path), scorer.backend.name, scorer.max_length, scorer.batch_size, scorer.windows)
 
     def __call__(self):
-        from engine.reranker import CrossEncoder
+        from earlyrank.engine.cross_encoder import CrossEncoder
 
         return CrossEncoder.load(self.model_dir, self.max_length, self.batch_size, self.backend, self.windows)
 

@@ -14,14 +14,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-
-from engine.reranker import ScoredPairs
-from engine.stopping import Decision, blend_score
-from engine.types import Hit
-
-
-class PairScorer(Protocol):
-    def score(self, query: str, passages: Sequence[str]) -> ScoredPairs: ...
+from earlyrank.engine.scoring import PairScorer
+from earlyrank.engine.stopping import Decision, StopReason, blend_score
+from earlyrank.indexes.types import Hit
 
 
 class Policy(Protocol):
@@ -60,7 +55,7 @@ def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], score
     decision = policy.decide(confidences, len(candidates))
     while not decision.stop:
         if deadline is not None and time.monotonic() >= deadline:
-            decision = Decision(True, "deadline")
+            decision = Decision(True, StopReason.DEADLINE)
             break
         start = len(confidences)
         chunk = scorer.score(query, passages[start:start + decision.next_chunk])
@@ -82,5 +77,5 @@ def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], score
         cand = candidates[i]
         stages = {**cand.stage_scores, "recall": cand.score, "recall_rank": cand.rank}
         hits.append(Hit(cand.doc_id, -1.0, len(hits) + 1, stages))
-    early = decision.reason not in ("exhausted", "max_depth") and scored < len(candidates)
+    early = decision.reason.early and scored < len(candidates)
     return RerankResult(hits, scored, len(candidates), early, decision.reason, time.monotonic() - started)

@@ -14,14 +14,34 @@ and the number of candidates; the policy answers whether to stop, why, and how b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
+
+
+class StopReason(str, Enum):
+    """Why reranking stopped. A str: it compares equal to, and serializes as, its value."""
+
+    NOT_STOPPED = ""
+    EXHAUSTED = "exhausted"  # every candidate was scored
+    MAX_DEPTH = "max_depth"  # the policy's depth cap was reached
+    CONFIDENT = "confident"  # a confidence threshold was passed (Threshold, TopKConfident)
+    LOW_RISK = "low_risk"  # ResidualRisk: unscored candidates can no longer change the top k
+    DEADLINE = "deadline"  # the caller's time budget ran out
+
+    @property
+    def early(self) -> bool:
+        """Whether the policy chose to stop before its candidates or depth ran out."""
+        return self not in (StopReason.EXHAUSTED, StopReason.MAX_DEPTH, StopReason.NOT_STOPPED)
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
 class Decision:
     stop: bool
-    reason: str
+    reason: StopReason
     next_chunk: int = 0
 
 
@@ -32,14 +52,14 @@ def _sizes_ok(chunk: int, depth: int) -> None:
 
 def _go_on(chunk: int, scored: int, depth: int) -> Decision:
     """Score the next chunk, but never past the depth cap (a chunk of 16 under a cap of 10 scores 10)."""
-    return Decision(False, "", min(chunk, depth - scored))
+    return Decision(False, StopReason.NOT_STOPPED, min(chunk, depth - scored))
 
 
 def _exhausted(scored: int, total: int, depth: int) -> Decision | None:
     if scored >= total:
-        return Decision(True, "exhausted")
+        return Decision(True, StopReason.EXHAUSTED)
     if scored >= depth:
-        return Decision(True, "max_depth")
+        return Decision(True, StopReason.MAX_DEPTH)
     return None
 
 
@@ -72,7 +92,7 @@ class Threshold:
 
     def decide(self, confidences: np.ndarray, total: int) -> Decision:
         if len(confidences) and confidences.max() >= self.tau:
-            return Decision(True, "confident")
+            return Decision(True, StopReason.CONFIDENT)
         return _exhausted(len(confidences), total, self.depth) or _go_on(self.chunk, len(confidences), self.depth)
 
 
@@ -91,7 +111,7 @@ class TopKConfident:
 
     def decide(self, confidences: np.ndarray, total: int) -> Decision:
         if len(confidences) >= self.k and np.sort(confidences)[-self.k] >= self.tau:
-            return Decision(True, "confident")
+            return Decision(True, StopReason.CONFIDENT)
         return _exhausted(len(confidences), total, self.depth) or _go_on(self.chunk, len(confidences), self.depth)
 
 
@@ -179,5 +199,5 @@ class ResidualRisk:
             return done
         risk = residual_risk(confidences, total, self.depth, self.k, self.prior, self.blend)
         if len(confidences) and risk < self.epsilon:
-            return Decision(True, "low_risk")
+            return Decision(True, StopReason.LOW_RISK)
         return _go_on(min(self.max_chunk, max(self.first_chunk, len(confidences))), len(confidences), self.depth)

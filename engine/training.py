@@ -12,14 +12,20 @@ import json
 import platform
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from engine.reranker import CARD
-from engine.training_data import Group, best_windows, check_choice, check_dev_split, check_self_supervised_kind
+from earlyrank.engine.model_files import CARD
+from earlyrank.engine.training_data import (
+    DevSet,
+    Group,
+    best_windows,
+    check_choice,
+    check_dev_split,
+    check_self_supervised_kind,
+)
 
 LOSSES = ("listwise", "pointwise", "mixed")
 
@@ -60,14 +66,6 @@ class TrainParams:
             raise ValueError("need negatives >= 1 and random_negatives <= negatives")
 
 
-@dataclass
-class DevSet:
-    """Dev queries with hybrid candidates, for model selection: (query, [(doc_id, text)], qrels)."""
-
-    items: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
-    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
 def group_loss(logits, loss: str):
     """Loss of a (groups, 1 + negatives) logit matrix whose first column is the positive."""
     import torch
@@ -86,7 +84,7 @@ def group_loss(logits, loss: str):
 
 def dev_ndcg(scorer, dev: DevSet) -> float:
     """nDCG@10 of the reranked dev candidates (reranker score alone)."""
-    from engine.evaluation import evaluate_run
+    from earlyrank.engine.evaluation import evaluate_run
 
     run = {}
     for qid, text, candidates in dev.items:
@@ -97,15 +95,14 @@ def dev_ndcg(scorer, dev: DevSet) -> float:
 
 def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, progress: bool = True) -> dict:
     """Train on `groups`, select on `dev`, write the best model to `out`; returns the training card."""
-    from engine.runtime import configure_torch
+    from earlyrank.indexes.torch_runtime import configure_torch
 
     configure_torch()
     import torch
+    from earlyrank.engine.calibration import Calibration
+    from earlyrank.engine.cross_encoder import CrossEncoder, TorchBackend
     from tqdm import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
-
-    from engine.calibration import Calibration
-    from engine.reranker import CrossEncoder, TorchBackend
 
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out.parent / f".{out.name}.checkpoint"  # beside the model, never shipped with it
@@ -246,10 +243,10 @@ def _save_checkpoint(model, tokenizer, optimizer, scheduler, state: dict, params
 
 def run_training(data_dirs: list[Path], out: Path, params: TrainParams, progress: bool = True) -> dict:
     """`earlyrank train`: load each data set and its cached index, build groups and dev, then train."""
-    from engine.corpora import dataset_index
-    from engine.datasets import load_dataset
-    from engine.training_data import build_training_set
-    from indexes.dense import default_model_path
+    from earlyrank.engine.corpora import dataset_index
+    from earlyrank.engine.datasets import load_dataset
+    from earlyrank.engine.training_data import build_training_set
+    from earlyrank.indexes.dense import default_model_path
 
     if not params.base_model:
         params = TrainParams(**{**asdict(params), "base_model": str(default_model_path())})

@@ -13,11 +13,19 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from engine.datasets import Dataset, Qrels
-from engine.types import Document, Query
-from indexes.store import LoadedIndex
+from earlyrank.engine.datasets import Dataset, Qrels
+from earlyrank.indexes.store import LoadedIndex
+from earlyrank.indexes.types import Document, Query
+
+
+@dataclass
+class DevSet:
+    """Dev queries with hybrid candidates, for model selection: (query, [(doc_id, text)], qrels)."""
+
+    items: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -183,8 +191,6 @@ def build_training_set(datasets: list[tuple[Dataset, LoadedIndex]], *, dev_queri
 
     Query ids in the dev set are prefixed with the data set's name so that data sets never collide.
     """
-    from engine.training import DevSet
-
     rng = random.Random(seed)
     groups: list[Group] = []
     dev = DevSet()
@@ -215,8 +221,8 @@ def best_windows(groups: list[Group], scorer) -> list[Group]:
     (its pair cut, token cap and `window_starts`). Ties keep the earliest window, so with one window or short
     passages nothing changes.
     """
-    from engine.reranker import window_starts
-    from indexes.tokenize import Tokenizer
+    from earlyrank.engine.cross_encoder import window_starts
+    from earlyrank.indexes.tokenize import Tokenizer
 
     if scorer.windows == 1:
         return groups

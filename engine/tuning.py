@@ -15,13 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
-from engine.calibration import Calibration, brier_score, expected_calibration_error, fit_platt
-from engine.offline import ScoredQuery, labelled_pairs, replay, score_split
-from engine.stopping import FullRerank, RankPrior, ResidualRisk, Threshold, TopKConfident
-
-OPERATING_POINT = "operating_point.json"
-CALIBRATION_REPORT = "calibration_report.json"
+from earlyrank.engine.calibration import Calibration, brier_score, expected_calibration_error, fit_platt
+from earlyrank.engine.model_files import CALIBRATION, CALIBRATION_REPORT, CARD, OPERATING_POINT
+from earlyrank.engine.offline import ScoredQuery, labelled_pairs, replay, score_split
+from earlyrank.engine.stopping import FullRerank, RankPrior, ResidualRisk, Threshold, TopKConfident
 
 
 @dataclass(frozen=True)
@@ -41,11 +38,11 @@ def model_key(model_dir: Path, max_length: int, backend: str = "torch-fp32", win
 
 def split_queries(dataset, split: str, model_dir: Path):
     """(queries, qrels) of `split`; "dev" is the part of train the model's training card held out."""
-    from engine.training_data import dev_titles, split_dev
+    from earlyrank.engine.training_data import dev_titles, split_dev
 
     if split != "dev":
         return dataset.split(split)
-    card = json.loads((model_dir / "training_card.json").read_text())["params"]
+    card = json.loads((model_dir / CARD).read_text())["params"]
     queries, qrels = dataset.split("train")
     titles = dev_titles(dataset, card.get("dev_split", "query"))  # cards older than the option split by query
     return split_dev(queries, qrels, card["dev_queries"], card["seed"], titles)[1], qrels
@@ -55,8 +52,9 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
                  depth: int = 100, limit: int = 0, progress: bool = True, ray_address: str | None = None,
                  ray_workers: int = 2) -> DevData:
     """Score `split`'s recall candidates (cached); with `ray_address` ("local" or a cluster) on Ray actors."""
-    from engine.corpora import cache_root, dataset_index
-    from engine.datasets import load_dataset
+    from earlyrank.engine.cache_dir import cache_root
+    from earlyrank.engine.corpora import dataset_index
+    from earlyrank.engine.datasets import load_dataset
 
     dataset = load_dataset(data_dir)
     queries, qrels = split_queries(dataset, split, model_dir)
@@ -66,7 +64,7 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
              / f"{dataset.name}-{split}-{mode}-{depth}.jsonl")
     index = dataset_index(dataset, progress)
     if ray_address:
-        from engine.ray_scoring import CrossEncoderFactory, score_split_ray
+        from earlyrank.engine.ray_scoring import CrossEncoderFactory, score_split_ray
 
         scored = score_split_ray(queries, index, CrossEncoderFactory.like(scorer), mode, depth, cache, ray_address,
                                  ray_workers, progress=progress)
@@ -87,10 +85,10 @@ def calibrate(model_dir: Path, dev: list[DevData], plot: bool = True) -> dict:
     for name, cal in (("before", Calibration()), ("after", fitted)):
         conf = cal.confidence(logits)
         report[name] = {"ece": expected_calibration_error(conf, labels, 15), "brier": brier_score(conf, labels)}
-    fitted.save(model_dir / "calibration.json")
+    fitted.save(model_dir / CALIBRATION)
     (model_dir / CALIBRATION_REPORT).write_text(json.dumps(report, indent=2))
     if plot:
-        from engine.plots import reliability_diagram
+        from earlyrank.engine.plots import reliability_diagram
 
         reliability_diagram({"uncalibrated (sigmoid of logit)": Calibration().confidence(logits),
                              "Platt-calibrated": fitted.confidence(logits)}, labels,
@@ -100,7 +98,7 @@ def calibrate(model_dir: Path, dev: list[DevData], plot: bool = True) -> dict:
 
 def mean_metrics(dev: list[DevData], results_by_set: list[dict]) -> dict[str, float]:
     """nDCG@10 and RR@10 averaged over queries of all data sets."""
-    from engine.evaluation import evaluate_run, run_from_hits
+    from earlyrank.engine.evaluation import evaluate_run, run_from_hits
 
     per_query: dict[str, list[float]] = {"nDCG@10": [], "RR@10": []}
     for d, results in zip(dev, results_by_set, strict=True):
@@ -166,7 +164,7 @@ def sweep(dev: list[DevData], calibration: Calibration, blend: float, grid: list
 
 def tune(model_dir: Path, dev: list[DevData], max_loss: float = 0.01, depth: int = 100) -> dict:
     """Choose blend and stopping policy on dev; write `operating_point.json` into `model_dir`."""
-    calibration = Calibration.load(model_dir / "calibration.json")
+    calibration = Calibration.load(model_dir / CALIBRATION)
     # Up to 1.0, which is plain recall order: on dev the chosen blend is never worse than recall alone.
     blends = [round(float(b), 2) for b in np.arange(0.0, 1.001, 0.05)]
     full = FullRerank(depth=depth, chunk=16)
@@ -192,28 +190,3 @@ def tune(model_dir: Path, dev: list[DevData], max_loss: float = 0.01, depth: int
     }
     (model_dir / OPERATING_POINT).write_text(json.dumps(point, indent=1))
     return point
-
-
-def load_operating_point(model_dir: Path, depth: int | None = None):
-    """(policy, blend) stored by `tune`, or a full rerank with no blend if the model was never tuned."""
-    path = model_dir / OPERATING_POINT
-    if not path.is_file():
-        return FullRerank(depth=depth or 100), 0.0
-    point = json.loads(path.read_text())
-    return policy_from(point["chosen"], RankPrior.from_dict(point["prior"]), depth, point["depth"]), point["blend"]
-
-
-def policy_from(row: dict, prior: RankPrior | None, depth: int | None = None, tuned_depth: int | None = None):
-    """The policy a sweep row describes. `depth` (the candidates a caller recalls) replaces the row's depth,
-    except that a cap chosen below the depth it was tuned at (`tuned_depth`) stays a cap."""
-    params = {k: v for k, v in row.items() if k in {"tau", "chunk", "depth", "k", "epsilon", "first_chunk",
-                                                   "max_chunk", "blend"}}
-    if depth:
-        capped = tuned_depth is not None and row["depth"] < tuned_depth
-        params["depth"] = min(depth, row["depth"]) if capped else depth
-    kinds = {"full": FullRerank, "threshold": Threshold, "topk": TopKConfident}
-    if row["policy"] == "risk":
-        if prior is None:
-            raise ValueError("a residual-risk operating point needs its dev rank prior")
-        return ResidualRisk(prior=prior, **params)
-    return kinds[row["policy"]](**params)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-
-from engine.types import Hit
+from earlyrank.indexes.types import Hit
 
 
 class Retriever(Protocol):

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from engine.types import Hit
-from indexes.base import check_k, top_k
-from indexes.tokenize import Tokenizer
+from earlyrank.indexes.base import check_k, top_k
+from earlyrank.indexes.tokenize import Tokenizer
+from earlyrank.indexes.types import Hit
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from engine.types import Hit
-from indexes.base import check_k
+from earlyrank.indexes.base import check_k
+from earlyrank.indexes.types import Hit
 
 
 def default_model_path() -> Path:
@@ -53,7 +52,7 @@ class DenseParams:
 @lru_cache(maxsize=2)
 def load_encoder(path: str | None = None, max_seq_length: int = 256):
     """A SentenceTransformer loaded from a local directory (the bundled MiniLM by default), once per process."""
-    from engine.runtime import configure_torch
+    from earlyrank.indexes.torch_runtime import configure_torch
 
     configure_torch()
     from sentence_transformers import SentenceTransformer

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.types import Hit
-from indexes.base import Retriever, check_k
+from earlyrank.indexes.base import Retriever, check_k
+from earlyrank.indexes.types import Hit
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from engine.ray_session import check_capacity, ray_session
-from indexes.dense import DenseParams, encode, load_encoder
+from earlyrank.indexes.dense import DenseParams, encode, load_encoder
+from earlyrank.indexes.ray_session import check_capacity, ray_session
 
 
 class _EncodeBlock:

@@ -21,11 +21,10 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-
-from engine.types import Document
-from indexes.bm25 import BM25Index, BM25Params
-from indexes.dense import DenseIndex, DenseParams, default_model_path, encode, model_identity
-from indexes.hybrid import FusionParams, HybridRetriever
+from earlyrank.indexes.bm25 import BM25Index, BM25Params
+from earlyrank.indexes.dense import DenseIndex, DenseParams, default_model_path, encode, model_identity
+from earlyrank.indexes.hybrid import FusionParams, HybridRetriever
+from earlyrank.indexes.types import Document
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -38,7 +37,15 @@ Encoder = Callable[[Sequence[str], DenseParams, str | None, bool], np.ndarray]
 
 
 class IndexStoreError(RuntimeError):
-    """An index directory is missing, broken or does not match what is asked of it."""
+    """An index directory is missing, broken or does not match what is asked of it.
+
+    ``str(e)`` names the path; `detail` is the same message without it, for a client that must not see the
+    server's paths.
+    """
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail or message
 
 
 
@@ -92,11 +99,13 @@ class LoadedIndex:
         parts = {"bm25": self.bm25, "dense": self.dense}
         if mode in parts:
             if parts[mode] is None:
-                raise IndexStoreError(f"{self.path}: this index has no {mode} part; build it with --{mode}")
+                detail = f"this index has no {mode} part; build it with --{mode}"
+                raise IndexStoreError(f"{self.path}: {detail}", detail)
             return parts[mode]
         if mode == "hybrid":
             if self.bm25 is None or self.dense is None:
-                raise IndexStoreError(f"{self.path}: hybrid mode needs both parts; build with --bm25 --dense")
+                detail = "hybrid mode needs both parts; build with --bm25 --dense"
+                raise IndexStoreError(f"{self.path}: {detail}", detail)
             return HybridRetriever([self.bm25, self.dense], self.fusion)
         raise ValueError(f"unknown mode {mode!r}; choose bm25, dense or hybrid")
 
@@ -235,7 +244,7 @@ def verify_files(path: Path, root: Path, manifest: dict) -> None:
 
 def load_index(path: str | Path, model_path: str | None = None, verify: bool = True) -> LoadedIndex:
     """Load and verify an index built by `build_index`. Dense queries use `model_path` (default: bundled)."""
-    from engine.datasets import load_corpus
+    from earlyrank.indexes.corpus import load_corpus
 
     root, manifest = read_manifest(path)
     if verify:

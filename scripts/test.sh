@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Set everything up, then run lint and the whole test suite (slow tests with the real models included).
+# Set everything up, then lint (ruff, mypy, the import contracts) and run the tests.
+#   ./scripts/test.sh           the whole suite, slow tests with the real models included (about 12 minutes)
+#   ./scripts/test.sh --fast    lint and the tests not marked slow: the edit loop (under a minute)
+# Other arguments go to pytest, e.g. ./scripts/test.sh --fast tests/test_stopping.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 . .venv/bin/activate
+fast=()
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  fast=(-m "not slow")
+fi
 ruff check .
-mypy engine indexes api
-python -m pytest -q "$@"
+mypy engine indexes api cli
+python scripts/lint_imports.py
+python -m pytest -q "${fast[@]}" "$@"

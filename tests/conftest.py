@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from engine.calibration import Calibration, sigmoid
-from engine.reranker import ScoredPairs
+from earlyrank.engine.calibration import Calibration, sigmoid
+from earlyrank.engine.scoring import ScoredPairs
 
 TINY = Path(__file__).parent / "data" / "tiny"
 

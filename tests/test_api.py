@@ -14,17 +14,16 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY, FakeScorer
+from earlyrank.api.app import create_app, get_pipeline
+from earlyrank.engine.calibration import sigmoid
+from earlyrank.engine.datasets import load_corpus
+from earlyrank.engine.pipeline import Pipeline
+from earlyrank.engine.scoring import ScoredPairs
+from earlyrank.engine.settings import Settings
+from earlyrank.engine.stopping import Threshold
+from earlyrank.indexes.store import LoadedIndex, build_index, load_index
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-
-from api.app import create_app, get_pipeline
-from engine.calibration import sigmoid
-from engine.datasets import load_corpus
-from engine.pipeline import Pipeline
-from engine.reranker import ScoredPairs
-from engine.settings import Settings
-from engine.stopping import Threshold
-from indexes.store import LoadedIndex, build_index, load_index
 
 FRANCE = "What is the capital of France?"
 

@@ -9,17 +9,16 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 from conftest import FakeScorer
+from earlyrank.api.app import create_app, load_served_pipeline
+from earlyrank.api.batching import BatchingScorer, BatchScoringError
+from earlyrank.engine.calibration import Calibration
+from earlyrank.engine.pipeline import Pipeline
+from earlyrank.engine.scoring import ScoredPairs
+from earlyrank.engine.settings import Settings
+from earlyrank.engine.stopping import Threshold
+from earlyrank.indexes.store import LoadedIndex
 from fastapi.testclient import TestClient
 from test_api import build_tiny_index
-
-from api.app import create_app, load_served_pipeline
-from api.batching import BatchingScorer, BatchScoringError
-from engine.calibration import Calibration
-from engine.pipeline import Pipeline
-from engine.reranker import ScoredPairs
-from engine.settings import Settings
-from engine.stopping import Threshold
-from indexes.store import LoadedIndex
 
 
 class CalibratedFake(FakeScorer):
@@ -187,7 +186,7 @@ def test_the_served_pipeline_keeps_the_tuned_operating_point_behind_a_batcher(ti
     def fake_load(index_dir, model_dir=None, mode="hybrid", depth=100, backend=None):
         calls.append((index_dir, model_dir, mode, depth, backend))
         return tuned
-    monkeypatch.setattr("engine.pipeline.load_pipeline", fake_load)
+    monkeypatch.setattr("earlyrank.engine.pipeline.load_pipeline", fake_load)
     settings = Settings(mode="bm25", depth=50, batch_wait_ms=1, max_batch_pairs=8, backend="torch-fp32",
                         batching=True)
     served = load_served_pipeline(settings)
@@ -202,7 +201,8 @@ def test_the_served_pipeline_keeps_the_tuned_operating_point_behind_a_batcher(ti
 
 @pytest.mark.slow
 def test_the_real_cross_encoder_scores_the_same_batched_with_strangers():
-    from engine.reranker import DEFAULT_MODEL, CrossEncoder
+    from earlyrank.engine.cross_encoder import CrossEncoder
+    from earlyrank.engine.model_files import DEFAULT_MODEL
 
     if not (DEFAULT_MODEL / "config.json").is_file():
         pytest.skip(f"{DEFAULT_MODEL}: no trained model yet")

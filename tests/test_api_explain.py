@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import FakeScorer
+from earlyrank.engine.pipeline import Pipeline
 from fastapi.testclient import TestClient
 from test_api import build_tiny_index, make_app
-
-from engine.pipeline import Pipeline
 
 
 @pytest.fixture(scope="module")

@@ -8,35 +8,34 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-
-from engine import reranker
-from engine.reranker import resolve_backend
+from earlyrank.engine import backend_probe
+from earlyrank.engine.backend_probe import resolve_backend
 
 
 def test_auto_is_bf16_only_where_the_cpu_has_it_and_it_measures_faster(monkeypatch):
     monkeypatch.delenv("EARLYRANK_BACKEND", raising=False)
-    monkeypatch.setattr(reranker, "cpu_has_bf16", lambda: True)
-    monkeypatch.setattr(reranker, "bf16_speedup", lambda: 2.1)
+    monkeypatch.setattr(backend_probe, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(backend_probe, "bf16_speedup", lambda: 2.1)
     assert resolve_backend() == resolve_backend("auto") == "torch-bf16"
-    monkeypatch.setattr(reranker, "bf16_speedup", lambda: 0.7)  # the flag is there, the speed is not
+    monkeypatch.setattr(backend_probe, "bf16_speedup", lambda: 0.7)  # the flag is there, the speed is not
     assert resolve_backend() == "torch-fp32"
-    monkeypatch.setattr(reranker, "bf16_speedup", lambda: 1.05)  # within the probe's noise: stay exact
+    monkeypatch.setattr(backend_probe, "bf16_speedup", lambda: 1.05)  # within the probe's noise: stay exact
     assert resolve_backend() == "torch-fp32"
 
     def no_probe():
         raise AssertionError("probed a CPU without bf16 instructions")
 
-    monkeypatch.setattr(reranker, "cpu_has_bf16", lambda: False)
-    monkeypatch.setattr(reranker, "bf16_speedup", no_probe)
+    monkeypatch.setattr(backend_probe, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(backend_probe, "bf16_speedup", no_probe)
     assert resolve_backend() == "torch-fp32"
 
 
 def test_the_bf16_probe_runs_once_per_machine_then_comes_from_the_cache(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setenv("EARLYRANK_CACHE", str(tmp_path))
-    monkeypatch.setattr(reranker, "probe_bf16_speedup", lambda: calls.append(1) or 0.7)
-    assert reranker.bf16_speedup() == 0.7
-    assert reranker.bf16_speedup() == 0.7
+    monkeypatch.setattr(backend_probe, "probe_bf16_speedup", lambda: calls.append(1) or 0.7)
+    assert backend_probe.bf16_speedup() == 0.7
+    assert backend_probe.bf16_speedup() == 0.7
     assert len(calls) == 1
     (entry,) = json.loads((tmp_path / "backend-probe.json").read_text()).values()
     assert entry["bf16_speedup"] == 0.7
@@ -54,21 +53,21 @@ def test_processes_started_together_share_one_probe(monkeypatch, tmp_path):
         calls.append(1)
         return 0.73
 
-    monkeypatch.setattr(reranker, "probe_bf16_speedup", slow_probe)
+    monkeypatch.setattr(backend_probe, "probe_bf16_speedup", slow_probe)
     with ThreadPoolExecutor(4) as pool:
-        verdicts = list(pool.map(lambda _: reranker.bf16_speedup(), range(4)))
+        verdicts = list(pool.map(lambda _: backend_probe.bf16_speedup(), range(4)))
     # One probe, never two at once, and every caller got its verdict.
     assert verdicts == [0.73] * 4 and calls == [1] and overlapped == [False]
 
 
 @pytest.mark.slow
 def test_the_real_probe_times_both_precisions():
-    speedup = reranker.probe_bf16_speedup(rounds=1)
+    speedup = backend_probe.probe_bf16_speedup(rounds=1)
     assert 0.05 < speedup < 20  # a ratio of two real timings, not a placeholder
 
 
 def test_an_explicit_backend_beats_the_environment_which_beats_auto(monkeypatch):
-    monkeypatch.setattr(reranker, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(backend_probe, "cpu_has_bf16", lambda: True)
     monkeypatch.setenv("EARLYRANK_BACKEND", "onnx-int8")
     assert resolve_backend() == "onnx-int8"
     assert resolve_backend("torch-fp32") == "torch-fp32"
@@ -81,10 +80,10 @@ def test_an_unknown_backend_names_the_choices(monkeypatch):
 
 
 def test_cached_pair_encoding_equals_the_tokenizers_longest_first():
+    from earlyrank.engine.calibration import Calibration
+    from earlyrank.engine.cross_encoder import CrossEncoder
+    from earlyrank.engine.model_files import DEFAULT_MODEL
     from transformers import AutoTokenizer
-
-    from engine.calibration import Calibration
-    from engine.reranker import DEFAULT_MODEL, CrossEncoder
 
     class NumpyBackend:
         tensors = "np"
@@ -105,7 +104,7 @@ def test_cached_pair_encoding_equals_the_tokenizers_longest_first():
 
 
 def test_inference_length_is_the_measured_choice_then_the_training_length(tmp_path):
-    from engine.reranker import CARD, INFERENCE, model_max_length
+    from earlyrank.engine.model_files import CARD, INFERENCE, model_max_length
 
     assert model_max_length(tmp_path) == 256  # nothing recorded
     (tmp_path / CARD).write_text(json.dumps({"params": {"max_length": 192}}))
@@ -118,10 +117,10 @@ def test_inference_length_is_the_measured_choice_then_the_training_length(tmp_pa
 
 def window_scorer(windows: int, max_length: int = 24):
     """A CrossEncoder whose 'model' gives a pair the number of times the word 'needle' appears in it."""
+    from earlyrank.engine.calibration import Calibration
+    from earlyrank.engine.cross_encoder import CrossEncoder
+    from earlyrank.engine.model_files import DEFAULT_MODEL
     from transformers import AutoTokenizer
-
-    from engine.calibration import Calibration
-    from engine.reranker import DEFAULT_MODEL, CrossEncoder
 
     tokenizer = AutoTokenizer.from_pretrained(str(DEFAULT_MODEL), local_files_only=True)
     needle = tokenizer.convert_tokens_to_ids("needle")
@@ -142,7 +141,7 @@ def test_windows_cover_the_whole_passage_and_overlap():
     scorer = window_scorer(windows=8)
     question, passage = "where is it", " ".join(f"w{i}" for i in range(40))
     pairs, owner = scorer.window_ids([question], [passage])
-    q_ids, p_ids = scorer.token_ids([question])[0], scorer.token_ids([passage])[0]
+    q_ids, p_ids = (list(ids) for ids in scorer.token_ids([question, passage]))
     assert len(p_ids) > 24  # the passage does not fit one window
     seen: list[int] = []
     for ids, start in pairs:
@@ -168,8 +167,8 @@ def test_the_best_window_scores_the_pair_and_short_passages_cost_one_pass():
 
 
 def test_window_count_is_the_measured_choice_and_caches_apart(tmp_path):
-    from engine.reranker import INFERENCE, model_windows
-    from engine.tuning import model_key
+    from earlyrank.engine.model_files import INFERENCE, model_windows
+    from earlyrank.engine.tuning import model_key
 
     assert model_windows(tmp_path) == 1
     (tmp_path / INFERENCE).write_text(json.dumps({"max_length": 256, "windows": 4}))

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from engine.datasets import load_dataset
-from indexes.bm25 import BM25Index, BM25Params, RankBM25Index
-from indexes.tokenize import tokenize
+from earlyrank.engine.datasets import load_dataset
+from earlyrank.indexes.bm25 import BM25Index, BM25Params, RankBM25Index
+from earlyrank.indexes.tokenize import tokenize
 
 
 def test_tokenize_lowercases_drops_stop_words_and_stems():

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from engine.calibration import (
+from earlyrank.engine.calibration import (
     Calibration,
     brier_score,
     expected_calibration_error,

@@ -3,9 +3,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from earlyrank.cli import app
 from typer.testing import CliRunner
-
-from engine.cli import app
 
 runner = CliRunner()
 

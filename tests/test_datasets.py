@@ -4,8 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from engine.datasets import DatasetError, load_dataset
+from earlyrank.engine.datasets import DatasetError, load_dataset
 
 
 def test_loads_tiny_fixture(tiny_dir):

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import pytest
-
-from engine.explain import explain, faithfulness, masks, remove_words, weighted_ridge
+from earlyrank.engine.explain import explain, faithfulness, masks, remove_words, weighted_ridge
 
 
 def test_weights_find_the_words_the_scorer_uses(fake_scorer):

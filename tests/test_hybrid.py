@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 import pytest
-
-from engine.types import Hit
-from indexes.hybrid import FusionParams, HybridRetriever, rrf
+from earlyrank.indexes.hybrid import FusionParams, HybridRetriever, rrf
+from earlyrank.indexes.types import Hit
 
 
 class ListRetriever:

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-
-from engine.datasets import load_corpus
-from engine.pipeline import Pipeline, load_pipeline
-from engine.reranker import DEFAULT_MODEL, CrossEncoder, ModelLoadError
-from engine.stopping import FullRerank, Threshold
-from indexes.dense import default_model_path
-from indexes.store import build_index, load_index
+from earlyrank.engine.cross_encoder import CrossEncoder
+from earlyrank.engine.datasets import load_corpus
+from earlyrank.engine.model_files import DEFAULT_MODEL, ModelLoadError
+from earlyrank.engine.pipeline import Pipeline, load_pipeline
+from earlyrank.engine.stopping import FullRerank, Threshold
+from earlyrank.indexes.dense import default_model_path
+from earlyrank.indexes.store import build_index, load_index
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ PAIRS = (["Which animals hunt mice?"] * 3 + ["What is the capital of France?"] *
 def test_every_backend_agrees_with_fp32(tmp_path):
     import shutil
 
-    from engine.onnx_backend import export
+    from earlyrank.engine.onnx_backend import export
 
     model = shutil.copytree(DEFAULT_MODEL, tmp_path / "model", ignore=shutil.ignore_patterns("onnx"))
     with pytest.raises(FileNotFoundError, match="earlyrank export-onnx"):

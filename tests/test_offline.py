@@ -6,14 +6,14 @@ import json
 
 import numpy as np
 import pytest
-
-from engine.calibration import Calibration
-from engine.datasets import load_dataset
-from engine.offline import labelled_pairs, replay, score_split
-from engine.rerank import rerank
-from engine.stopping import FullRerank, Threshold
-from engine.tuning import DevData, calibrate, fit_prior, load_operating_point, policy_from, tune
-from indexes.store import build_index, load_index
+from earlyrank.engine.calibration import Calibration
+from earlyrank.engine.datasets import load_dataset
+from earlyrank.engine.offline import labelled_pairs, replay, score_split
+from earlyrank.engine.operating_point import load_operating_point, policy_from
+from earlyrank.engine.rerank import rerank
+from earlyrank.engine.stopping import FullRerank, Threshold
+from earlyrank.engine.tuning import DevData, calibrate, fit_prior, tune
+from earlyrank.indexes.store import build_index, load_index
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_a_tuned_depth_cap_stays_a_cap_and_an_uncapped_point_follows_the_callers
 
 
 def test_bench_cuts_recall_only_for_full_rerank_rows_and_keeps_a_capped_policys_tail(tiny, fake_scorer, tmp_path):
-    from engine.bench import rerank_rows
+    from earlyrank.engine.bench import rerank_rows
 
     ds, index = tiny
     dev = _dev(tiny, fake_scorer, tmp_path)[0]
@@ -121,7 +121,7 @@ def test_bench_cuts_recall_only_for_full_rerank_rows_and_keeps_a_capped_policys_
 
 
 def test_bench_counts_the_forward_passes_of_the_scored_prefix(tiny, fake_scorer, tmp_path):
-    from engine.bench import rerank_rows
+    from earlyrank.engine.bench import rerank_rows
 
     dev = _dev(tiny, fake_scorer, tmp_path)[0]
     # Candidate i of every query costs i + 1 passes (as if later passages were longer and read in more windows).

@@ -7,8 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-
-from engine.bench import paired_test
+from earlyrank.engine.bench import paired_test
 
 
 def test_paired_test_matches_the_textbook_statistic():

@@ -14,15 +14,14 @@ import sys
 import numpy as np
 import pytest
 from conftest import TINY, FakeScorer
+from earlyrank.cli import app
+from earlyrank.engine.calibration import Calibration
+from earlyrank.engine.datasets import load_dataset
+from earlyrank.engine.evaluation import evaluate_run, run_from_hits
+from earlyrank.engine.offline import replay, score_split
+from earlyrank.engine.stopping import FullRerank, Threshold
+from earlyrank.indexes.store import build_index, load_index
 from typer.testing import CliRunner
-
-from engine.calibration import Calibration
-from engine.cli import app
-from engine.datasets import load_dataset
-from engine.evaluation import evaluate_run, run_from_hits
-from engine.offline import replay, score_split
-from engine.stopping import FullRerank, Threshold
-from indexes.store import build_index, load_index
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="Ray is not installed: pip install 'earlyrank[ray]'")
@@ -32,7 +31,7 @@ QUESTIONS = ["Which city is the French seat of government?", "Which animals hunt
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    from engine.ray_session import ray_session
+    from earlyrank.indexes.ray_session import ray_session
 
     with ray_session(num_cpus=2) as ray:
         yield ray
@@ -56,7 +55,7 @@ def _vectors(loaded) -> np.ndarray:
 @needs_ray
 @pytest.mark.usefixtures("ray_cluster")
 def test_ray_dense_build_equals_the_local_build(tiny_ds, local_index, tmp_path):
-    from indexes.ray_build import RayDenseEncoder
+    from earlyrank.indexes.ray_build import RayDenseEncoder
 
     encoder = RayDenseEncoder(workers=2, rows_per_block=5)  # 12 passages in 3 blocks over 2 actors
     on_ray = load_index(build_index(tiny_ds.corpus, tmp_path / "idx", progress=False, encoder=encoder))
@@ -79,11 +78,11 @@ def _without_seconds(cache) -> list[dict]:
 @pytest.mark.slow
 @needs_ray
 def test_ray_scoring_writes_and_returns_what_score_split_does(tiny_ds, local_index, tmp_path, caplog, ray_cluster):
-    from engine.ray_scoring import score_split_ray
+    from earlyrank.engine.ray_scoring import score_split_ray
 
     # The class is its own factory. Ray workers cannot import pytest's conftest: ship its code by value.
     ray_cluster.cloudpickle.register_pickle_by_value(sys.modules[FakeScorer.__module__])
-    caplog.set_level(logging.INFO, logger="engine.ray_scoring")
+    caplog.set_level(logging.INFO, logger="earlyrank.engine.ray_scoring")
     queries = list(tiny_ds.queries.values())
     qrels = {**tiny_ds.qrels["train"], **tiny_ds.qrels["test"]}
     local = score_split(queries, local_index, FakeScorer(), "hybrid", 8, tmp_path / "local.jsonl", progress=False)

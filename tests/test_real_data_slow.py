@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engine.datasets import load_dataset
-from engine.evaluation import evaluate_run, run_from_hits
-from indexes.bm25 import BM25Index, BM25Params, RankBM25Index
+from earlyrank.engine.datasets import load_dataset
+from earlyrank.engine.evaluation import evaluate_run, run_from_hits
+from earlyrank.indexes.bm25 import BM25Index, BM25Params, RankBM25Index
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"needs {SCIFACT}")]

@@ -3,10 +3,9 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from engine.rerank import rerank
-from engine.stopping import FullRerank, Threshold
-from engine.types import Hit
+from earlyrank.engine.rerank import rerank
+from earlyrank.engine.stopping import FullRerank, Threshold
+from earlyrank.indexes.types import Hit
 
 
 def _candidates(n: int) -> tuple[list[Hit], list[str]]:

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from engine.datasets import load_corpus
-from indexes.store import build_index
+from earlyrank.engine.datasets import load_corpus
+from earlyrank.indexes.store import build_index
 
 pytestmark = pytest.mark.slow
 TINY = Path(__file__).parent / "data" / "tiny" / "corpus.jsonl"
@@ -42,7 +41,7 @@ def test_two_workers_share_the_port_and_answer_alike(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "EARLYRANK_MODE": "bm25", "EARLYRANK_DEPTH": "12"}
-    server = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--index", str(index), "--port",
+    server = subprocess.Popen([sys.executable, "-m", "earlyrank.cli", "serve", "--index", str(index), "--port",
                                str(port), "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"

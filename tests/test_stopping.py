@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from engine.stopping import FullRerank, RankPrior, ResidualRisk, Threshold, TopKConfident, residual_risk
+from earlyrank.engine.stopping import FullRerank, RankPrior, ResidualRisk, Threshold, TopKConfident, residual_risk
 
 
 def c(*values: float) -> np.ndarray:

@@ -7,11 +7,10 @@ import sys
 import textwrap
 
 import pytest
-
-from engine.datasets import load_corpus
-from engine.types import Document
-from indexes.bm25 import BM25Index
-from indexes.store import IndexStoreError, build_index, load_index
+from earlyrank.engine.datasets import load_corpus
+from earlyrank.indexes.bm25 import BM25Index
+from earlyrank.indexes.store import IndexStoreError, build_index, load_index
+from earlyrank.indexes.types import Document
 
 
 def _docs(tiny_dir) -> list[Document]:
@@ -63,8 +62,8 @@ def test_rebuild_replaces_and_cleans_old_version(tiny_dir, tmp_path):
 
 CRASH_SCRIPT = textwrap.dedent("""
     import sys
-    from engine.datasets import load_corpus
-    from indexes.store import build_index
+    from earlyrank.engine.datasets import load_corpus
+    from earlyrank.indexes.store import build_index
     docs = load_corpus(sys.argv[1])[:4]
     build_index(docs, sys.argv[2], dense=False, progress=False)
 """)

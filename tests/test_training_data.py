@@ -5,12 +5,18 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from engine.reranker import window_starts
-from engine.training import TrainParams
-from engine.training_data import Group, best_windows, self_supervised_groups, sentence_groups, sentences, split_dev
-from engine.types import Document, Query
-from indexes.store import build_index, load_index
+from earlyrank.engine.cross_encoder import window_starts
+from earlyrank.engine.training import TrainParams
+from earlyrank.engine.training_data import (
+    Group,
+    best_windows,
+    self_supervised_groups,
+    sentence_groups,
+    sentences,
+    split_dev,
+)
+from earlyrank.indexes.store import build_index, load_index
+from earlyrank.indexes.types import Document, Query
 
 
 def test_window_starts_match_the_slices_inference_reads():
@@ -50,17 +56,16 @@ def test_the_query_split_is_unchanged_without_titles():
 
 @pytest.fixture(scope="module")
 def tokenizer():
+    from earlyrank.indexes.dense import default_model_path
     from transformers import AutoTokenizer
-
-    from indexes.dense import default_model_path
 
     return AutoTokenizer.from_pretrained(str(default_model_path()), local_files_only=True)
 
 
 def cutter(tokenizer, windows: int):
     """The windows a 48-token scorer with `windows` windows reads; no model is needed to cut passages."""
-    from engine.calibration import Calibration
-    from engine.reranker import CrossEncoder
+    from earlyrank.engine.calibration import Calibration
+    from earlyrank.engine.cross_encoder import CrossEncoder
 
     return CrossEncoder(None, tokenizer, Calibration(), max_length=48, windows=windows)
 

@@ -6,11 +6,10 @@ import json
 from dataclasses import replace
 
 import pytest
-
-from engine.reranker import CrossEncoder
-from engine.training import DevSet, TrainParams, train
-from engine.training_data import Group
-from indexes.dense import default_model_path
+from earlyrank.engine.cross_encoder import CrossEncoder
+from earlyrank.engine.training import TrainParams, train
+from earlyrank.engine.training_data import DevSet, Group
+from earlyrank.indexes.dense import default_model_path
 
 pytestmark = pytest.mark.slow
 

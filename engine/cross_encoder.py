@@ -19,176 +19,25 @@ one 2-core Xeon bf16 scored 2.1x as many pairs a second as fp32 with the same Sc
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
+from earlyrank.engine.backend_probe import BACKENDS, resolve_backend
+from earlyrank.engine.calibration import Calibration
+from earlyrank.engine.model_files import (
+    CALIBRATION,
+    CARD,
+    DEFAULT_MODEL,
+    check_model_dir,
+    model_max_length,
+    model_windows,
+)
+from earlyrank.engine.scoring import ScoredPairs
+from earlyrank.engine.token_cache import TokenCache
 
-from engine.calibration import Calibration
-
-CARD = "training_card.json"
-CALIBRATION = "calibration.json"
-INFERENCE = "inference.json"  # settings measured for inference, e.g. {"max_length": 256} (benchmarks/lengths.py)
-DEFAULT_MODEL = Path(__file__).parent / "models" / "earlyrank-minilm-ce"
 MAX_POSITIONS = 512  # BERT's longest input; no pair keeps more of a text than this
-TOKEN_CACHE_TEXTS = 50_000  # texts whose ids CrossEncoder keeps (about 50 MB at SciFact's lengths)
-BackendName = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"]
-BACKENDS: tuple[str, ...] = get_args(BackendName)
-
-
-def cpu_info() -> dict[str, str]:
-    """The first CPU's fields from /proc/cpuinfo ("model name", "flags", ...); empty where there is none."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return {}
-    fields: dict[str, str] = {}
-    for line in lines:
-        name, sep, value = line.partition(":")
-        if sep:
-            fields.setdefault(name.strip(), value.strip())
-    return fields
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX), read from /proc/cpuinfo."""
-    flags = cpu_info().get("flags", "").split()
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def probe_bf16_speedup(rounds: int = 5) -> float:
-    """fp32 time over bf16 time for two MiniLM-shaped BERT layers on 16 pairs of 192 tokens (> 1: bf16 wins).
-
-    Random weights: only the kernels matter, and these are the ones the real model runs. The two precisions
-    run in alternation and the median of the per-round ratios is returned, so a burst of load elsewhere on
-    the machine slows both sides of a ratio instead of deciding it. About two seconds."""
-    import copy
-
-    import torch
-    from transformers import BertConfig, BertModel
-
-    config = BertConfig(vocab_size=1000, hidden_size=384, num_hidden_layers=2, num_attention_heads=12,
-                        intermediate_size=1536)
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, config.vocab_size, (16, 192), generator=generator)
-    fp32 = BertModel(config).eval()
-    bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
-
-    def seconds(model) -> float:
-        started = time.perf_counter()
-        model(input_ids=ids)
-        return time.perf_counter() - started
-
-    with torch.inference_mode():
-        for model in (fp32, bf16):  # warm-up: kernel selection and allocation
-            seconds(model)
-        return float(np.median([seconds(fp32) / seconds(bf16) for _ in range(rounds)]))
-
-
-BF16_MARGIN = 1.1  # bf16 must be this much faster to be chosen: fp32 is exact, and the probe is noisy
-
-
-def bf16_speedup() -> float:
-    """`probe_bf16_speedup`, measured once per CPU model and flags, torch version and thread count, then read
-    from the cache."""
-    import platform
-
-    import torch
-
-    from engine.corpora import cache_root
-
-    info = cpu_info()
-    cpu = f"{info.get('model name', platform.processor())}|{info.get('flags', '')}"
-    key = hashlib.sha256(f"{cpu}|{torch.__version__}|{torch.get_num_threads()}".encode()).hexdigest()[:16]
-    path = cache_root() / "backend-probe.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # One probe at a time per cache: processes started together (`serve --workers N`, a test run) would
-    # otherwise time each other's load, and a verdict taken under contention is cached for good. A measured
-    # 1.25 was stored that way on a host where bf16 runs at 0.73x; the others wait and read its verdict.
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            known = json.loads(path.read_text())
-        except (OSError, ValueError):
-            known = {}
-        if key not in known:
-            known[key] = {"bf16_speedup": probe_bf16_speedup(), "torch": torch.__version__,
-                          "threads": torch.get_num_threads(), "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(known, indent=1))
-            tmp.replace(path)
-    return float(known[key]["bf16_speedup"])
-
-
-def resolve_backend(backend: str | None = None) -> str:
-    """`backend`, or EARLYRANK_BACKEND, or ``auto``: torch-bf16 where the CPU has bf16 instructions and a
-    measured probe finds it at least `BF16_MARGIN` times as fast as fp32, else torch-fp32."""
-    import os
-
-    chosen = backend or os.environ.get("EARLYRANK_BACKEND") or "auto"
-    if chosen == "auto":
-        return "torch-bf16" if cpu_has_bf16() and bf16_speedup() >= BF16_MARGIN else "torch-fp32"
-    if chosen not in BACKENDS:
-        raise ValueError(f"unknown backend {chosen!r}; choose auto, {', '.join(BACKENDS)}")
-    return chosen
-
-
-class ModelLoadError(RuntimeError):
-    """A model directory is missing files or is not a cross-encoder."""
-
-
-@dataclass(frozen=True)
-class ScoredPairs:
-    """Raw logits and calibrated confidences for a list of pairs, in the order given."""
-
-    logits: np.ndarray
-    confidences: np.ndarray
-
-
-def model_max_length(path: Path) -> int:
-    """Tokens per pair at inference: inference.json's choice, else the training length, else 256."""
-    for name, keys in ((INFERENCE, ("max_length",)), (CARD, ("params", "max_length"))):
-        if (path / name).is_file():
-            value = json.loads((path / name).read_text())
-            for key in keys:
-                value = value.get(key) if isinstance(value, dict) else None
-            if isinstance(value, int):
-                return value
-    return 256
-
-
-def model_windows(path: Path) -> int:
-    """Passage windows per pair at inference: inference.json's choice, else 1 (the head of the passage only)."""
-    settings = json.loads((path / INFERENCE).read_text()) if (path / INFERENCE).is_file() else {}
-    value = settings.get("windows") if isinstance(settings, dict) else None
-    return value if isinstance(value, int) and value >= 1 else 1
-
-
-def check_model_dir(path: Path) -> dict:
-    """Raise `ModelLoadError` unless `path` holds a single-logit sequence-classification model."""
-    if not path.is_dir():
-        raise ModelLoadError(f"{path}: no such model directory; train one with `earlyrank train` "
-                             f"or omit --model to use the bundled one")
-    config_path = path / "config.json"
-    if not config_path.is_file():
-        raise ModelLoadError(f"{path}: no config.json; not a transformers model directory")
-    config = json.loads(config_path.read_text())
-    if not any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or []):
-        raise ModelLoadError(f"{path}: architectures {config.get('architectures')} is not a cross-encoder "
-                             f"(expected *ForSequenceClassification with one label)")
-    if len(config.get("id2label") or {"0": ""}) != 1:
-        raise ModelLoadError(f"{path}: the classifier has {len(config['id2label'])} labels; expected 1")
-    if not any((path / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
-        raise ModelLoadError(f"{path}: no weights file (model.safetensors)")
-    if not (path / "tokenizer.json").is_file() and not (path / "vocab.txt").is_file():
-        raise ModelLoadError(f"{path}: no tokenizer files (tokenizer.json or vocab.txt)")
-    return config
 
 
 class TorchBackend:
@@ -236,14 +85,14 @@ class CrossEncoder:
         self.windows = windows
         self.batch_size = batch_size
         self.path = path
-        self._ids: dict[str, list[int]] = {}
+        self.token_cache = TokenCache()
 
     @classmethod
     def load(cls, path: str | Path | None = None, max_length: int | None = None, batch_size: int = 16,
              backend: str | None = None, windows: int | None = None) -> CrossEncoder:
         """Load from a local directory; `backend` is auto (the default), torch-fp32, torch-bf16, onnx-fp32 or
         onnx-int8 (see the module docstring). `max_length` and `windows` default to the model's inference.json."""
-        from engine.runtime import configure_torch
+        from earlyrank.indexes.torch_runtime import configure_torch
 
         path = Path(path) if path else DEFAULT_MODEL
         check_model_dir(path)
@@ -255,17 +104,14 @@ class CrossEncoder:
         return cls(load_backend(path, resolve_backend(backend)), tokenizer, Calibration.load(path / CALIBRATION),
                    length, batch_size, path, windows or model_windows(path))
 
-    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Word-piece ids of each text (no special tokens), from a cache: a passage offered to many questions,
-        or a question with a hundred candidates, is tokenized once."""
-        cache = self._ids
-        missing = list({t for t in texts if t not in cache})
-        if missing:
-            if len(cache) + len(missing) > TOKEN_CACHE_TEXTS:
-                cache.clear()
+    def token_ids(self, texts: Sequence[str]) -> list[Sequence[int]]:
+        """Word-piece ids of each text (no special tokens, at most 512), through a shared `TokenCache`: a
+        passage offered to many questions, or a question with a hundred candidates, is tokenized once."""
+        def tokenize(missing: list[str]) -> list[list[int]]:
             ids = self.tokenizer(missing, add_special_tokens=False, verbose=False)["input_ids"]
-            cache.update(zip(missing, (i[:MAX_POSITIONS] for i in ids), strict=True))
-        return [cache[t] for t in texts]
+            return [i[:MAX_POSITIONS] for i in ids]
+
+        return self.token_cache.get_many(texts, tokenize)
 
     def pair_ids(self, queries: Sequence[str], passages: Sequence[str]) -> list[tuple[list[int], int]]:
         """``[CLS] question [SEP] passage [SEP]`` ids with the position where the passage starts, cut to
@@ -364,7 +210,7 @@ class CrossEncoder:
 def load_backend(path: Path, backend: str):
     """The forward pass for `backend`, loaded from files in `path` only."""
     if backend.startswith("onnx-"):
-        from engine.onnx_backend import OnnxBackend
+        from earlyrank.engine.onnx_backend import OnnxBackend
 
         return OnnxBackend.load(path, backend.removeprefix("onnx-"))
     if backend not in ("torch-fp32", "torch-bf16"):

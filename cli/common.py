@@ -1,0 +1,121 @@
+"""What every `earlyrank` command shares: the typer app, option types, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="earlyrank: retrieve-then-rerank question answering with early stopping.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  rich_markup_mode=None)
+
+DEFAULT_INDEX = Path("indexes-data") / "default"
+Mode = Annotated[str, typer.Option("--mode", "-m", help="Recall mode: bm25, dense or hybrid.")]
+RayAddress = Annotated[str | None, typer.Option("--ray", metavar="ADDRESS", help=(
+    "Run on Ray (the 'ray' extra): 'local' for a cluster on this machine, or a cluster's address."))]
+RayWorkers = Annotated[int, typer.Option("--ray-workers", help="Ray actors, one CPU each.")]
+Backend = Annotated[str | None, typer.Option(
+    help="Cross-encoder backend: auto (torch-bf16 on a CPU with bf16, else torch-fp32), torch-fp32, torch-bf16, "
+         "onnx-fp32 or onnx-int8. Default: EARLYRANK_BACKEND, else auto.")]
+
+
+def fail(message: str) -> None:
+    """One line on stderr and exit status 2: no traceback for a user's mistake."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def check_k(k: int) -> None:
+    if k <= 0:
+        fail(f"-k must be a positive integer, got {k}")
+
+
+def check_ray(address: str | None, workers: int) -> None:
+    """Fail in one line, before any work, if --ray was asked for but Ray is not installed."""
+    if address is None:
+        return
+    from earlyrank.indexes.ray_session import require_ray
+
+    try:
+        require_ray()
+    except ImportError as e:
+        fail(str(e))
+    if workers < 1:
+        fail(f"--ray-workers must be at least 1, got {workers}")
+
+
+def ray_context(address: str | None):
+    """A Ray session for --ray, with per-worker scoring costs logged to stderr; no-op without --ray."""
+    import contextlib
+    import logging
+
+    if address is None:
+        return contextlib.nullcontext()
+    from earlyrank.indexes.ray_session import ray_session
+
+    costs = logging.getLogger("earlyrank.engine.ray_scoring")
+    costs.setLevel(logging.INFO)
+    if not costs.handlers:
+        costs.addHandler(logging.StreamHandler())
+    return ray_session(address)
+
+
+def check_mode(mode: str) -> None:
+    if mode not in ("bm25", "dense", "hybrid"):
+        fail(f"unknown mode {mode!r}; choose bm25, dense or hybrid")
+
+
+def check_request(query: str, k: int, mode: str) -> None:
+    check_k(k)
+    check_mode(mode)
+    if not query.strip():
+        fail("the query is empty")
+
+
+Data = Annotated[list[Path], typer.Option("--data", "-d", help="BEIR directory; repeatable.")]
+ModelDir = Annotated[Path, typer.Option("--model", help="Cross-encoder directory.")]
+
+
+DevLimit = Annotated[list[int] | None, typer.Option(
+    "--limit", help="Dev queries to use from each --data, in order (0: all); default all.")]
+
+
+def dev_limits(data: list[Path], limit: list[int] | None) -> list[tuple[Path, int]]:
+    limits = limit or [0] * len(data)
+    if len(limits) != len(data):
+        fail(f"give one --limit per --data ({len(data)}), or none; got {len(limits)}")
+    return list(zip(data, limits, strict=True))
+
+
+def check_data(data: list[Path]) -> None:
+    for d in data:
+        if not (d / "corpus.jsonl").is_file():
+            fail(f"{d}: not a BEIR data set (no corpus.jsonl)")
+
+
+def load_index_or_fail(path: Path):
+    from earlyrank.indexes.store import IndexStoreError, load_index
+
+    try:
+        return load_index(path)
+    except IndexStoreError as e:
+        fail(str(e))
+
+
+def hits_table(hits, docs_of, width: int = 90) -> str:
+    lines = [f"{'rank':>4}  {'score':>9}  {'doc':<24}  passage"]
+    for h in hits:
+        doc = docs_of(h.doc_id)
+        text = doc.full_text.replace("\n", " ")
+        text = text if len(text) <= width else text[: width - 1] + "…"
+        lines.append(f"{h.rank:>4}  {h.score:>9.4f}  {h.doc_id[:24]:<24}  {text}")
+    return "\n".join(lines)
+
+
+def hit_json(hit, doc) -> dict:
+    return {"rank": hit.rank, "doc_id": hit.doc_id, "score": hit.score, "stage_scores": hit.stage_scores,
+            "title": doc.title, "text": doc.text}
+
+

@@ -1,0 +1,175 @@
+"""Commands that make and measure a model: train, calibrate, tune, bench, export-onnx."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from earlyrank.cli.common import (
+    Backend,
+    Data,
+    DevLimit,
+    ModelDir,
+    RayAddress,
+    RayWorkers,
+    app,
+    check_data,
+    check_ray,
+    dev_limits,
+    fail,
+    ray_context,
+)
+
+
+def dev_scores(data: list[Path], model: Path, depth: int, limit: list[int] | None, backend: str | None) -> list:
+    """Every data set's dev queries with their hybrid candidates scored by `model` (cached)."""
+    from earlyrank.engine.cross_encoder import CrossEncoder
+    from earlyrank.engine.model_files import ModelLoadError
+    from earlyrank.engine.tuning import scored_split
+
+    check_data(data)
+    try:
+        scorer = CrossEncoder.load(model, backend=backend)
+    except (ModelLoadError, ValueError, FileNotFoundError) as e:
+        fail(str(e))
+    return [scored_split(d, "dev", scorer, model, "hybrid", depth, n) for d, n in dev_limits(data, limit)]
+
+
+@app.command()
+def calibrate(
+    data: Data,
+    model: ModelDir = Path("engine/models/earlyrank-minilm-ce"),
+    depth: Annotated[int, typer.Option(help="Candidates per dev query, as inference draws them.")] = 100,
+    limit: DevLimit = None,
+    backend: Backend = None,
+) -> None:
+    """Fit Platt scaling on dev-split recall candidates; report ECE (15 bins) and Brier before and after."""
+    from earlyrank.engine.tuning import calibrate as fit
+
+    report = fit(model, dev_scores(data, model, depth, limit, backend))
+    typer.echo(f"{report['pairs']} dev pairs ({report['positives']} relevant); "
+               f"ECE {report['before']['ece']:.4f} -> {report['after']['ece']:.4f}, "
+               f"Brier {report['before']['brier']:.4f} -> {report['after']['brier']:.4f}; "
+               f"wrote {model / 'calibration.json'} and {model / 'reliability.png'}")
+
+
+@app.command()
+def tune(
+    data: Data,
+    model: ModelDir = Path("engine/models/earlyrank-minilm-ce"),
+    max_loss: Annotated[float, typer.Option(help="Allowed relative loss of nDCG@10 and RR@10 vs full rerank.")] = 0.01,
+    depth: Annotated[int, typer.Option(help="Recall candidates per query.")] = 100,
+    limit: DevLimit = None,
+    backend: Backend = None,
+) -> None:
+    """Sweep every stopping policy on the dev split; store the cheapest point within --max-loss of full rerank."""
+    from earlyrank.engine.tuning import tune as sweep
+
+    point = sweep(model, dev_scores(data, model, depth, limit, backend), max_loss, depth)
+    chosen, full = point["chosen"], point["full_rerank"]
+    typer.echo(f"blend {point['blend']}; full rerank nDCG@10 {full['nDCG@10']:.4f} at {full['pairs_per_query']:.1f} "
+               f"pairs; chosen {chosen['policy']} {json.dumps({k: v for k, v in chosen.items() if k not in full})} "
+               f"nDCG@10 {chosen['nDCG@10']:.4f} at {chosen['pairs_per_query']:.1f} pairs/query")
+
+
+@app.command()
+def bench(
+    data: Data,
+    model: ModelDir = Path("engine/models/earlyrank-minilm-ce"),
+    split: Annotated[str, typer.Option(help="Split to report on (test; dev is the held-out part of train).")] = "test",
+    depth: Annotated[int, typer.Option(help="Hybrid candidates the reranker may score.")] = 100,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for run files, JSON, tables, plots.")] = Path(
+        "results"),
+    limit: Annotated[int, typer.Option(help="Only the first N queries (0: all).")] = 0,
+    no_peers: Annotated[bool, typer.Option("--no-peers", help="Skip rank-bm25 and sentence-transformers.")] = False,
+    backend: Backend = None,
+    ray: RayAddress = None,
+    ray_workers: RayWorkers = 2,
+    max_length: Annotated[int | None, typer.Option(
+        help="Tokens per pair (default: the model's inference.json); results get a -<N>tok suffix.")] = None,
+    windows: Annotated[int | None, typer.Option(
+        min=1, help="Windows a long passage is read in (default: the model's inference.json); results get a "
+                    "-<N>win suffix.")] = None,
+) -> None:
+    """Quality against cost on DATA's SPLIT: recall modes, full reranks, every stopping policy, peers."""
+    from earlyrank.engine.bench import markdown_table, run_bench
+
+    check_data(data)
+    check_ray(ray, ray_workers)
+    with ray_context(ray):  # one cluster for every data set
+        for d in data:
+            record = run_bench(d, model, out, split, depth, limit, peers=not no_peers, backend=backend,
+                               ray_address=ray, ray_workers=ray_workers, max_length=max_length,
+                               windows=windows)
+            typer.echo(markdown_table(record))
+
+
+@app.command("export-onnx")
+def export_onnx(model: ModelDir = Path("engine/models/earlyrank-minilm-ce")) -> None:
+    """Export the cross-encoder to ONNX (fp32, graph-optimized) and int8 for the onnx-* backends."""
+    from earlyrank.engine.model_files import ModelLoadError, check_model_dir
+    from earlyrank.engine.onnx_backend import export
+
+    try:
+        check_model_dir(model)
+    except ModelLoadError as e:
+        fail(str(e))
+    for path in export(model):
+        typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@app.command()
+def train(
+    data: Annotated[list[Path], typer.Option("--data", "-d", help="BEIR directory with qrels/train.tsv; repeatable.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the model.")],
+    loss: Annotated[str, typer.Option(help="listwise, pointwise or mixed.")] = "mixed",
+    epochs: Annotated[float, typer.Option(help="Passes over the training groups.")] = 1.0,
+    max_length: Annotated[int, typer.Option(help="Tokens per (question, passage) pair.")] = 192,
+    negatives: Annotated[int, typer.Option(help="Negatives per positive (hard + random).")] = 7,
+    self_supervised: Annotated[int, typer.Option(help="Self-supervised groups per corpus (no labels needed).")] = 0,
+    self_supervised_kind: Annotated[str, typer.Option(help="'title': a passage's title is the question for its "
+                                                           "text; 'sentence': one of its sentences is the "
+                                                           "question for the rest (inverse cloze).")] = "title",
+    max_minutes: Annotated[float, typer.Option(help="Stop after this long (0: no limit).")] = 0.0,
+    max_steps: Annotated[int, typer.Option(help="Stop after N optimizer steps; the LR schedule still spans all "
+                                                "epochs (0: no limit).")] = 0,
+    eval_every: Annotated[int, typer.Option(help="Optimizer steps between dev evaluations.")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    init: Annotated[Path | None, typer.Option(help="Start from this trained cross-encoder instead of the base "
+                                                   "model (a second stage of training).")] = None,
+    lr: Annotated[float, typer.Option(help="Peak learning rate of the encoder body (the head gets 25x).")] = 4e-5,
+    dev_split: Annotated[str, typer.Option(help="How dev is carved from train: 'title' holds out whole articles "
+                                                "(passage titles), as the test split does; 'query' any "
+                                                "questions.")] = "title",
+    windows: Annotated[int, typer.Option(min=1, help="Train a long passage on its best of this many inference "
+                                                     "windows, by words shared with the question (1: its "
+                                                     "head).")] = 1,
+) -> None:
+    """Fine-tune the cross-encoder on the train splits of DATA (a dev part is held out for selection).
+
+    Resumable: run the same command again and it continues from the checkpoint beside OUT.
+    """
+    from earlyrank.engine.training import TrainParams, run_training
+
+    for d in data:
+        if not (d / "qrels" / "train.tsv").is_file():
+            fail(f"{d}: no qrels/train.tsv; training needs judged train queries")
+    if init is not None and not (init / "config.json").is_file():
+        fail(f"--init {init}: no config.json there; give the directory of a trained cross-encoder")
+    if init is not None and init.resolve() == out.resolve():
+        fail(f"--init and --out are the same directory ({out}); write the second stage somewhere else")
+    try:
+        params = TrainParams(loss=loss, epochs=epochs, max_length=max_length, negatives=negatives,
+                             self_supervised=self_supervised, self_supervised_kind=self_supervised_kind,
+                             max_minutes=max_minutes, eval_every=eval_every,
+                             seed=seed, max_steps=max_steps, lr_body=lr, lr_head=lr * 25,
+                             base_model=str(init) if init else "", dev_split=dev_split, windows=windows)
+    except ValueError as e:
+        fail(str(e))
+    card = run_training(list(data), out, params)
+    typer.echo(f"trained {card['steps']} steps in {card['minutes']:.1f} min; "
+               f"best dev nDCG@10 {card['best_dev_ndcg@10']:.4f}; model in {out}")
+
+

@@ -1,0 +1,197 @@
+"""Commands that build an index and answer from it: index, search, ask, explain, serve."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from earlyrank.cli.common import (
+    DEFAULT_INDEX,
+    Mode,
+    RayAddress,
+    RayWorkers,
+    app,
+    check_ray,
+    check_request,
+    fail,
+    hit_json,
+    hits_table,
+    load_index_or_fail,
+)
+from earlyrank.engine.datasets import DEFAULT_CORPUS
+
+
+@app.command()
+def index(
+    corpus: Annotated[Path, typer.Argument(help="A BEIR-layout directory (corpus.jsonl).")] = DEFAULT_CORPUS,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to create or replace.")] = DEFAULT_INDEX,
+    bm25: Annotated[bool, typer.Option("--bm25", help="Build the BM25 part.")] = False,
+    dense: Annotated[bool, typer.Option("--dense", help="Build the dense part.")] = False,
+    hnsw: Annotated[bool, typer.Option("--hnsw", help="Approximate (HNSW) dense index instead of exact.")] = False,
+    ray: RayAddress = None,
+    ray_workers: RayWorkers = 2,
+) -> None:
+    """Build an index of CORPUS (both parts unless --bm25 or --dense picks one), replacing OUT atomically."""
+    from earlyrank.engine.datasets import DatasetError, load_corpus
+    from earlyrank.indexes.dense import DenseParams, encode
+    from earlyrank.indexes.store import IndexStoreError, build_index
+
+    if not corpus.is_dir():
+        fail(f"{corpus}: no such corpus directory")
+    check_ray(ray, ray_workers)
+    if ray is not None:
+        from earlyrank.indexes.ray_build import RayDenseEncoder
+    try:
+        docs = load_corpus(corpus / "corpus.jsonl")
+        both = not (bm25 or dense)
+        build_index(docs, out, bm25=bm25 or both, dense=dense or both, corpus_name=corpus.name,
+                    dense_params=DenseParams(index="hnsw" if hnsw else "flat"),
+                    encoder=encode if ray is None else RayDenseEncoder(ray_workers, ray))
+    except (DatasetError, IndexStoreError, ValueError) as e:
+        fail(str(e))
+    typer.echo(f"indexed {len(docs)} documents from {corpus} into {out}")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The question.")],
+    index_dir: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = DEFAULT_INDEX,
+    mode: Mode = "hybrid",
+    k: Annotated[int, typer.Option("-k", help="How many hits.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Recall only: the top K passages for QUERY from BM25, dense or hybrid search."""
+    check_request(query, k, mode)
+    loaded = load_index_or_fail(index_dir)
+    try:
+        hits = loaded.retriever(mode).search(query, k)
+    except Exception as e:  # an index without the asked part, or a broken model install
+        fail(str(e))
+    if as_json:
+        typer.echo(json.dumps([hit_json(h, loaded.doc(h.doc_id)) for h in hits], ensure_ascii=False, indent=2))
+    else:
+        typer.echo(hits_table(hits, loaded.doc))
+
+
+@app.command()
+def ask(
+    query: Annotated[str, typer.Argument(help="The question.")],
+    index_dir: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = DEFAULT_INDEX,
+    model: Annotated[Path | None, typer.Option("--model", help="Cross-encoder directory (default: bundled).")] = None,
+    mode: Mode = "hybrid",
+    k: Annotated[int, typer.Option("-k", help="How many ranked hits to show.")] = 5,
+    depth: Annotated[int, typer.Option(help="Recall candidates the reranker may score.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Answer QUERY: recall, rerank with early stopping, and print the answer, its confidence and the cost."""
+    from earlyrank.engine.model_files import ModelLoadError
+    from earlyrank.engine.pipeline import load_pipeline
+    from earlyrank.indexes.store import IndexStoreError
+
+    check_request(query, k, mode)
+    if depth <= 0:
+        fail(f"--depth must be positive, got {depth}")
+    try:
+        pipeline = load_pipeline(index_dir, model, mode, depth)
+        answer = pipeline.ask(query, k)
+    except (IndexStoreError, ModelLoadError, ValueError) as e:
+        fail(str(e))
+    if as_json:
+        typer.echo(json.dumps({
+            "query": answer.query, "answer": answer.answer and {"id": answer.answer.id, "title": answer.answer.title,
+                                                                "text": answer.answer.text},
+            "confidence": answer.confidence, "scored": answer.scored, "candidates": answer.candidates,
+            "stopped_early": answer.stopped_early, "reason": answer.reason, "seconds": answer.seconds,
+            "hits": [hit_json(h, pipeline.index.doc(h.doc_id)) for h in answer.hits]}, ensure_ascii=False, indent=2))
+        return
+    if answer.answer is None:
+        typer.echo("no passage matched the question")
+        return
+    typer.echo(f"answer: [{answer.answer.id}] {answer.answer.full_text}")
+    typer.echo(f"confidence {answer.confidence:.3f}; scored {answer.scored} of {answer.candidates} candidates "
+               f"({answer.reason}); {answer.seconds * 1000:.0f} ms\n")
+    typer.echo(hits_table(answer.hits, pipeline.index.doc))
+
+
+@app.command()
+def explain(
+    query: Annotated[str, typer.Argument(help="The question.")],
+    doc: Annotated[str, typer.Option("--doc", help="Id of the passage to explain.")],
+    index_dir: Annotated[Path, typer.Option("--index", "-i", help="Index directory.")] = DEFAULT_INDEX,
+    model: Annotated[Path | None, typer.Option("--model", help="Cross-encoder directory (default: bundled).")] = None,
+    samples: Annotated[int, typer.Option(help="Perturbed passages to score.")] = 500,
+    features: Annotated[int, typer.Option(help="Words to list.")] = 10,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Why does passage DOC get its confidence for QUERY? Word weights from a LIME-style local model."""
+    from earlyrank.engine.cross_encoder import CrossEncoder
+    from earlyrank.engine.explain import explain as run
+    from earlyrank.engine.model_files import ModelLoadError
+
+    if not query.strip():
+        fail("the query is empty")
+    loaded = load_index_or_fail(index_dir)
+    try:
+        document = loaded.doc(doc)
+    except KeyError:
+        fail(f"no document {doc!r} in {index_dir}")
+    try:
+        result = run(CrossEncoder.load(model), query, document.full_text, samples, features, seed)
+    except (ModelLoadError, ValueError) as e:
+        fail(str(e))
+    strong = {w.word: w.weight for w in result.weights}
+    colour = {True: "\x1b[1;32m", False: "\x1b[1;31m"}
+    words = [f"{colour[strong[t] > 0]}{t}\x1b[0m" if t in strong else t
+             for t in __import__("re").findall(r"\w+|\W+", document.full_text)]
+    typer.echo("".join(words) + "\n")
+    typer.echo(f"confidence {result.confidence:.3f}; local fit R^2 {result.r2:.3f}; "
+               f"{result.samples} samples in {result.seconds:.1f} s")
+    for w in result.weights:
+        typer.echo(f"{w.weight:+.4f}  {w.word}")
+
+
+@app.command()
+def serve(
+    index_dir: Annotated[Path | None, typer.Option("--index", "-i", help="Index directory.")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Cross-encoder directory (default: bundled).")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes sharing the port (default 1).")] = None,
+) -> None:
+    """Run the HTTP service. Options override EARLYRANK_* environment variables, which override defaults.
+
+    With no index built yet at the default path, the bundled demo corpus (XQuAD) is indexed first. With
+    --workers N, uvicorn runs N processes on one port, each with cores // N torch threads.
+    """
+    import uvicorn
+    from earlyrank.api.app import create_app
+    from earlyrank.engine.settings import Settings
+    from pydantic import ValidationError
+
+    overrides: dict[str, Any] = {k: v for k, v in {"index_path": index_dir, "model_path": model, "host": host,
+                                   "port": port, "workers": workers}.items() if v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as e:
+        fail("; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()))
+    if not settings.index_path.exists() and settings.index_path == DEFAULT_INDEX:
+        typer.echo(f"no index at {DEFAULT_INDEX}; building the bundled demo corpus ({DEFAULT_CORPUS.name}) first")
+        index(DEFAULT_CORPUS, DEFAULT_INDEX, bm25=False, dense=False, hnsw=False)
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"earlyrank serving {settings.index_path} at {base}/  (docs: {base}/docs)\n"
+               f"try: curl -s {base}/v1/answer -H 'content-type: application/json' "
+               f"-d '{{\"query\": \"How many points did the Panthers defense surrender?\"}}'")
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, timeout_graceful_shutdown=30)
+        return
+    # Worker processes rebuild the settings from the environment, so hand the command-line options down.
+    for key, value in overrides.items():
+        os.environ[f"EARLYRANK_{key.upper()}"] = str(value)
+    os.environ.setdefault("EARLYRANK_THREADS", str(max(1, (os.cpu_count() or 1) // settings.workers)))
+    uvicorn.run("earlyrank.api.app:app_from_env", factory=True, workers=settings.workers, host=settings.host,
+                port=settings.port, timeout_graceful_shutdown=30)
+
+

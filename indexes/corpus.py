@@ -1,0 +1,60 @@
+"""Read a corpus file (JSON lines: `_id`, `text`, optional `title`) into `Document`s.
+
+Every malformed line raises `DatasetError` naming the file, the line number and the field; nothing
+half-loaded is ever returned.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from earlyrank.indexes.types import Document
+
+
+class DatasetError(ValueError):
+    """A data-set file is missing or malformed."""
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found (BEIR layout needs corpus.jsonl and queries.jsonl)")
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DatasetError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+            if not isinstance(record, dict):
+                raise DatasetError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            yield number, record
+
+
+def string_field(path: Path, number: int, record: dict, name: str, required: bool = True) -> str:
+    value = record.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and name == "_id" and not value):
+        raise DatasetError(f"{path}:{number}: field {name!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def load_corpus(path: str | Path) -> list[Document]:
+    """Read corpus.jsonl (`_id`, `text`, optional `title`); ids must be unique."""
+    path = Path(path)
+    docs: list[Document] = []
+    seen: set[str] = set()
+    for number, record in json_lines(path):
+        doc_id = string_field(path, number, record, "_id")
+        if doc_id in seen:
+            raise DatasetError(f"{path}:{number}: duplicate document id {doc_id!r}")
+        seen.add(doc_id)
+        text = string_field(path, number, record, "text")
+        title = string_field(path, number, record, "title", required=False)
+        docs.append(Document(id=doc_id, text=text, title=title))
+    if not docs:
+        raise DatasetError(f"{path}: the corpus is empty")
+    return docs
