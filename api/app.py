@@ -16,6 +16,9 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import cast
 
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
 from earlyrank.api import explain, ops, routes
 from earlyrank.api.batching import BatchingScorer, LogitModel
 from earlyrank.api.deps import Runtime, get_pipeline, get_runtime, get_settings
@@ -24,8 +27,6 @@ from earlyrank.api.limits import BodyLimitMiddleware, WorkLimiter
 from earlyrank.api.metrics import Metrics, MetricsMiddleware
 from earlyrank.engine.pipeline import Pipeline
 from earlyrank.engine.settings import Settings
-from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
 
 __all__ = [
     "PipelineFactory", "app_from_env", "create_app", "get_pipeline", "get_runtime", "get_settings",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
 from earlyrank.engine.scoring import ScoredPairs
 
 

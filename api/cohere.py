@@ -14,13 +14,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Annotated
 
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
 from earlyrank.api.errors import UNION_TAGS, invalid
 from earlyrank.api.schemas import Body, QueryText, StrictRequest
 from earlyrank.engine.rerank import RerankResult, rerank
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import FullRerank
 from earlyrank.indexes.types import Hit
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 STRING_DOCUMENT, OBJECT_DOCUMENT = UNION_TAGS
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fastapi import Request
+
 from earlyrank.api.errors import ApiError
 from earlyrank.api.limits import WorkLimiter
 from earlyrank.api.metrics import Metrics
 from earlyrank.engine.pipeline import Pipeline
 from earlyrank.engine.settings import Settings
-from fastapi import Request
 
 
 @dataclass

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from fastapi import APIRouter, Depends
+from pydantic import Field, model_validator
+
 from earlyrank.api.deps import Runtime, get_pipeline, get_runtime
 from earlyrank.api.errors import ApiError, invalid
 from earlyrank.api.routes import ERRORS, check_query_length, require_reranker, run_engine
 from earlyrank.api.schemas import Body, QueryText, StrictRequest
 from earlyrank.engine.explain import MAX_SAMPLES, Explanation, explain
 from earlyrank.engine.pipeline import Pipeline
-from fastapi import APIRouter, Depends
-from pydantic import Field, model_validator
 
 router = APIRouter()
 

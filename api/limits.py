@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from earlyrank.api.errors import ApiError, error_response
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from earlyrank.api.errors import ApiError, error_response
 
 
 def _too_large(limit: int) -> ApiError:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fastapi import APIRouter, Depends
+from fastapi.responses import FileResponse, Response
+
 from earlyrank.api.deps import Runtime, get_pipeline, get_runtime
 from earlyrank.api.errors import ApiError
 from earlyrank.api.metrics import CONTENT_TYPE
 from earlyrank.api.schemas import ErrorResponse, InfoResponse, StatusResponse
 from earlyrank.engine.pipeline import Pipeline
-from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse, Response
 
 STATIC = Path(__file__).parent / "static"
 router = APIRouter()

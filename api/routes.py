@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+
 from earlyrank.api.cohere import (
     CohereRerankRequest,
     CohereRerankResponse,
@@ -37,8 +40,6 @@ from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.settings import Settings
 from earlyrank.engine.stopping import StopReason, Threshold
 from earlyrank.indexes.store import IndexStoreError
-from fastapi import APIRouter, Depends
-from fastapi.concurrency import run_in_threadpool
 
 router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {

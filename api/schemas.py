@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
 from earlyrank.engine.pipeline import Answer
 from earlyrank.engine.rerank import RerankResult
 from earlyrank.indexes.types import Document, Hit
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Mode = Literal["bm25", "dense", "hybrid"]
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from earlyrank.engine.bench import git_commit, machine
 from earlyrank.engine.cache_dir import cache_root
 from earlyrank.engine.corpora import dataset_index

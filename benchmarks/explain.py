@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from earlyrank.engine.bench import git_commit, machine
 from earlyrank.engine.cross_encoder import CrossEncoder
 from earlyrank.engine.datasets import load_dataset

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from earlyrank.engine.bench import git_commit, machine, paired_test
 from earlyrank.engine.cross_encoder import CrossEncoder
 from earlyrank.engine.evaluation import evaluate_run

@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+
 from earlyrank.engine.bench import git_commit, machine
 from earlyrank.engine.datasets import load_corpus
 from earlyrank.indexes.bm25 import BM25Index, BM25Params

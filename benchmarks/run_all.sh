@@ -23,4 +23,4 @@ python benchmarks/explain.py --pairs 15
 python benchmarks/lengths.py
 python benchmarks/ablations.py
 python benchmarks/ablations.py --steps 200 --only scifact --only random-negatives --out results/ablations-200.json
-python benchmarks/report.py results/scifact-test.json results/xquad-en-test.json --readme README.md
+python benchmarks/report.py results/scifact-test.json results/xquad-en-test.json

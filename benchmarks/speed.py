@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from earlyrank.engine.bench import git_commit, machine
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -122,6 +123,7 @@ def measure_dense(passages: int) -> list[dict]:
     """The dense encoder (MiniLM, sentence-transformers) on SciFact passages at 256 tokens, fp32 and bf16:
     passages/s, and how far bf16's normalized embeddings stray from fp32's (cosine)."""
     import torch
+
     from earlyrank.engine.datasets import load_dataset
     from earlyrank.indexes.dense import DenseParams, encode, load_encoder
 
@@ -143,8 +145,9 @@ def measure_dense(passages: int) -> list[dict]:
 
 
 def main() -> None:
-    from earlyrank.engine.model_files import DEFAULT_MODEL
     from transformers import AutoConfig
+
+    from earlyrank.engine.model_files import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+
 from earlyrank.cli import lab_commands, query_commands  # noqa: F401  (each registers its commands)
 from earlyrank.cli.common import app
 

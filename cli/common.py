@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -21,7 +21,7 @@ Backend = Annotated[str | None, typer.Option(
          "onnx-fp32 or onnx-int8. Default: EARLYRANK_BACKEND, else auto.")]
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """One line on stderr and exit status 2: no traceback for a user's mistake."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)

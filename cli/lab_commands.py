@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from earlyrank.cli.common import (
     Backend,
     Data,
@@ -21,6 +22,7 @@ from earlyrank.cli.common import (
     fail,
     ray_context,
 )
+from earlyrank.engine.model_files import DEFAULT_MODEL
 
 
 def dev_scores(data: list[Path], model: Path, depth: int, limit: list[int] | None, backend: str | None) -> list:
@@ -40,7 +42,7 @@ def dev_scores(data: list[Path], model: Path, depth: int, limit: list[int] | Non
 @app.command()
 def calibrate(
     data: Data,
-    model: ModelDir = Path("engine/models/earlyrank-minilm-ce"),
+    model: ModelDir = DEFAULT_MODEL,
     depth: Annotated[int, typer.Option(help="Candidates per dev query, as inference draws them.")] = 100,
     limit: DevLimit = None,
     backend: Backend = None,
@@ -58,7 +60,7 @@ def calibrate(
 @app.command()
 def tune(
     data: Data,
-    model: ModelDir = Path("engine/models/earlyrank-minilm-ce"),
+    model: ModelDir = DEFAULT_MODEL,
     max_loss: Annotated[float, typer.Option(help="Allowed relative loss of nDCG@10 and RR@10 vs full rerank.")] = 0.01,
     depth: Annotated[int, typer.Option(help="Recall candidates per query.")] = 100,
     limit: DevLimit = None,
@@ -76,8 +78,13 @@ def tune(
 
 @app.command()
 def bench(
-    data: Data,
-    model: ModelDir = Path("engine/models/earlyrank-minilm-ce"),
+    data: Annotated[list[Path] | None, typer.Option("--data", "-d", help="BEIR directory; repeatable.")] = None,
+    suite: Annotated[bool, typer.Option("--suite", help=(
+        "Run the whole suite (scifact, xquad-en and the evaluation-only trec-dl-2019/2021-passage and "
+        "noveleval-2306 under --datasets) and print one table."))] = False,
+    datasets: Annotated[Path, typer.Option("--datasets", help="Where the suite's data sets are.")] = Path(
+        "../shared/datasets"),
+    model: ModelDir = DEFAULT_MODEL,
     split: Annotated[str, typer.Option(help="Split to report on (test; dev is the held-out part of train).")] = "test",
     depth: Annotated[int, typer.Option(help="Hybrid candidates the reranker may score.")] = 100,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for run files, JSON, tables, plots.")] = Path(
@@ -93,13 +100,25 @@ def bench(
         min=1, help="Windows a long passage is read in (default: the model's inference.json); results get a "
                     "-<N>win suffix.")] = None,
 ) -> None:
-    """Quality against cost on DATA's SPLIT: recall modes, full reranks, every stopping policy, peers."""
+    """Quality against cost on DATA's SPLIT: recall modes, full reranks, every stopping policy, peers; or, with
+    --suite, every data set of the suite in one table."""
     from earlyrank.engine.bench import markdown_table, run_bench
 
-    check_data(data)
+    if suite:
+        from earlyrank.engine.suite import SUITE, run_suite
+
+        check_data([datasets / s.name for s in SUITE])
+        record = run_suite(datasets, model, out, backend)
+        typer.echo((out / "suite.md").read_text())
+        typer.echo(f"wrote {out / 'suite.json'} in {record['seconds']:.0f} s")
+        return
+    if not data:
+        fail("give --data DIR (repeatable) or --suite")
+    dirs = list(data)
+    check_data(dirs)
     check_ray(ray, ray_workers)
     with ray_context(ray):  # one cluster for every data set
-        for d in data:
+        for d in dirs:
             record = run_bench(d, model, out, split, depth, limit, peers=not no_peers, backend=backend,
                                ray_address=ray, ray_workers=ray_workers, max_length=max_length,
                                windows=windows)
@@ -107,7 +126,7 @@ def bench(
 
 
 @app.command("export-onnx")
-def export_onnx(model: ModelDir = Path("engine/models/earlyrank-minilm-ce")) -> None:
+def export_onnx(model: ModelDir = DEFAULT_MODEL) -> None:
     """Export the cross-encoder to ONNX (fp32, graph-optimized) and int8 for the onnx-* backends."""
     from earlyrank.engine.model_files import ModelLoadError, check_model_dir
     from earlyrank.engine.onnx_backend import export
@@ -173,3 +192,41 @@ def train(
                f"best dev nDCG@10 {card['best_dev_ndcg@10']:.4f}; model in {out}")
 
 
+
+
+@app.command("fit-fusion")
+def fit_fusion(
+    data: Data,
+    model: ModelDir = DEFAULT_MODEL,
+    depth: Annotated[int, typer.Option(help="Candidates per dev query, as inference draws them.")] = 100,
+    limit: DevLimit = None,
+    backend: Backend = None,
+) -> None:
+    """Learn the final score from every signal (logit, dense cosine, BM25, recall rank) on the dev splits of
+    DATA, pooled; store it with its stopping setting and a per-signal report in MODEL/fusion.json."""
+    from earlyrank.engine.corpora import dataset_index
+    from earlyrank.engine.datasets import load_dataset
+    from earlyrank.engine.fusion_training import choose_stopping, fit, query_features, signal_report, write_fusion
+    from earlyrank.engine.operating_point import load_operating_point
+
+    dev = dev_scores(data, model, depth, limit, backend)
+    sets = [query_features(dataset_index(load_dataset(d, check_judged=False)), s.scored, s.qrels)
+            for d, s in zip(data, dev, strict=True)]
+    qrels = [s.qrels for s in dev]
+    calibration = load_calibration(model)
+    fusion = fit(sets)
+    stopping = choose_stopping(fusion, sets, qrels, calibration)
+    report = signal_report(sets, qrels, [s.name for s in dev], calibration, load_operating_point(model)[1])
+    path = write_fusion(model, fusion, stopping, report, [s.name for s in dev])
+    for name, values in report.items():
+        typer.echo(f"{name:<32} " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
+    typer.echo(f"stopping: k {stopping['k']}, margin {stopping['margin']}, first chunk {stopping['first_chunk']}: "
+               f"{stopping['dev_pairs_per_query']:.1f} pairs/query, dev nDCG@10 {stopping['dev_ndcg@10']:.4f} "
+               f"(full {stopping['full']['dev_ndcg@10']:.4f}); wrote {path}")
+
+
+def load_calibration(model: Path):
+    from earlyrank.engine.calibration import Calibration
+    from earlyrank.engine.model_files import CALIBRATION
+
+    return Calibration.load(model / CALIBRATION)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from earlyrank.cli.common import (
     DEFAULT_INDEX,
     Mode,
@@ -167,9 +168,10 @@ def serve(
     --workers N, uvicorn runs N processes on one port, each with cores // N torch threads.
     """
     import uvicorn
+    from pydantic import ValidationError
+
     from earlyrank.api.app import create_app
     from earlyrank.engine.settings import Settings
-    from pydantic import ValidationError
 
     overrides: dict[str, Any] = {k: v for k, v in {"index_path": index_dir, "model_path": model, "host": host,
                                    "port": port, "workers": workers}.items() if v is not None}

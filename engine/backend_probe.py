@@ -102,6 +102,7 @@ def bf16_speedup() -> float:
     import platform
 
     import torch
+
     from earlyrank.engine.cache_dir import cache_root
 
     info = cpu_info()

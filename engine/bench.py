@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from earlyrank.engine.calibration import Calibration, expected_calibration_error
 from earlyrank.engine.evaluation import DEFAULT_MEASURES, evaluate_run, run_from_hits
 from earlyrank.engine.model_files import OPERATING_POINT

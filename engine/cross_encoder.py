@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
 from earlyrank.engine.backend_probe import BACKENDS, resolve_backend
 from earlyrank.engine.calibration import Calibration
 from earlyrank.engine.model_files import (

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
 from earlyrank.engine.scoring import PairScorer
 
 _TOKEN = re.compile(r"\w+|[^\w\s]+|\s+")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from earlyrank.engine.calibration import Calibration
 from earlyrank.engine.scoring import ScoredPairs
 from earlyrank.indexes.types import Hit, Query
@@ -56,13 +57,14 @@ def cache_line(sq: ScoredQuery) -> str:
 
 
 def score_split(queries: Sequence[Query], index, scorer, mode: str, depth: int, cache: Path,
-                progress: bool = True) -> list[ScoredQuery]:
-    """Score (or read from `cache`) the top-`depth` `mode` candidates of every query."""
+                progress: bool = True, retriever=None) -> list[ScoredQuery]:
+    """Score (or read from `cache`) the top-`depth` `mode` candidates of every query (`retriever`'s, if given:
+    e.g. an external run)."""
     from tqdm import tqdm
 
     done = read_cache(cache)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    retriever = index.retriever(mode)
+    retriever = retriever or index.retriever(mode)
     todo = [q for q in queries if q.id not in done]
     with cache.open("a") as f:
         for query in tqdm(todo, desc=f"score {mode} top-{depth}", unit="query", disable=not progress):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from earlyrank.engine.fused_rerank import rerank_fused
+from earlyrank.engine.fusion import CandidateSignals, Fusion
 from earlyrank.engine.rerank import Policy, RerankResult, rerank
 from earlyrank.engine.scoring import PairScorer
-from earlyrank.engine.stopping import FullRerank
+from earlyrank.engine.stopping import BoundStop, FullRerank
 from earlyrank.indexes.types import Document, Hit
 
 if TYPE_CHECKING:  # a run-time import would make `import indexes` (before `engine`) circular
@@ -39,10 +44,16 @@ def check_query(query: str) -> str:
 
 
 class Pipeline:
-    """Recall from `index` in `mode`, rerank `depth` candidates with `scorer` under `policy`."""
+    """Recall from `index` in `mode`, rerank `depth` candidates with `scorer` under `policy`.
+
+    With a `fusion` (and its stopping rule `fusion_stop`), the final score is the learned fusion of the logit
+    with recall's own signals (`earlyrank.engine.fusion`), reranked by `rerank_fused`; a `policy` passed to
+    `rerank` (e.g. the API's `threshold`) selects the plain confidence loop instead.
+    """
 
     def __init__(self, index: LoadedIndex, scorer: PairScorer | None = None, policy: Policy | None = None,
-                 mode: str = "hybrid", depth: int = 100, blend: float = 0.0):
+                 mode: str = "hybrid", depth: int = 100, blend: float = 0.0, fusion: Fusion | None = None,
+                 fusion_stop: BoundStop | None = None):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         self.index = index
@@ -51,6 +62,8 @@ class Pipeline:
         self.mode = mode
         self.depth = depth
         self.blend = blend
+        self.fusion = fusion
+        self.fusion_stop = fusion_stop or BoundStop(k=100, depth=depth)
 
     def search(self, query: str, k: int = 10, mode: str | None = None) -> list[Hit]:
         """Recall only."""
@@ -64,9 +77,22 @@ class Pipeline:
         query = check_query(query)
         candidates = self.index.retriever(mode or self.mode).search(query, depth or self.depth)
         passages = [self.index.doc(h.doc_id).full_text for h in candidates]
-        result = rerank(query, candidates, passages, self.scorer, policy or self.policy, self.blend, deadline)
+        if self.fusion is not None and policy is None:
+            result = self._rerank_fused(query, candidates, passages, depth or self.depth, deadline)
+        else:
+            result = rerank(query, candidates, passages, self.scorer, policy or self.policy, self.blend, deadline)
         return RerankResult(result.hits[:k], result.scored, result.candidates, result.stopped_early,
                             result.reason, result.seconds)
+
+    def _rerank_fused(self, query: str, candidates: list[Hit], passages: list[str], depth: int,
+                      deadline: float | None) -> RerankResult:
+        from earlyrank.indexes.signals import candidate_scores
+
+        assert self.scorer is not None and self.fusion is not None  # checked by the caller
+        cosine, bm25 = candidate_scores(self.index, query, [h.doc_id for h in candidates])
+        signals = CandidateSignals(cosine, bm25, np.asarray([h.rank for h in candidates], dtype=np.float64))
+        stop = dataclasses.replace(self.fusion_stop, depth=depth)
+        return rerank_fused(query, candidates, passages, signals, self.scorer, self.fusion, stop, deadline)
 
     def ask(self, query: str, k: int = 10, **options) -> Answer:
         """Answer a question: the top reranked passage, its confidence, the ranking and the cost."""
@@ -93,5 +119,22 @@ def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 
 
     index = load_index(index_dir)
     scorer = CrossEncoder.load(model_dir, backend=backend)
-    policy, blend = load_operating_point(Path(model_dir) if model_dir else DEFAULT_MODEL, depth)
-    return Pipeline(index, scorer, policy, mode, depth, blend)
+    model = Path(model_dir) if model_dir else DEFAULT_MODEL
+    policy, blend = load_operating_point(model, depth)
+    fusion, fusion_stop = load_fusion(model, depth)
+    return Pipeline(index, scorer, policy, mode, depth, blend, fusion, fusion_stop)
+
+
+def load_fusion(model_dir, depth: int = 100) -> tuple[Fusion | None, BoundStop | None]:
+    """The fusion `earlyrank fit-fusion` stored with the model and its stopping rule, or (None, None)."""
+    import json
+    from pathlib import Path
+
+    from earlyrank.engine.model_files import FUSION
+
+    path = Path(model_dir) / FUSION
+    if not path.is_file():
+        return None, None
+    stop = json.loads(path.read_text()).get("stopping") or {}
+    return Fusion.load(path), BoundStop(k=int(stop.get("k", 100)), margin=float(stop.get("margin", 0.0)),
+                                        first_chunk=int(stop.get("first_chunk", 2)), depth=depth)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from earlyrank.engine.offline import ScoredQuery, cache_line, read_cache
 from earlyrank.indexes.ray_session import check_capacity, ray_session
 from earlyrank.indexes.types import Hit, Query

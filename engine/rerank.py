@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import Decision, StopReason, blend_score
 from earlyrank.indexes.types import Hit

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from earlyrank.engine.backend_probe import BackendName
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from earlyrank.engine.backend_probe import BackendName
 
 
 class Settings(BaseSettings):

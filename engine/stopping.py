@@ -7,6 +7,8 @@ and the number of candidates; the policy answers whether to stop, why, and how b
 - `FullRerank`: score every candidate up to a depth (the reference).
 - `Threshold`: Ying & Huo (WSDM Cup 2020): fixed chunks; stop once any confidence passes tau.
 - `TopKConfident`: stop once the k best scored candidates all pass tau.
+- `BoundStop` (ours, for the learned fusion): candidates come in order of their best possible fused score;
+  stop once none left could enter the top k (within a margin).
 - `ResidualRisk` (ours): estimate, from statistics measured on the dev split, the probability that some
   unscored candidate would still enter the top k, and stop once it falls below epsilon. Chunks grow.
 """
@@ -28,6 +30,7 @@ class StopReason(str, Enum):
     CONFIDENT = "confident"  # a confidence threshold was passed (Threshold, TopKConfident)
     LOW_RISK = "low_risk"  # ResidualRisk: unscored candidates can no longer change the top k
     DEADLINE = "deadline"  # the caller's time budget ran out
+    BOUNDED = "bounded"  # BoundStop: no unscored candidate's best possible fused score reaches the top k
 
     @property
     def early(self) -> bool:
@@ -201,3 +204,36 @@ class ResidualRisk:
         if len(confidences) and risk < self.epsilon:
             return Decision(True, StopReason.LOW_RISK)
         return _go_on(min(self.max_chunk, max(self.first_chunk, len(confidences))), len(confidences), self.depth)
+
+
+@dataclass(frozen=True)
+class BoundStop:
+    """Stop once no unscored candidate could still enter the top `k` of the fused scores.
+
+    `decide(scored, bounds)` takes the fused log-odds of the scored candidates and the upper bounds of the
+    unscored ones (`Fusion.upper_bound`; the loop scores candidates in descending bound order). It stops when
+    the k-th best scored log-odds is at least the highest unscored bound minus `margin` (0: exact, the top k
+    is what a full rerank would give as long as no logit exceeds the bound). Chunks start at `first_chunk`
+    and double, at most `depth` candidates are scored.
+    """
+
+    k: int = 1
+    margin: float = 0.0
+    first_chunk: int = 2
+    depth: int = 100
+    name = "bound"
+
+    def __post_init__(self) -> None:
+        _sizes_ok(self.first_chunk, self.depth)
+        if self.k < 1 or self.margin < 0:
+            raise ValueError(f"BoundStop needs k >= 1 and margin >= 0, got k={self.k}, margin={self.margin}")
+
+    def decide(self, scored: np.ndarray, bounds: np.ndarray) -> Decision:
+        done = len(scored)
+        stop = _exhausted(done, done + len(bounds), self.depth)
+        if stop:
+            return stop
+        if done >= self.k and np.sort(scored)[-self.k] >= bounds.max() - self.margin:
+            return Decision(True, StopReason.BOUNDED)
+        return _go_on(max(self.first_chunk, done), done, self.depth)
+

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from earlyrank.engine.model_files import CARD
 from earlyrank.engine.training_data import (
     DevSet,
@@ -99,10 +100,11 @@ def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, prog
 
     configure_torch()
     import torch
-    from earlyrank.engine.calibration import Calibration
-    from earlyrank.engine.cross_encoder import CrossEncoder, TorchBackend
     from tqdm import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    from earlyrank.engine.calibration import Calibration
+    from earlyrank.engine.cross_encoder import CrossEncoder, TorchBackend
 
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out.parent / f".{out.name}.checkpoint"  # beside the model, never shipped with it

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from earlyrank.engine.calibration import Calibration, brier_score, expected_calibration_error, fit_platt
 from earlyrank.engine.model_files import CALIBRATION, CALIBRATION_REPORT, CARD, OPERATING_POINT
 from earlyrank.engine.offline import ScoredQuery, labelled_pairs, replay, score_split
@@ -50,16 +51,27 @@ def split_queries(dataset, split: str, model_dir: Path):
 
 def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str = "hybrid",
                  depth: int = 100, limit: int = 0, progress: bool = True, ray_address: str | None = None,
-                 ray_workers: int = 2) -> DevData:
-    """Score `split`'s recall candidates (cached); with `ray_address` ("local" or a cluster) on Ray actors."""
+                 ray_workers: int = 2, run: Path | None = None) -> DevData:
+    """Score `split`'s recall candidates (cached); with `ray_address` ("local" or a cluster) on Ray actors.
+
+    With `run` (a TREC run file) the candidates are that run's top `depth` instead of recall's (mode
+    ``run-<file stem>``). Judged passages missing from the corpus are kept in the qrels: they count as relevant
+    passages the run did not retrieve, as trec_eval counts them.
+    """
     from earlyrank.engine.cache_dir import cache_root
     from earlyrank.engine.corpora import dataset_index
     from earlyrank.engine.datasets import load_dataset
 
-    dataset = load_dataset(data_dir)
+    dataset = load_dataset(data_dir, check_judged=False)
     queries, qrels = split_queries(dataset, split, model_dir)
     queries = queries[:limit] if limit else queries
     qrels = {q.id: qrels[q.id] for q in queries}  # judgements of exactly the queries asked
+    retriever = None
+    if run is not None:
+        from earlyrank.indexes.run_file import RunRetriever, read_run
+
+        mode = f"run-{run.stem}"
+        retriever = RunRetriever(read_run(run), {q.text: q.id for q in queries})
     cache = (cache_root() / "scores" / model_key(model_dir, scorer.max_length, scorer.backend.name, scorer.windows)
              / f"{dataset.name}-{split}-{mode}-{depth}.jsonl")
     index = dataset_index(dataset, progress)
@@ -69,7 +81,7 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
         scored = score_split_ray(queries, index, CrossEncoderFactory.like(scorer), mode, depth, cache, ray_address,
                                  ray_workers, progress=progress)
     else:
-        scored = score_split(queries, index, scorer, mode, depth, cache, progress)
+        scored = score_split(queries, index, scorer, mode, depth, cache, progress, retriever)
     return DevData(dataset.name, scored, qrels)
 
 

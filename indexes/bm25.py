@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from earlyrank.indexes.base import check_k, top_k
 from earlyrank.indexes.tokenize import Tokenizer
 from earlyrank.indexes.types import Hit

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from earlyrank.indexes.base import check_k
 from earlyrank.indexes.types import Hit
 
@@ -74,6 +75,13 @@ def encode(texts: Sequence[str], params: DenseParams, model_path: str | None = N
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+@lru_cache(maxsize=1024)
+def _query_vector(query: str, params: DenseParams, model_path: str | None) -> np.ndarray:
+    vector = encode([query], params, model_path)[0]
+    vector.setflags(write=False)
+    return vector
+
+
 class DenseIndex:
     """Inner-product search over normalized embeddings (cosine similarity)."""
 
@@ -110,8 +118,16 @@ class DenseIndex:
 
     def search(self, query: str, k: int) -> list[Hit]:
         check_k(k)
-        vector = encode([query], self.params, self.model_path)
-        return self.search_vector(vector[0], k)
+        return self.search_vector(self.query_vector(query), k)
+
+    def query_vector(self, query: str) -> np.ndarray:
+        """The query's normalized embedding, shape (dim,); the last 1,024 queries are kept, so recall and the
+        fusion's cosine feature encode a query once."""
+        return _query_vector(query, self.params, self.model_path)
+
+    def vectors(self, positions: np.ndarray) -> np.ndarray:
+        """The stored embeddings of the documents at `positions` (corpus order), shape (len(positions), dim)."""
+        return self.index.reconstruct_batch(np.asarray(positions, dtype=np.int64))
 
     def search_vector(self, vector: np.ndarray, k: int) -> list[Hit]:
         scores, ids = self.index.search(vector.reshape(1, -1).astype(np.float32), min(k, len(self.doc_ids)))

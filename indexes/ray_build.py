@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from earlyrank.indexes.dense import DenseParams, encode, load_encoder
 from earlyrank.indexes.ray_session import check_capacity, ray_session
 

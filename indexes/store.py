@@ -21,6 +21,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
 from earlyrank.indexes.bm25 import BM25Index, BM25Params
 from earlyrank.indexes.dense import DenseIndex, DenseParams, default_model_path, encode, model_identity
 from earlyrank.indexes.hybrid import FusionParams, HybridRetriever
@@ -90,9 +91,17 @@ class LoadedIndex:
     def doc(self, doc_id: str) -> Document:
         return self._by_id[doc_id]
 
+    def position(self, doc_id: str) -> int:
+        """Where `doc_id` sits in corpus order (the row of its vectors and weights); KeyError if absent."""
+        return self._positions[doc_id]
+
     @cached_property
     def _by_id(self) -> dict[str, Document]:
         return {d.id: d for d in self.docs}
+
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {d.id: i for i, d in enumerate(self.docs)}
 
     def retriever(self, mode: str):
         """The retriever for `mode` (bm25, dense or hybrid), or a clear error if that part was not built."""

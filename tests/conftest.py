@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from earlyrank.engine.calibration import Calibration, sigmoid
 from earlyrank.engine.scoring import ScoredPairs
 

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY, FakeScorer
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
 from earlyrank.api.app import create_app, get_pipeline
 from earlyrank.engine.calibration import sigmoid
 from earlyrank.engine.datasets import load_corpus
@@ -22,8 +25,6 @@ from earlyrank.engine.scoring import ScoredPairs
 from earlyrank.engine.settings import Settings
 from earlyrank.engine.stopping import Threshold
 from earlyrank.indexes.store import LoadedIndex, build_index, load_index
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 FRANCE = "What is the capital of France?"
 

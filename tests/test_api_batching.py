@@ -9,6 +9,9 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 from conftest import FakeScorer
+from fastapi.testclient import TestClient
+from test_api import build_tiny_index
+
 from earlyrank.api.app import create_app, load_served_pipeline
 from earlyrank.api.batching import BatchingScorer, BatchScoringError
 from earlyrank.engine.calibration import Calibration
@@ -17,8 +20,6 @@ from earlyrank.engine.scoring import ScoredPairs
 from earlyrank.engine.settings import Settings
 from earlyrank.engine.stopping import Threshold
 from earlyrank.indexes.store import LoadedIndex
-from fastapi.testclient import TestClient
-from test_api import build_tiny_index
 
 
 class CalibratedFake(FakeScorer):

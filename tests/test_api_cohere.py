@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pytest
 from conftest import FakeScorer
-from earlyrank.engine.pipeline import Pipeline
-from earlyrank.indexes.store import LoadedIndex
 from fastapi.testclient import TestClient
 from test_api import build_tiny_index, make_app
+
+from earlyrank.engine.pipeline import Pipeline
+from earlyrank.indexes.store import LoadedIndex
 
 QUERY = "capital of France"
 DOCS = ["cats purr", "Paris is the capital of France", "France has wine"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 from conftest import FakeScorer
-from earlyrank.engine.pipeline import Pipeline
 from fastapi.testclient import TestClient
 from test_api import build_tiny_index, make_app
+
+from earlyrank.engine.pipeline import Pipeline
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,10 @@ import os
 
 import pytest
 from conftest import FakeScorer
-from earlyrank.engine.pipeline import Pipeline
 from hypothesis import HealthCheck, given, settings
 from test_api import build_tiny_index, make_app
+
+from earlyrank.engine.pipeline import Pipeline
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import GenerationMode  # noqa: E402

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+
 from earlyrank.engine import backend_probe
 from earlyrank.engine.backend_probe import resolve_backend
 
@@ -80,10 +81,11 @@ def test_an_unknown_backend_names_the_choices(monkeypatch):
 
 
 def test_cached_pair_encoding_equals_the_tokenizers_longest_first():
+    from transformers import AutoTokenizer
+
     from earlyrank.engine.calibration import Calibration
     from earlyrank.engine.cross_encoder import CrossEncoder
     from earlyrank.engine.model_files import DEFAULT_MODEL
-    from transformers import AutoTokenizer
 
     class NumpyBackend:
         tensors = "np"
@@ -117,10 +119,11 @@ def test_inference_length_is_the_measured_choice_then_the_training_length(tmp_pa
 
 def window_scorer(windows: int, max_length: int = 24):
     """A CrossEncoder whose 'model' gives a pair the number of times the word 'needle' appears in it."""
+    from transformers import AutoTokenizer
+
     from earlyrank.engine.calibration import Calibration
     from earlyrank.engine.cross_encoder import CrossEncoder
     from earlyrank.engine.model_files import DEFAULT_MODEL
-    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(DEFAULT_MODEL), local_files_only=True)
     needle = tokenizer.convert_tokens_to_ids("needle")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from earlyrank.engine.datasets import load_dataset
 from earlyrank.indexes.bm25 import BM25Index, BM25Params, RankBM25Index
 from earlyrank.indexes.tokenize import tokenize

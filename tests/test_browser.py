@@ -12,8 +12,9 @@ import urllib.parse
 import pytest
 import uvicorn
 from conftest import FakeScorer
-from earlyrank.engine.pipeline import Pipeline
 from test_api import build_tiny_index, make_app
+
+from earlyrank.engine.pipeline import Pipeline
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")

@@ -3,8 +3,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from earlyrank.cli import app
 from typer.testing import CliRunner
+
+from earlyrank.cli import app
 
 runner = CliRunner()
 

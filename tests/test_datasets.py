@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from earlyrank.engine.datasets import DatasetError, load_dataset
 
 

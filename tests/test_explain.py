@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from earlyrank.engine.explain import explain, faithfulness, masks, remove_words, weighted_ridge
 
 

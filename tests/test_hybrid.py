@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from earlyrank.indexes.hybrid import FusionParams, HybridRetriever, rrf
 from earlyrank.indexes.types import Hit
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from earlyrank.engine.cross_encoder import CrossEncoder
 from earlyrank.engine.datasets import load_corpus
 from earlyrank.engine.model_files import DEFAULT_MODEL, ModelLoadError

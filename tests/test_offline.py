@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from earlyrank.engine.calibration import Calibration
 from earlyrank.engine.datasets import load_dataset
 from earlyrank.engine.offline import labelled_pairs, replay, score_split

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 from earlyrank.engine.bench import paired_test
 
 

@@ -14,6 +14,8 @@ import sys
 import numpy as np
 import pytest
 from conftest import TINY, FakeScorer
+from typer.testing import CliRunner
+
 from earlyrank.cli import app
 from earlyrank.engine.calibration import Calibration
 from earlyrank.engine.datasets import load_dataset
@@ -21,7 +23,6 @@ from earlyrank.engine.evaluation import evaluate_run, run_from_hits
 from earlyrank.engine.offline import replay, score_split
 from earlyrank.engine.stopping import FullRerank, Threshold
 from earlyrank.indexes.store import build_index, load_index
-from typer.testing import CliRunner
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="Ray is not installed: pip install 'earlyrank[ray]'")

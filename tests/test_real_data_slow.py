@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from earlyrank.engine.datasets import load_dataset
 from earlyrank.engine.evaluation import evaluate_run, run_from_hits
 from earlyrank.indexes.bm25 import BM25Index, BM25Params, RankBM25Index

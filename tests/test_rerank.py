@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from earlyrank.engine.rerank import rerank
 from earlyrank.engine.stopping import FullRerank, Threshold
 from earlyrank.indexes.types import Hit

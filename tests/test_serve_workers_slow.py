@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from earlyrank.engine.datasets import load_corpus
 from earlyrank.indexes.store import build_index
 

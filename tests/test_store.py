@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+
 from earlyrank.engine.datasets import load_corpus
 from earlyrank.indexes.bm25 import BM25Index
 from earlyrank.indexes.store import IndexStoreError, build_index, load_index

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from earlyrank.engine.token_cache import TokenCache, entry_bytes
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from earlyrank.engine.cross_encoder import window_starts
 from earlyrank.engine.training import TrainParams
 from earlyrank.engine.training_data import (
@@ -56,8 +57,9 @@ def test_the_query_split_is_unchanged_without_titles():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from earlyrank.indexes.dense import default_model_path
     from transformers import AutoTokenizer
+
+    from earlyrank.indexes.dense import default_model_path
 
     return AutoTokenizer.from_pretrained(str(default_model_path()), local_files_only=True)
 

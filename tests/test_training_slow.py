@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
+
 from earlyrank.engine.cross_encoder import CrossEncoder
 from earlyrank.engine.training import TrainParams, train
 from earlyrank.engine.training_data import DevSet, Group

@@ -1,0 +1,67 @@
+"""The early-stopping rerank loop for the learned fusion (`earlyrank.engine.fusion`).
+
+Candidates are scored best-first by the highest fused score each could still reach (its static part plus the
+logit's largest possible term), a chunk at a time, until `BoundStop` says no unscored candidate could enter
+the top k. Final ranking: scored candidates by their fused relevance probability, then the unscored ones by
+their bound. Each hit's `score` and its ``confidence`` stage are the fused probability; the cross-encoder's
+own calibrated confidence is kept as ``ce_confidence``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from earlyrank.engine.fusion import CandidateSignals, Fusion
+from earlyrank.engine.rerank import RerankResult
+from earlyrank.engine.scoring import PairScorer
+from earlyrank.engine.stopping import BoundStop, Decision, StopReason
+from earlyrank.indexes.types import Hit
+
+
+def rerank_fused(query: str, candidates: Sequence[Hit], passages: Sequence[str], signals: CandidateSignals,
+                 scorer: PairScorer, fusion: Fusion, policy: BoundStop, deadline: float | None = None
+                 ) -> RerankResult:
+    """Rerank `candidates` (recall order; `passages[i]` and the arrays of `signals` belong to candidate i).
+
+    `deadline` is a `time.monotonic()` instant after which no new chunk starts (reason ``deadline``).
+    Raises ValueError if the lengths differ.
+    """
+    if not len(candidates) == len(passages) == len(signals.cosine):
+        raise ValueError(f"{len(candidates)} candidates, {len(passages)} passages and {len(signals.cosine)} "
+                         f"signals; give one of each per candidate")
+    started = time.monotonic()
+    static = fusion.static_log_odds(signals)
+    bounds = fusion.upper_bound(static)
+    order = np.argsort(-bounds, kind="stable")
+    logits = np.zeros(0)
+    confidences = np.zeros(0)
+    fused = np.zeros(0)
+    decision = policy.decide(fused, bounds[order])
+    while not decision.stop:
+        if deadline is not None and time.monotonic() >= deadline:
+            decision = Decision(True, StopReason.DEADLINE)
+            break
+        take = order[len(logits):len(logits) + decision.next_chunk]
+        chunk = scorer.score(query, [passages[i] for i in take])
+        logits = np.concatenate([logits, chunk.logits])
+        confidences = np.concatenate([confidences, chunk.confidences])
+        fused = fusion.log_odds(static[order[:len(logits)]], logits)
+        decision = policy.decide(fused, bounds[order[len(logits):]])
+    scored = len(logits)
+    probability = Fusion.probability(fused)
+    hits: list[Hit] = []
+    for j in sorted(range(scored), key=lambda j: (-fused[j], j)):
+        cand = candidates[order[j]]
+        stages = {**cand.stage_scores, "recall": cand.score, "recall_rank": cand.rank, "logit": float(logits[j]),
+                  "ce_confidence": float(confidences[j]), "fused_log_odds": float(fused[j]),
+                  "confidence": float(probability[j])}
+        hits.append(Hit(cand.doc_id, float(probability[j]), len(hits) + 1, stages))
+    for i in order[scored:]:
+        cand = candidates[i]
+        stages = {**cand.stage_scores, "recall": cand.score, "recall_rank": cand.rank}
+        hits.append(Hit(cand.doc_id, -1.0, len(hits) + 1, stages))
+    early = decision.reason.early and scored < len(candidates)
+    return RerankResult(hits, scored, len(candidates), early, decision.reason, time.monotonic() - started)

@@ -1,0 +1,56 @@
+"""An external first-stage run (TREC run format) served as a retriever, for reranking a search backend's list.
+
+A TREC run file has one line per retrieved passage: ``query-id Q0 doc-id rank score tag`` (whitespace
+separated), as trec_eval reads it. `RunRetriever.search(query, k)` returns the run's top `k` for the query
+whose text is `query`, in the run's order; a query the run does not list gets no candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from earlyrank.indexes.base import check_k
+from earlyrank.indexes.types import Hit
+
+
+class RunFileError(ValueError):
+    """A run file is missing or malformed; the message names the file and the line."""
+
+
+def read_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
+    """{query id: [(doc id, score)]} in the run's rank order (by rank column, then file order)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"{path}: no such run file (expected TREC format: qid Q0 docid rank score tag)")
+    rows: dict[str, list[tuple[int, str, float]]] = {}
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 6:
+                raise RunFileError(f"{path}:{number}: expected 6 columns (qid Q0 docid rank score tag), "
+                                   f"got {len(parts)}")
+            try:
+                rank, score = int(parts[3]), float(parts[4])
+            except ValueError:
+                raise RunFileError(f"{path}:{number}: rank {parts[3]!r} must be an integer and score "
+                                   f"{parts[4]!r} a number") from None
+            rows.setdefault(parts[0], []).append((rank, parts[2], score))
+    return {q: [(d, s) for _, d, s in sorted(r, key=lambda x: x[0])] for q, r in rows.items()}
+
+
+class RunRetriever:
+    """The candidates an external run gives each query, found by the query's text."""
+
+    name = "run"
+
+    def __init__(self, run: Mapping[str, list[tuple[str, float]]], query_ids_by_text: Mapping[str, str]):
+        self.run = run
+        self.query_ids_by_text = query_ids_by_text
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        check_k(k)
+        ranked = self.run.get(self.query_ids_by_text.get(query, ""), [])[:k]
+        return [Hit(d, s, r, {"run": s}) for r, (d, s) in enumerate(ranked, 1)]
