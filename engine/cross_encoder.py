@@ -20,6 +20,7 @@ one 2-core Xeon bf16 scored 2.1x as many pairs a second as fp32 with the same Sc
 from __future__ import annotations
 
 import json
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -105,7 +106,7 @@ class CrossEncoder:
         return cls(load_backend(path, resolve_backend(backend)), tokenizer, Calibration.load(path / CALIBRATION),
                    length, batch_size, path, windows or model_windows(path))
 
-    def token_ids(self, texts: Sequence[str]) -> list[Sequence[int]]:
+    def token_ids(self, texts: Sequence[str]) -> list[array]:
         """Word-piece ids of each text (no special tokens, at most 512), through a shared `TokenCache`: a
         passage offered to many questions, or a question with a hundred candidates, is tokenized once."""
         def tokenize(missing: list[str]) -> list[list[int]]:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set everything up, then lint (ruff, mypy, the import contracts) and run the tests.
+# Set everything up, then lint (ruff; the import contracts and mypy over the installed layout) and run the tests.
 #   ./scripts/test.sh           the whole suite, slow tests with the real models included (about 12 minutes)
 #   ./scripts/test.sh --fast    lint and the tests not marked slow: the edit loop (under a minute)
 # Other arguments go to pytest, e.g. ./scripts/test.sh --fast tests/test_stopping.py
@@ -13,6 +13,5 @@ if [ "${1:-}" = "--fast" ]; then
   fast=(-m "not slow")
 fi
 ruff check .
-mypy engine indexes api cli
-python scripts/lint_imports.py
+python scripts/check_packages.py
 python -m pytest -q "${fast[@]}" "$@"
