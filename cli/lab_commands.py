@@ -84,6 +84,11 @@ def bench(
         "noveleval-2306 under --datasets) and print one table."))] = False,
     datasets: Annotated[Path, typer.Option("--datasets", help="Where the suite's data sets are.")] = Path(
         "../shared/datasets"),
+    run: Annotated[Path | None, typer.Option("--run", help=(
+        "Rerank this first-stage run (TREC format; relative to --data or absolute) instead of hybrid recall, "
+        "as a search backend would."))] = None,
+    relevance_level: Annotated[int, typer.Option(min=1, help=(
+        "With --run: binary measures (RR, P@1) count grade >= this as relevant (2 for TREC DL)."))] = 1,
     model: ModelDir = DEFAULT_MODEL,
     split: Annotated[str, typer.Option(help="Split to report on (test; dev is the held-out part of train).")] = "test",
     depth: Annotated[int, typer.Option(help="Hybrid candidates the reranker may score.")] = 100,
@@ -116,6 +121,16 @@ def bench(
         fail("give --data DIR (repeatable) or --suite")
     dirs = list(data)
     check_data(dirs)
+    if run is not None:
+        from earlyrank.engine.suite import SuiteSet, run_suite
+
+        if len(dirs) != 1 or not (dirs[0] / run).is_file():
+            fail(f"--run {run}: give one --data and a run file inside it (or an absolute path)")
+        spec = SuiteSet(dirs[0].name, depth=depth, run=str(run), relevance_level=relevance_level)
+        stem = f"{dirs[0].name}-{run.stem}"
+        run_suite(dirs[0].parent, model, out, backend, (spec,), ("run",), stem)
+        typer.echo((out / f"{stem}.md").read_text())
+        return
     check_ray(ray, ray_workers)
     with ray_context(ray):  # one cluster for every data set
         for d in dirs:

@@ -151,8 +151,12 @@ def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion 
 
 
 def run_suite(root: Path, model_dir: Path, out: Path, backend: str | None = None,
-              sets: tuple[SuiteSet, ...] = SUITE, sources: tuple[str, ...] = ("run", "hybrid")) -> dict:
-    """Run the suite over `sets` under `root`; write ``suite.json`` and ``suite.md`` into `out`."""
+              sets: tuple[SuiteSet, ...] = SUITE, sources: tuple[str, ...] = ("run", "hybrid"),
+              stem: str = "suite") -> dict:
+    """Run the suite over `sets` under `root`; write ``<stem>.json`` and ``<stem>.md`` into `out`.
+
+    `sources` are the candidate lists reranked: ``run`` (a set's own run, where it has one) and ``hybrid``.
+    """
     from earlyrank.engine.cross_encoder import CrossEncoder
     from earlyrank.engine.operating_point import load_operating_point
     from earlyrank.engine.pipeline import load_fusion
@@ -167,8 +171,8 @@ def run_suite(root: Path, model_dir: Path, out: Path, backend: str | None = None
               "fusion_stop": asdict(stop) if stop else None, "sets": records, "seconds": time.time() - started,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "suite.json").write_text(json.dumps(record, indent=1))
-    (out / "suite.md").write_text(suite_table(record))
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=1))
+    (out / f"{stem}.md").write_text(suite_table(record))
     return record
 
 
