@@ -7,6 +7,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from earlyrank.indexes.types import RecallMode
+
 app = typer.Typer(help="earlyrank: retrieve-then-rerank question answering with early stopping.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   rich_markup_mode=None)
@@ -63,8 +65,10 @@ def ray_context(address: str | None):
 
 
 def check_mode(mode: str) -> None:
-    if mode not in ("bm25", "dense", "hybrid"):
-        fail(f"unknown mode {mode!r}; choose bm25, dense or hybrid")
+    try:
+        RecallMode.parse(mode)
+    except ValueError as e:
+        fail(str(e))
 
 
 def check_request(query: str, k: int, mode: str) -> None:

@@ -26,6 +26,7 @@ from earlyrank.engine.model_files import OPERATING_POINT
 from earlyrank.engine.offline import labelled_pairs, replay
 from earlyrank.engine.operating_point import policy_from
 from earlyrank.engine.stopping import FullRerank, RankPrior, ResidualRisk, Threshold, TopKConfident
+from earlyrank.indexes.types import RecallMode
 
 
 def git_commit() -> str:
@@ -65,7 +66,7 @@ def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool) -> lis
     """Live recall in every mode (and rank-bm25 as a peer): metrics and per-query latency."""
     from earlyrank.indexes.bm25 import BM25Params, RankBM25Index
 
-    retrievers = {mode: index.retriever(mode) for mode in ("bm25", "dense", "hybrid")}
+    retrievers = {mode.value: index.retriever(mode) for mode in RecallMode}
     if peers:
         started = time.perf_counter()
         retrievers["rank-bm25 (okapi)"] = RankBM25Index([d.id for d in index.docs],

@@ -14,12 +14,11 @@ from earlyrank.engine.fusion import CandidateSignals, Fusion
 from earlyrank.engine.rerank import Policy, RerankResult, rerank
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import BoundStop, FullRerank
-from earlyrank.indexes.types import Document, Hit
+from earlyrank.indexes.types import Document, Hit, RecallMode
 
 if TYPE_CHECKING:  # a run-time import would make `import indexes` (before `engine`) circular
     from earlyrank.indexes.store import LoadedIndex
 
-MODES = ("bm25", "dense", "hybrid")
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,7 @@ class Pipeline:
     def __init__(self, index: LoadedIndex, scorer: PairScorer | None = None, policy: Policy | None = None,
                  mode: str = "hybrid", depth: int = 100, blend: float = 0.0, fusion: Fusion | None = None,
                  fusion_stop: BoundStop | None = None):
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        RecallMode.parse(mode)
         self.index = index
         self.scorer = scorer
         self.policy = policy or FullRerank(depth)

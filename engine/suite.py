@@ -31,8 +31,7 @@ from earlyrank.engine.fusion import Fusion
 from earlyrank.engine.fusion_training import QueryFeatures, query_features, ranked_run, replay_fused
 from earlyrank.engine.offline import replay
 from earlyrank.engine.stopping import BoundStop, FullRerank
-
-RECALL_MODES = ("bm25", "dense", "hybrid")
+from earlyrank.indexes.types import RecallMode
 
 
 @dataclass(frozen=True)
@@ -76,9 +75,9 @@ def recall_runs(index, queries, run_file: Path | None, depth: int = 100) -> dict
     from earlyrank.indexes.run_file import read_run
 
     runs = {}
-    for mode in RECALL_MODES:
+    for mode in RecallMode:
         retriever = index.retriever(mode)
-        runs[f"recall: {mode}"] = run_from_hits({q.id: retriever.search(q.text, depth) for q in queries})
+        runs[f"recall: {mode.value}"] = run_from_hits({q.id: retriever.search(q.text, depth) for q in queries})
     if run_file is not None:
         external = read_run(run_file)
         runs[f"recall: {run_file.stem} (given run)"] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,22 @@ class Hit:
     score: float
     rank: int
     stage_scores: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+
+
+class RecallMode(str, Enum):
+    """How candidates are recalled. A str: it compares equal to, and serializes as, its value."""
+
+    BM25 = "bm25"
+    DENSE = "dense"
+    HYBRID = "hybrid"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: str) -> RecallMode:
+        """The mode named `value`; ValueError naming the choices otherwise."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"unknown mode {value!r}; choose {', '.join(m.value for m in cls)}") from None
