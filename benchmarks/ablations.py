@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyrank.engine.bench import git_commit, machine
+from earlyrank.engine.bench_record import git_commit, machine
 from earlyrank.engine.cache_dir import cache_root
 from earlyrank.engine.corpora import dataset_index
 from earlyrank.engine.datasets import load_dataset

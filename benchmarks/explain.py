@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyrank.engine.bench import git_commit, machine
+from earlyrank.engine.bench_record import git_commit, machine
 from earlyrank.engine.cross_encoder import CrossEncoder
 from earlyrank.engine.datasets import load_dataset
 from earlyrank.engine.explain import explain, faithfulness

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyrank.engine.bench import git_commit, machine, paired_test
+from earlyrank.engine.bench_record import git_commit, machine
 from earlyrank.engine.cross_encoder import CrossEncoder
-from earlyrank.engine.evaluation import evaluate_run
+from earlyrank.engine.evaluation import evaluate_run, paired_test
 from earlyrank.engine.model_files import DEFAULT_MODEL, INFERENCE
 from earlyrank.engine.tuning import scored_split
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from earlyrank.engine.bench import git_commit, machine
+from earlyrank.engine.bench_record import git_commit, machine
 from earlyrank.engine.datasets import DEFAULT_CORPUS, load_dataset
 
 

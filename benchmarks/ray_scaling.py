@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyrank.engine.bench import git_commit, machine
+from earlyrank.engine.bench_record import git_commit, machine
 from earlyrank.engine.datasets import load_corpus
 from earlyrank.indexes.bm25 import BM25Index, BM25Params
 from earlyrank.indexes.dense import DenseParams, encode, load_encoder

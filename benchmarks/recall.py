@@ -16,7 +16,7 @@ import resource
 import time
 from pathlib import Path
 
-from earlyrank.engine.bench import git_commit, machine, percentiles
+from earlyrank.engine.bench_record import git_commit, machine, percentiles
 from earlyrank.engine.datasets import load_dataset
 from earlyrank.engine.evaluation import evaluate_run, run_from_hits
 from earlyrank.indexes.bm25 import BM25Index, BM25Params, RankBM25Index

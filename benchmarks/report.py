@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from earlyrank.engine.bench import COLUMNS, markdown_header, markdown_row, row_cells
+from earlyrank.engine.bench_tables import COLUMNS, markdown_header, markdown_row, row_cells
 from earlyrank.engine.suite import suite_table
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"

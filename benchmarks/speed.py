@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyrank.engine.bench import git_commit, machine
+from earlyrank.engine.bench_record import git_commit, machine
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 BACKENDS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")

@@ -107,7 +107,8 @@ def bench(
 ) -> None:
     """Quality against cost on DATA's SPLIT: recall modes, full reranks, every stopping policy, peers; or, with
     --suite, every data set of the suite in one table."""
-    from earlyrank.engine.bench import markdown_table, run_bench
+    from earlyrank.engine.bench import run_bench
+    from earlyrank.engine.bench_tables import markdown_table
 
     if suite:
         from earlyrank.engine.suite import SUITE, run_suite

@@ -11,55 +11,21 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import platform
 import resource
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
+from earlyrank.engine.bench_record import git_commit, machine, percentiles, write_trec
+from earlyrank.engine.bench_tables import markdown_table
 from earlyrank.engine.calibration import Calibration, expected_calibration_error
-from earlyrank.engine.evaluation import DEFAULT_MEASURES, evaluate_run, run_from_hits
+from earlyrank.engine.evaluation import DEFAULT_MEASURES, evaluate_run, paired_test, run_from_hits
 from earlyrank.engine.model_files import OPERATING_POINT
 from earlyrank.engine.offline import labelled_pairs, replay
 from earlyrank.engine.operating_point import policy_from
 from earlyrank.engine.stopping import FullRerank, RankPrior, ResidualRisk, Threshold, TopKConfident
 from earlyrank.indexes.types import RecallMode
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def machine() -> dict:
-    import importlib.metadata as md
-
-    versions: dict[str, str | None] = {}
-    for package in ("torch", "transformers", "sentence-transformers", "faiss-cpu", "ir-measures", "rank-bm25"):
-        try:
-            versions[package] = md.version(package)
-        except md.PackageNotFoundError:
-            versions[package] = None
-    return {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "versions": versions}
-
-
-def write_trec(results: dict, path: Path, tag: str) -> None:
-    with path.open("w") as f:
-        for qid, hits in results.items():
-            for h in hits:
-                f.write(f"{qid} Q0 {h.doc_id} {h.rank} {len(hits) - h.rank + 1} {tag}\n")
-
-
-def percentiles(values, qs=(50, 95)) -> dict[str, float]:
-    values = np.asarray(values, dtype=np.float64)
-    return {f"p{q}": float(np.percentile(values, q)) for q in qs} if values.size else {}
 
 
 def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool) -> list[dict]:
@@ -120,22 +86,6 @@ def significance(qrels, reference: dict, other: dict) -> dict:
     a = evaluate_run(qrels, run_from_hits(reference), ("nDCG@10",), per_query=True)["nDCG@10"]
     b = evaluate_run(qrels, run_from_hits(other), ("nDCG@10",), per_query=True)["nDCG@10"]
     return paired_test(a, b)
-
-
-def paired_test(a: dict[str, float], b: dict[str, float]) -> dict:
-    """Paired two-sided t-test of per-query values `b` against `a` (over a's queries), with the mean
-    difference b - a."""
-    from scipy.stats import ttest_rel
-
-    missing = set(a) - set(b)
-    if missing:
-        raise ValueError(f"{len(missing)} queries have no value in the second run, e.g. {sorted(missing)[0]!r}")
-    x = np.array([a[q] for q in a])
-    y = np.array([b[q] for q in a])
-    if np.allclose(x, y):
-        return {"test": "paired t-test", "mean_diff": 0.0, "p_value": 1.0}
-    result = ttest_rel(y, x)
-    return {"test": "paired t-test", "mean_diff": float((y - x).mean()), "p_value": float(result.pvalue)}
 
 
 def rerank_rows(data, qrels, calibration: Calibration, blend: float, configs, seconds_per_pair: float,
@@ -312,36 +262,3 @@ def write_plots(name: str, rows: list[dict], results: dict, qrels, out: Path) ->
     hist = confidence_histogram(right, wrong, out / f"{name}-top1-confidence.png",
                                 f"{name}: top-1 confidence after full rerank")
     return [str(cost), str(hist)]
-
-
-COLUMNS = ("configuration", "nDCG@10", "RR@10", "R@100", "P@1", "MAP@3", "pairs/query", "share scored",
-           "passes/query", "p50 ms", "p95 ms")
-
-
-def row_cells(row: dict, latency: str = ".1f") -> list[str]:
-    """One bench row as the table cells under `COLUMNS`, shared by the per-run tables and the README's."""
-    lat = row.get("latency_ms", {})
-    return [row["config"], *(f"{row[m]:.4f}" for m in ("nDCG@10", "RR@10", "R@100", "P@1", "AP@3")),
-            f"{row['pairs_mean']:.1f}", f"{row.get('fraction_scored', 0.0):.1%}",
-            f"{row.get('passes_mean', row['pairs_mean']):.1f}", f"{lat.get('p50', 0):{latency}}",
-            f"{lat.get('p95', 0):{latency}}"]
-
-
-def markdown_row(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def markdown_header(columns: list[str]) -> str:
-    """A table's header row and the rule under it."""
-    return markdown_row(columns) + "\n|" + "---|" * len(columns)
-
-
-def markdown_table(record: dict) -> str:
-    head = (f"### {record['dataset']} ({record['split']}, {record['queries']} queries)\n\n"
-            + markdown_header(list(COLUMNS)) + "\n")
-    lines = [markdown_row(row_cells(r)) for r in record["rows"]]
-    model = record.get("model", {})
-    foot = (f"\nPairs keep {model['max_length']} tokens; a passage longer than that is read in up to "
-            f"{model['windows']} windows, {record['passes_per_pair']:.2f} forward passes a scored pair on "
-            f"average.\n") if "windows" in model and "passes_per_pair" in record else ""
-    return head + "\n".join(lines) + "\n" + foot

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 from earlyrank.indexes.types import Hit
 
 DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100", "P@1", "AP@3")
@@ -32,3 +34,19 @@ def evaluate_run(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mappi
 def run_from_hits(results: Mapping[str, list[Hit]]) -> dict[str, dict[str, float]]:
     """A run (query -> doc -> score) whose scores reproduce the hits' ranks exactly, ties included."""
     return {q: {h.doc_id: float(len(hits) - i) for i, h in enumerate(hits)} for q, hits in results.items()}
+
+
+def paired_test(a: dict[str, float], b: dict[str, float]) -> dict:
+    """Paired two-sided t-test of per-query values `b` against `a` (over a's queries), with the mean
+    difference b - a."""
+    from scipy.stats import ttest_rel
+
+    missing = set(a) - set(b)
+    if missing:
+        raise ValueError(f"{len(missing)} queries have no value in the second run, e.g. {sorted(missing)[0]!r}")
+    x = np.array([a[q] for q in a])
+    y = np.array([b[q] for q in a])
+    if np.allclose(x, y):
+        return {"test": "paired t-test", "mean_diff": 0.0, "p_value": 1.0}
+    result = ttest_rel(y, x)
+    return {"test": "paired t-test", "mean_diff": float((y - x).mean()), "p_value": float(result.pvalue)}

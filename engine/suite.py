@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyrank.engine.bench import git_commit, machine, paired_test
+from earlyrank.engine.bench_record import git_commit, machine
 from earlyrank.engine.calibration import Calibration, expected_calibration_error
-from earlyrank.engine.evaluation import evaluate_run, run_from_hits
+from earlyrank.engine.evaluation import evaluate_run, paired_test, run_from_hits
 from earlyrank.engine.fusion import Fusion
 from earlyrank.engine.fusion_training import QueryFeatures, query_features, ranked_run, replay_fused
 from earlyrank.engine.offline import replay

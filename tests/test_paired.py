@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from earlyrank.engine.bench import paired_test
+from earlyrank.engine.evaluation import paired_test
 
 
 def test_paired_test_matches_the_textbook_statistic():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from earlyrank.engine.bench import markdown_table
+from earlyrank.engine.bench_tables import markdown_table
 
 ROW = {"config": "operating point (chosen on dev)", "nDCG@10": 0.73104, "RR@10": 0.70081, "R@100": 0.955,
        "P@1": 0.59, "AP@3": 0.651, "pairs_mean": 5.24, "fraction_scored": 0.0524, "passes_mean": 10.1,

@@ -1,0 +1,43 @@
+"""What every benchmark record carries: the commit, the machine, latency percentiles, and TREC run files."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> dict:
+    import importlib.metadata as md
+
+    versions: dict[str, str | None] = {}
+    for package in ("torch", "transformers", "sentence-transformers", "faiss-cpu", "ir-measures", "rank-bm25"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            versions[package] = None
+    return {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "versions": versions}
+
+
+def write_trec(results: dict, path: Path, tag: str) -> None:
+    with path.open("w") as f:
+        for qid, hits in results.items():
+            for h in hits:
+                f.write(f"{qid} Q0 {h.doc_id} {h.rank} {len(hits) - h.rank + 1} {tag}\n")
+
+
+def percentiles(values, qs=(50, 95)) -> dict[str, float]:
+    values = np.asarray(values, dtype=np.float64)
+    return {f"p{q}": float(np.percentile(values, q)) for q in qs} if values.size else {}

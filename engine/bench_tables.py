@@ -1,0 +1,35 @@
+"""Markdown tables of a benchmark record, shared by `earlyrank bench` and benchmarks/report.py."""
+
+from __future__ import annotations
+
+COLUMNS = ("configuration", "nDCG@10", "RR@10", "R@100", "P@1", "MAP@3", "pairs/query", "share scored",
+           "passes/query", "p50 ms", "p95 ms")
+
+
+def row_cells(row: dict, latency: str = ".1f") -> list[str]:
+    """One bench row as the table cells under `COLUMNS`, shared by the per-run tables and the README's."""
+    lat = row.get("latency_ms", {})
+    return [row["config"], *(f"{row[m]:.4f}" for m in ("nDCG@10", "RR@10", "R@100", "P@1", "AP@3")),
+            f"{row['pairs_mean']:.1f}", f"{row.get('fraction_scored', 0.0):.1%}",
+            f"{row.get('passes_mean', row['pairs_mean']):.1f}", f"{lat.get('p50', 0):{latency}}",
+            f"{lat.get('p95', 0):{latency}}"]
+
+
+def markdown_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown_header(columns: list[str]) -> str:
+    """A table's header row and the rule under it."""
+    return markdown_row(columns) + "\n|" + "---|" * len(columns)
+
+
+def markdown_table(record: dict) -> str:
+    head = (f"### {record['dataset']} ({record['split']}, {record['queries']} queries)\n\n"
+            + markdown_header(list(COLUMNS)) + "\n")
+    lines = [markdown_row(row_cells(r)) for r in record["rows"]]
+    model = record.get("model", {})
+    foot = (f"\nPairs keep {model['max_length']} tokens; a passage longer than that is read in up to "
+            f"{model['windows']} windows, {record['passes_per_pair']:.2f} forward passes a scored pair on "
+            f"average.\n") if "windows" in model and "passes_per_pair" in record else ""
+    return head + "\n".join(lines) + "\n" + foot
