@@ -26,6 +26,8 @@ from earlyrank.api.errors import install_error_handlers
 from earlyrank.api.limits import BodyLimitMiddleware, WorkLimiter
 from earlyrank.api.metrics import Metrics, MetricsMiddleware
 from earlyrank.engine.pipeline import Pipeline
+from earlyrank.engine.rerank import ContentGuard
+from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.settings import Settings
 
 __all__ = [
@@ -38,17 +40,25 @@ PipelineFactory = Callable[[Settings], Pipeline]
 
 def load_served_pipeline(settings: Settings) -> Pipeline:
     """The served pipeline: `engine.pipeline.load_pipeline` (the index, the cross-encoder and the operating
-    point tuned with it), its scorer behind a micro-batcher."""
+    point tuned with it), its scorer behind a micro-batcher and a `ContentGuard` (passages with no letter or
+    digit never reach the model)."""
     from earlyrank.engine.pipeline import load_pipeline
 
     loaded = load_pipeline(settings.index_path, settings.model_path, settings.mode, settings.depth, settings.backend)
     if loaded.scorer is None:
         raise ValueError(f"{settings.model_path or 'the bundled model'}: no reranker was loaded")
-    if not settings.batching:
-        return loaded
-    model = cast(LogitModel, loaded.scorer)  # a CrossEncoder: batched logits and its calibration
-    scorer = BatchingScorer(model, settings.batch_wait_ms, settings.max_batch_pairs)
-    return Pipeline(loaded.index, scorer, loaded.policy, loaded.mode, loaded.depth, loaded.blend)
+    scorer: PairScorer = loaded.scorer
+    if settings.batching:
+        model = cast(LogitModel, loaded.scorer)  # a CrossEncoder: batched logits and its calibration
+        scorer = BatchingScorer(model, settings.batch_wait_ms, settings.max_batch_pairs)
+    return Pipeline(loaded.index, ContentGuard(scorer), loaded.policy, loaded.mode, loaded.depth, loaded.blend)
+
+
+def batcher_of(pipeline: Pipeline | None) -> BatchingScorer | None:
+    """The pipeline's micro-batcher, if its scorer is one (behind a `ContentGuard` or not)."""
+    scorer = pipeline.scorer if pipeline else None
+    scorer = scorer.scorer if isinstance(scorer, ContentGuard) else scorer
+    return scorer if isinstance(scorer, BatchingScorer) else None
 
 
 def app_from_env() -> FastAPI:
@@ -69,8 +79,8 @@ def create_app(settings: Settings, pipeline_factory: PipelineFactory | None = No
     limiter = WorkLimiter(settings.max_concurrent, settings.retry_after_seconds)
 
     def batch_queue_depth() -> float:
-        scorer = runtime.pipeline.scorer if runtime.pipeline else None
-        return scorer.queue_depth() if isinstance(scorer, BatchingScorer) else 0
+        batcher = batcher_of(runtime.pipeline)
+        return batcher.queue_depth() if batcher else 0
 
     runtime = Runtime(settings, limiter, Metrics(lambda: limiter.in_flight, batch_queue_depth))
 
@@ -82,9 +92,9 @@ def create_app(settings: Settings, pipeline_factory: PipelineFactory | None = No
             yield
         finally:
             runtime.draining = True
-            scorer = runtime.pipeline.scorer
-            if isinstance(scorer, BatchingScorer):
-                await run_in_threadpool(scorer.close)
+            batcher = batcher_of(runtime.pipeline)
+            if batcher is not None:
+                await run_in_threadpool(batcher.close)
 
     app = FastAPI(title="earlyrank", version=_version(), lifespan=lifespan,
                   description="Retrieve-then-rerank question answering with a calibrated, early-stopping "

@@ -135,23 +135,37 @@ class BatchingScorer:
         return batch, None, False
 
     def _score(self, batch: list[_Call]) -> None:
-        queries = [c.query for c in batch for _ in c.passages]
-        passages = [p for c in batch for p in c.passages]
+        """Score `batch` in one model call; if that fails, each call alone, so one bad request (say, text the
+        tokenizer refuses) fails only itself and never the strangers batched with it."""
         try:
-            logits = np.asarray(self.model.logits(queries, passages))
-            if logits.shape != (len(passages),):
-                raise ValueError(f"the model returned {logits.shape} logits for {len(passages)} pairs")
-            confidences = np.asarray(self.model.calibration.confidence(logits))
-            start = 0
-            for call in batch:
-                end = start + len(call.passages)
-                call.result = ScoredPairs(logits[start:end], confidences[start:end])
-                start = end
-            self.batches += 1
-            self.pairs += len(passages)
-        except Exception as error:  # every waiting caller must hear of it, or it waits for ever
-            for call in batch:
-                call.error = error
+            try:
+                results = self._forward(batch)
+            except Exception as error:  # every waiting caller must hear of it, or it waits for ever
+                if len(batch) == 1:
+                    batch[0].error = error
+                    return
+                for call in batch:
+                    self._score([call])
+                return
+            for call, result in zip(batch, results, strict=True):
+                call.result = result
         finally:
             for call in batch:
                 call.done.set()
+
+    def _forward(self, batch: list[_Call]) -> list[ScoredPairs]:
+        """One model call for every pair of `batch`: each call's logits and calibrated confidences."""
+        queries = [c.query for c in batch for _ in c.passages]
+        passages = [p for c in batch for p in c.passages]
+        logits = np.asarray(self.model.logits(queries, passages))
+        if logits.shape != (len(passages),):
+            raise ValueError(f"the model returned {logits.shape} logits for {len(passages)} pairs")
+        confidences = np.asarray(self.model.calibration.confidence(logits))
+        results, start = [], 0
+        for call in batch:
+            end = start + len(call.passages)
+            results.append(ScoredPairs(logits[start:end], confidences[start:end]))
+            start = end
+        self.batches += 1
+        self.pairs += len(passages)
+        return results

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from earlyrank.api.errors import UNION_TAGS, invalid
 from earlyrank.api.schemas import Body, QueryText, StrictRequest
-from earlyrank.engine.rerank import RerankResult, rerank
+from earlyrank.engine.rerank import ContentGuard, RerankResult, rerank
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import FullRerank
 from earlyrank.indexes.types import Hit
@@ -127,9 +127,10 @@ def check_document_count(documents: Sequence[object], limit: int) -> None:
 
 
 def score_documents(query: str, texts: list[str], scorer: PairScorer, chunk: int) -> RerankResult:
-    """Rerank every document (no recall, no early stop), `chunk` pairs per scoring call."""
+    """Rerank every document (no recall, no early stop), `chunk` pairs per scoring call; a document with no
+    letter or digit is not sent to the model and comes last, at confidence 0."""
     candidates = [Hit(str(i), 0.0, i + 1) for i in range(len(texts))]
-    return rerank(query, candidates, texts, scorer, FullRerank(depth=len(texts), chunk=chunk))
+    return rerank(query, candidates, texts, ContentGuard(scorer), FullRerank(depth=len(texts), chunk=chunk))
 
 
 def cohere_response(request: CohereRerankRequest, texts: list[str], result: RerankResult) -> CohereRerankResponse:

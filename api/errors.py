@@ -51,8 +51,16 @@ def field_name(loc: Sequence[Any]) -> str:
     return name or "body"
 
 
+def printable(text: str) -> str:
+    """`text` with anything that is not valid UTF-8 (a lone surrogate from the request) written as ``\\udXXX``,
+    so an error that quotes a bad field name can still be sent."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(message: str, error_type: str, detail: Sequence[dict] = ()) -> dict:
-    return {"error": message, "error_type": error_type, "detail": list(detail)}
+    detail = [{**d, "loc": [printable(p) if isinstance(p, str) else p for p in d.get("loc", ())],
+               "msg": printable(str(d.get("msg", "")))} for d in detail]
+    return {"error": printable(message), "error_type": error_type, "detail": detail}
 
 
 def error_response(status: int, error_type: str, message: str, detail: Sequence[dict] = (),
@@ -84,6 +92,11 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     if isinstance(exc, ApiError):
         return error_response(exc.status_code, exc.error_type, str(exc.detail), exc.errors, exc.headers)
+    if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+        # FastAPI's "error parsing the body" when json.loads ran out of stack: no request here nests deeply.
+        message = "body: JSON nested too deeply to parse; no field of this API nests more than a few levels"
+        return error_response(422, "validation_error", message,
+                              [{"loc": ["body"], "msg": "JSON nested too deeply", "type": "json_too_deep"}])
     if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
         # FastAPI's "error parsing the body": bytes that are not UTF-8 text cannot be JSON either.
         reason = "not UTF-8 text" if isinstance(exc.__cause__, UnicodeDecodeError) else str(exc.__cause__)

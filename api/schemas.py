@@ -1,7 +1,8 @@
 """Request and response bodies of the earlyrank API, apart from the engine's dataclasses, with converters.
 
-Requests are strict (no coercion: ``"5"`` is not an integer) and refuse unknown fields. Limits that depend
-on the settings (query length, candidate count) are checked by the routes, not here.
+Requests are strict (no coercion: ``"5"`` is not an integer), refuse unknown fields and refuse text that is
+not valid Unicode (a lone surrogate such as ``"\\ud800"``, which JSON allows) in any field, nested or not.
+Limits that depend on the settings (query length, candidate count) are checked by the routes, not here.
 """
 
 from __future__ import annotations
@@ -9,27 +10,59 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from earlyrank.engine.pipeline import Answer
-from earlyrank.engine.rerank import RerankResult
+from earlyrank.engine.rerank import RerankResult, has_content
 from earlyrank.indexes.types import Document, Hit
 
 Mode = Literal["bm25", "dense", "hybrid"]
 
 
-def _not_blank(text: str) -> str:
-    if not text.strip():
-        raise ValueError("must contain at least one non-space character")
+def _has_content(text: str) -> str:
+    if not has_content(text):
+        raise ValueError("must contain at least one letter or digit")
     return text
 
 
-QueryText = Annotated[str, Field(min_length=1, description="The question; at least one non-space character.",
-                                 json_schema_extra={"pattern": r"\S"}), AfterValidator(_not_blank)]
+# The schema's pattern says less than the check: JSON Schema's `\w` is ASCII-only, Python's is not.
+QueryText = Annotated[str, Field(min_length=1, description="The question; at least one letter or digit.",
+                                 json_schema_extra={"pattern": r"\S"}), AfterValidator(_has_content)]
+
+
+def invalid_unicode(value: Any, where: str = "") -> tuple[str, int] | None:
+    """Where in `value` (a string, or lists and objects of them, keys included) a string first fails to encode
+    as UTF-8, and the character's position: ``invalid_unicode(["ok", "a\\ud800"]) == ("[1]", 1)``."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return where, e.start
+        return None
+    if isinstance(value, dict):
+        items = [(f"{where} (a field name)", key) for key in value] + [(f"{where}.{k}", v) for k, v in value.items()]
+        return next(filter(None, (invalid_unicode(v, w) for w, v in items)), None)
+    if isinstance(value, list):
+        return next(filter(None, (invalid_unicode(v, f"{where}[{i}]") for i, v in enumerate(value))), None)
+    return None
 
 
 class StrictRequest(BaseModel):
+    """Every request body: strict types, no unknown fields, and only valid Unicode in every field."""
+
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _valid_unicode(cls, value: Any, info: ValidationInfo) -> Any:
+        found = invalid_unicode(value)
+        if found is not None:
+            where, at = found
+            raise PydanticCustomError(
+                "string_unicode", "a lone surrogate (invalid Unicode) at character {at}{where}; send UTF-8 text",
+                {"at": at, "where": f" of {info.field_name}{where}" if where else ""})
+        return value
 
 
 class Body(BaseModel):
@@ -55,7 +88,8 @@ class SearchRequest(AnswerRequest):
 class HitOut(Body):
     doc_id: str
     rank: int
-    score: float = Field(description="The score the ranking was made by (-1 for candidates left unscored).")
+    score: float = Field(description="The score the ranking was made by (-1 for candidates left unscored, -2 "
+                         "for passages with no letter or digit).")
     title: str
     text: str
     recall_score: float
@@ -128,8 +162,9 @@ def hit_out(hit: Hit, doc: Document) -> HitOut:
 
 
 def answer_response(answer: Answer, doc: Callable[[str], Document], degraded: bool) -> AnswerResponse:
+    """The answer, unless the top passage has no letter or digit (reranking put every real one above it)."""
     best = None
-    if answer.answer is not None:
+    if answer.answer is not None and has_content(answer.answer.full_text):
         best = Passage(id=answer.answer.id, title=answer.answer.title, text=answer.answer.text,
                        confidence=answer.confidence)
     return AnswerResponse(query=answer.query, answer=best, hits=[hit_out(h, doc(h.doc_id)) for h in answer.hits],

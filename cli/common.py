@@ -71,11 +71,31 @@ def check_mode(mode: str) -> None:
         fail(str(e))
 
 
+def check_text(name: str, text: str) -> None:
+    """Fail in one line if an argument is not UTF-8 text: bytes that are not arrive as lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        byte = text[e.start].encode("utf-8", "surrogateescape")
+        fail(f"the {name} is not UTF-8 text (byte 0x{byte.hex() if len(byte) == 1 else '??'} at character "
+             f"{e.start}); check the terminal's encoding")
+
+
+def check_query(query: str) -> None:
+    """One line if the query is not UTF-8 text or has no letter or digit (nothing to search or rerank for)."""
+    from earlyrank.engine.rerank import has_content
+
+    check_text("query", query)
+    if not query.strip():
+        fail("the query is empty")
+    if not has_content(query):
+        fail(f"the query {query!r} has no letter or digit; ask a question with words")
+
+
 def check_request(query: str, k: int, mode: str) -> None:
     check_k(k)
     check_mode(mode)
-    if not query.strip():
-        fail("the query is empty")
+    check_query(query)
 
 
 Data = Annotated[list[Path], typer.Option("--data", "-d", help="BEIR directory; repeatable.")]

@@ -15,8 +15,10 @@ from earlyrank.cli.common import (
     RayAddress,
     RayWorkers,
     app,
+    check_query,
     check_ray,
     check_request,
+    check_text,
     fail,
     hit_json,
     hits_table,
@@ -90,6 +92,7 @@ def ask(
     """Answer QUERY: recall, rerank with early stopping, and print the answer, its confidence and the cost."""
     from earlyrank.engine.model_files import ModelLoadError
     from earlyrank.engine.pipeline import load_pipeline
+    from earlyrank.engine.rerank import ContentGuard, has_content
     from earlyrank.indexes.store import IndexStoreError
 
     check_request(query, k, mode)
@@ -97,21 +100,23 @@ def ask(
         fail(f"--depth must be positive, got {depth}")
     try:
         pipeline = load_pipeline(index_dir, model, mode, depth)
+        if pipeline.scorer is not None:  # passages with no letter or digit never reach the model, and rank last
+            pipeline.scorer = ContentGuard(pipeline.scorer)
         answer = pipeline.ask(query, k)
     except (IndexStoreError, ModelLoadError, ValueError) as e:
         fail(str(e))
+    best = answer.answer if answer.answer and has_content(answer.answer.full_text) else None
     if as_json:
         typer.echo(json.dumps({
-            "query": answer.query, "answer": answer.answer and {"id": answer.answer.id, "title": answer.answer.title,
-                                                                "text": answer.answer.text},
+            "query": answer.query, "answer": best and {"id": best.id, "title": best.title, "text": best.text},
             "confidence": answer.confidence, "scored": answer.scored, "candidates": answer.candidates,
             "stopped_early": answer.stopped_early, "reason": answer.reason, "seconds": answer.seconds,
             "hits": [hit_json(h, pipeline.index.doc(h.doc_id)) for h in answer.hits]}, ensure_ascii=False, indent=2))
         return
-    if answer.answer is None:
+    if best is None:
         typer.echo("no passage matched the question")
         return
-    typer.echo(f"answer: [{answer.answer.id}] {answer.answer.full_text}")
+    typer.echo(f"answer: [{best.id}] {best.full_text}")
     typer.echo(f"confidence {answer.confidence:.3f}; scored {answer.scored} of {answer.candidates} candidates "
                f"({answer.reason}); {answer.seconds * 1000:.0f} ms\n")
     typer.echo(hits_table(answer.hits, pipeline.index.doc))
@@ -132,8 +137,8 @@ def explain(
     from earlyrank.engine.explain import explain as run
     from earlyrank.engine.model_files import ModelLoadError
 
-    if not query.strip():
-        fail("the query is empty")
+    check_query(query)
+    check_text("--doc id", doc)
     loaded = load_index_or_fail(index_dir)
     try:
         document = loaded.doc(doc)
@@ -152,6 +157,22 @@ def explain(
                f"{result.samples} samples in {result.seconds:.1f} s")
     for w in result.weights:
         typer.echo(f"{w.weight:+.4f}  {w.word}")
+
+
+def check_servable(index_dir: Path, model: Path | None) -> None:
+    """Fail in one line, before the server starts, on an index (or a given model) that cannot be loaded; the
+    full load and checksum pass happen in the server's startup."""
+    from earlyrank.engine.model_files import ModelLoadError, check_model_dir
+    from earlyrank.indexes.store import IndexStoreError, read_manifest
+
+    try:
+        read_manifest(index_dir)
+        if model is not None:
+            check_model_dir(model)
+    except (IndexStoreError, ModelLoadError) as e:
+        fail(str(e))
+    except ValueError as e:  # the model's config.json is not JSON
+        fail(f"{model}: unreadable config.json ({e})")
 
 
 @app.command()
@@ -182,6 +203,7 @@ def serve(
     if not settings.index_path.exists() and settings.index_path == DEFAULT_INDEX:
         typer.echo(f"no index at {DEFAULT_INDEX}; building the bundled demo corpus ({DEFAULT_CORPUS.name}) first")
         index(DEFAULT_CORPUS, DEFAULT_INDEX, bm25=False, dense=False, hnsw=False)
+    check_servable(settings.index_path, settings.model_path)
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(f"earlyrank serving {settings.index_path} at {base}/  (docs: {base}/docs)\n"
                f"try: curl -s {base}/v1/answer -H 'content-type: application/json' "

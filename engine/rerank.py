@@ -4,10 +4,15 @@ says stop. Final ranking: scored candidates by their rerank score, then the unsc
 Unscored candidates keep their recall order and get score -1. The rerank score is the calibrated
 confidence, optionally blended with the recall rank:
 ``score = (1 - blend) * confidence + blend / log2(1 + recall_rank)``; `blend` is chosen on the dev split.
+
+A passage with no content (no letter or digit) cannot answer anything: `ContentGuard` gives it the logit
+`NO_CONTENT_LOGIT` and confidence 0 without asking the model, and the loop ranks any candidate with that
+logit after all the others, unscored ones included, with score -2 (`NO_CONTENT_SCORE`).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,9 +20,43 @@ from typing import Protocol
 
 import numpy as np
 
-from earlyrank.engine.scoring import PairScorer
+from earlyrank.engine.scoring import PairScorer, ScoredPairs
 from earlyrank.engine.stopping import Decision, StopReason, blend_score
 from earlyrank.indexes.types import Hit
+
+# "Certainly irrelevant": far below any cross-encoder's logit, and finite, so it stays valid JSON.
+NO_CONTENT_LOGIT = -1e4
+NO_CONTENT_SCORE = -2.0
+_WORD = re.compile(r"\w")
+
+
+def has_content(text: str) -> bool:
+    """True if `text` has a letter or digit (a ``\\w`` character); ``""``, ``"   "`` and ``"..."`` have none."""
+    return _WORD.search(text) is not None
+
+
+class ContentGuard:
+    """A `PairScorer` that keeps contentless passages from `scorer`: they get `NO_CONTENT_LOGIT` and
+    confidence 0.0, the rest are scored by `scorer` in one call. A contentless query is a ValueError.
+
+    Wraps the scorer of anything that reranks real texts (the served pipeline, the CLI, /v1/rerank); offline
+    replay, whose passages are placeholders, uses its cached scores unwrapped.
+    """
+
+    def __init__(self, scorer: PairScorer):
+        self.scorer: PairScorer = scorer.scorer if isinstance(scorer, ContentGuard) else scorer
+
+    def score(self, query: str, passages: Sequence[str]) -> ScoredPairs:
+        if not has_content(query):
+            raise ValueError(f"the query {query!r} has no letter or digit; ask a question with words")
+        real = [i for i, p in enumerate(passages) if has_content(p)]
+        logits = np.full(len(passages), NO_CONTENT_LOGIT)
+        confidences = np.zeros(len(passages))
+        if real:
+            scored = self.scorer.score(query, [passages[i] for i in real])
+            logits[real] = scored.logits
+            confidences[real] = scored.confidences
+        return ScoredPairs(logits, confidences)
 
 
 class Policy(Protocol):
@@ -64,19 +103,17 @@ def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], score
         confidences = np.concatenate([confidences, chunk.confidences])
         decision = policy.decide(confidences, len(candidates))
     scored = len(confidences)
-    ranked = [
-        (float(blend_score(float(c), candidates[i].rank, blend)), i) for i, c in enumerate(confidences)
-    ]
+    empty = [i for i in range(scored) if logits[i] <= NO_CONTENT_LOGIT]
+    ranked = [(float(blend_score(float(confidences[i]), candidates[i].rank, blend)), i)
+              for i in range(scored) if logits[i] > NO_CONTENT_LOGIT]
     ranked.sort(key=lambda pair: (-pair[0], pair[1]))
+    ranked += [(-1.0, i) for i in range(scored, len(candidates))] + [(NO_CONTENT_SCORE, i) for i in empty]
     hits = []
     for rank, (score, i) in enumerate(ranked, 1):
         cand = candidates[i]
-        stages = {**cand.stage_scores, "recall": cand.score, "recall_rank": cand.rank,
-                  "logit": float(logits[i]), "confidence": float(confidences[i])}
-        hits.append(Hit(cand.doc_id, score, rank, stages))
-    for i in range(scored, len(candidates)):
-        cand = candidates[i]
         stages = {**cand.stage_scores, "recall": cand.score, "recall_rank": cand.rank}
-        hits.append(Hit(cand.doc_id, -1.0, len(hits) + 1, stages))
+        if i < scored:
+            stages |= {"logit": float(logits[i]), "confidence": float(confidences[i])}
+        hits.append(Hit(cand.doc_id, score, rank, stages))
     early = decision.reason.early and scored < len(candidates)
     return RerankResult(hits, scored, len(candidates), early, decision.reason, time.monotonic() - started)

@@ -12,10 +12,11 @@ from conftest import FakeScorer
 from fastapi.testclient import TestClient
 from test_api import build_tiny_index
 
-from earlyrank.api.app import create_app, load_served_pipeline
+from earlyrank.api.app import batcher_of, create_app, load_served_pipeline
 from earlyrank.api.batching import BatchingScorer, BatchScoringError
 from earlyrank.engine.calibration import Calibration
 from earlyrank.engine.pipeline import Pipeline
+from earlyrank.engine.rerank import ContentGuard
 from earlyrank.engine.scoring import ScoredPairs
 from earlyrank.engine.settings import Settings
 from earlyrank.engine.stopping import Threshold
@@ -191,13 +192,19 @@ def test_the_served_pipeline_keeps_the_tuned_operating_point_behind_a_batcher(ti
     settings = Settings(mode="bm25", depth=50, batch_wait_ms=1, max_batch_pairs=8, backend="torch-fp32",
                         batching=True)
     served = load_served_pipeline(settings)
+    batcher = batcher_of(served)
     try:
         assert calls == [(settings.index_path, None, "bm25", 50, "torch-fp32")]
-        assert isinstance(served.scorer, BatchingScorer) and served.scorer.model is tuned.scorer
-        assert (served.scorer.max_pairs, served.policy, served.blend, served.depth) == (8, tuned.policy, 0.25, 50)
+        assert isinstance(served.scorer, ContentGuard) and served.scorer.scorer is batcher
+        assert isinstance(batcher, BatchingScorer) and batcher.model is tuned.scorer
+        assert (batcher.max_pairs, served.policy, served.blend, served.depth) == (8, tuned.policy, 0.25, 50)
         assert served.ask("What is the capital of France?").answer.id == "d3"
+        # A passage with no letter or digit never reaches the model: confidence 0, last.
+        scored = served.scorer.score("capital of France", ["...", "Paris is the capital of France"])
+        assert scored.confidences.tolist()[0] == 0.0 and scored.confidences[1] > 0.5
+        assert tuned.scorer.batches[-1] == ["capital of France"]
     finally:
-        served.scorer.close()
+        batcher.close()
 
 
 @pytest.mark.slow
