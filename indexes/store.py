@@ -219,22 +219,64 @@ def _write_parts(tmp: Path, docs: Sequence[Document], bm25: bool, dense: bool, b
 
 
 def read_manifest(path: str | Path) -> tuple[Path, dict]:
-    """Resolve an index path and read its manifest, or raise a clear error."""
+    """Resolve an index path and read its manifest, or raise a clear error naming the file at fault."""
     path = Path(path)
     if not path.exists():
         raise IndexStoreError(f"{path}: no index here; {_rebuild_hint(path)}")
     root = path.resolve()
+    if not root.is_dir():
+        what = f"a link to the file {root}" if path.is_symlink() else "a file"
+        raise IndexStoreError(f"{path}: not an index directory ({what}); {_rebuild_hint(path)}")
     manifest_path = root / MANIFEST
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_bytes())
     except FileNotFoundError:
         raise IndexStoreError(f"{manifest_path}: missing; {_rebuild_hint(path)}") from None
-    except json.JSONDecodeError as e:
-        raise IndexStoreError(f"{manifest_path}: unreadable ({e.msg}); {_rebuild_hint(path)}") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexStoreError(f"{manifest_path}: format version {manifest.get('format_version')!r}, this earlyrank "
-                          f"reads {FORMAT_VERSION}; {_rebuild_hint(path)}")
+    except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or nested past the parser's stack
+        reason = e.msg if isinstance(e, json.JSONDecodeError) else type(e).__name__
+        raise IndexStoreError(f"{manifest_path}: unreadable ({reason}); {_rebuild_hint(path)}") from None
+    except OSError as e:
+        raise IndexStoreError(f"{manifest_path}: cannot be read ({e.strerror}); {_rebuild_hint(path)}") from None
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if version != FORMAT_VERSION:
+        raise IndexStoreError(f"{manifest_path}: format version {version!r}, this earlyrank "
+                              f"reads {FORMAT_VERSION}; {_rebuild_hint(path)}")
+    problem = manifest_problem(manifest)
+    if problem:
+        raise IndexStoreError(f"{manifest_path}: {problem}; {_rebuild_hint(path)}")
     return root, manifest
+
+
+def manifest_problem(manifest: dict) -> str | None:
+    """What is wrong with the shape of a manifest (the fields loading reads), or None if nothing is."""
+    for key in ("files", "parts", "fusion"):
+        if not isinstance(manifest.get(key), dict):
+            return f"{key!r} is missing or not an object"
+    for name, entry in manifest["files"].items():
+        if not name or Path(name).name != name or name in (".", ".."):
+            return f"files: {name!r} is not a file name inside the index"
+        if not (isinstance(entry, dict) and type(entry.get("bytes")) is int and isinstance(entry.get("sha256"), str)):
+            return f"files[{name!r}] needs an integer 'bytes' and a string 'sha256'"
+    if DOCS not in manifest["files"]:
+        return f"files has no {DOCS!r}"
+    for part, entry in manifest["parts"].items():
+        if part not in ("bm25", "dense"):
+            return f"parts: unknown part {part!r}"
+        if not (isinstance(entry, dict) and isinstance(entry.get("params"), dict)):
+            return f"parts[{part!r}] needs a 'params' object"
+    model = manifest["parts"].get("dense", {}).get("model")
+    if "dense" in manifest["parts"] and not (isinstance(model, dict) and isinstance(model.get("sha256"), str)):
+        return "parts['dense'] needs a 'model' object with a string 'sha256'"
+    return None
+
+
+def _params(cls, values: dict, where: str, root: Path, path: Path):
+    """`cls(**values)`, or an IndexStoreError naming the manifest when a parameter is unknown or invalid."""
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as e:
+        raise IndexStoreError(f"{root / MANIFEST}: {where} parameters are invalid ({e}); "
+                              f"{_rebuild_hint(path)}") from None
 
 
 def verify_files(path: Path, root: Path, manifest: dict) -> None:
@@ -253,24 +295,29 @@ def verify_files(path: Path, root: Path, manifest: dict) -> None:
 
 def load_index(path: str | Path, model_path: str | None = None, verify: bool = True) -> LoadedIndex:
     """Load and verify an index built by `build_index`. Dense queries use `model_path` (default: bundled)."""
-    from earlyrank.indexes.corpus import load_corpus
+    from earlyrank.indexes.corpus import DatasetError, load_corpus
 
     root, manifest = read_manifest(path)
     if verify:
         verify_files(Path(path), root, manifest)
-    docs = load_corpus(root / DOCS)
+    try:
+        docs = load_corpus(root / DOCS)
+    except DatasetError as e:
+        raise IndexStoreError(f"{e}; {_rebuild_hint(Path(path))}") from None
     doc_ids = [d.id for d in docs]
     parts = manifest["parts"]
+    fusion = _params(FusionParams, manifest["fusion"], "fusion", root, Path(path))
     bm25 = None
     if "bm25" in parts:
-        bm25 = BM25Index.load(root, doc_ids, BM25Params(**parts["bm25"]["params"]))
+        bm25 = BM25Index.load(root, doc_ids, _params(BM25Params, parts["bm25"]["params"], "bm25", root, Path(path)))
     dense = None
     if "dense" in parts:
+        params = _params(DenseParams, parts["dense"]["params"], "dense", root, Path(path))
         expected = parts["dense"]["model"]
         actual = model_identity(Path(model_path) if model_path else default_model_path())
         if actual["sha256"] != expected["sha256"]:
-            raise IndexStoreError(f"{root}: dense part was built with model {expected['name']} "
+            raise IndexStoreError(f"{root}: dense part was built with model {expected.get('name')} "
                               f"({expected['sha256'][:12]}), but the encoder here is {actual['sha256'][:12]}; "
                               f"{_rebuild_hint(Path(path))}")
-        dense = DenseIndex.load(root, doc_ids, DenseParams(**parts["dense"]["params"]), model_path)
-    return LoadedIndex(Path(path), manifest, docs, bm25, dense, FusionParams(**manifest["fusion"]))
+        dense = DenseIndex.load(root, doc_ids, params, model_path)
+    return LoadedIndex(Path(path), manifest, docs, bm25, dense, fusion)
