@@ -51,7 +51,7 @@ def load_served_pipeline(settings: Settings) -> Pipeline:
     if settings.batching:
         model = cast(LogitModel, loaded.scorer)  # a CrossEncoder: batched logits and its calibration
         scorer = BatchingScorer(model, settings.batch_wait_ms, settings.max_batch_pairs)
-    return Pipeline(loaded.index, ContentGuard(scorer), loaded.policy, loaded.mode, loaded.depth, loaded.blend)
+    return loaded.with_scorer(ContentGuard(scorer))
 
 
 def batcher_of(pipeline: Pipeline | None) -> BatchingScorer | None:

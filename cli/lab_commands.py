@@ -36,7 +36,12 @@ def dev_scores(data: list[Path], model: Path, depth: int, limit: list[int] | Non
         scorer = CrossEncoder.load(model, backend=backend)
     except (ModelLoadError, ValueError, FileNotFoundError) as e:
         fail(str(e))
-    return [scored_split(d, "dev", scorer, model, "hybrid", depth, n) for d, n in dev_limits(data, limit)]
+    from earlyrank.engine.datasets import DatasetError
+
+    try:
+        return [scored_split(d, "dev", scorer, model, "hybrid", depth, n) for d, n in dev_limits(data, limit)]
+    except DatasetError as e:  # e.g. a data set without a train split: it has no dev part
+        fail(f"{e}; dev queries come from a data set's train split")
 
 
 @app.command()

@@ -63,6 +63,11 @@ class Pipeline:
         self.fusion = fusion
         self.fusion_stop = fusion_stop or BoundStop(k=100, depth=depth)
 
+    def with_scorer(self, scorer: PairScorer) -> Pipeline:
+        """The same pipeline (index, policy, mode, depth, blend, fusion) scoring with `scorer` instead."""
+        return Pipeline(self.index, scorer, self.policy, self.mode, self.depth, self.blend, self.fusion,
+                        self.fusion_stop)
+
     def search(self, query: str, k: int = 10, mode: str | None = None) -> list[Hit]:
         """Recall only."""
         return self.index.retriever(mode or self.mode).search(check_query(query), k)

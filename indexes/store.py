@@ -25,7 +25,7 @@ import numpy as np
 from earlyrank.indexes.bm25 import BM25Index, BM25Params
 from earlyrank.indexes.dense import DenseIndex, DenseParams, default_model_path, encode, model_identity
 from earlyrank.indexes.hybrid import FusionParams, HybridRetriever
-from earlyrank.indexes.types import Document
+from earlyrank.indexes.types import Document, RecallMode
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -116,7 +116,8 @@ class LoadedIndex:
                 detail = "hybrid mode needs both parts; build with --bm25 --dense"
                 raise IndexStoreError(f"{self.path}: {detail}", detail)
             return HybridRetriever([self.bm25, self.dense], self.fusion)
-        raise ValueError(f"unknown mode {mode!r}; choose bm25, dense or hybrid")
+        RecallMode.parse(mode)  # raises, naming the choices
+        raise AssertionError(f"unhandled recall mode {mode!r}")
 
 
 def write_docs(path: Path, docs: Sequence[Document]) -> None:

@@ -226,3 +226,22 @@ def test_the_real_cross_encoder_scores_the_same_batched_with_strangers():
         alone = model.score(query, passages)  # other batch-mates, other padding: the mask must hide it
         np.testing.assert_allclose(got.confidences, alone.confidences, atol=1e-5)
         np.testing.assert_allclose(got.logits, alone.logits, atol=1e-4)
+
+
+def test_the_served_pipeline_keeps_the_learned_fusion(tiny_index, monkeypatch):
+    """The served pipeline once rebuilt itself from a few fields and dropped the fusion stored with the model."""
+    from earlyrank.engine.fusion import Fusion
+    from earlyrank.engine.stopping import BoundStop
+
+    fusion, stop = Fusion((1.0, 2.0, 0.0, 0.5, 0.1), -1.0, 4.0), BoundStop(k=3, margin=0.5, depth=50)
+    tuned = Pipeline(tiny_index, FakeScorer(), Threshold(tau=0.8, chunk=4, depth=50), "bm25", 50, 0.25, fusion, stop)
+    monkeypatch.setattr("earlyrank.engine.pipeline.load_pipeline", lambda *args, **kwargs: tuned)
+    for batching in (False, True):
+        served = load_served_pipeline(Settings(batching=batching, batch_wait_ms=1))
+        try:
+            assert (served.fusion, served.fusion_stop, served.policy, served.blend) == (fusion, stop, tuned.policy,
+                                                                                        0.25)
+        finally:
+            batcher = batcher_of(served)
+            if batcher is not None:
+                batcher.close()
