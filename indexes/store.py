@@ -9,7 +9,6 @@ Loading checks every file's size and SHA-256 against the manifest and refuses an
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,38 +24,21 @@ import numpy as np
 from earlyrank.indexes.bm25 import BM25Index, BM25Params
 from earlyrank.indexes.dense import DenseIndex, DenseParams, default_model_path, encode, model_identity
 from earlyrank.indexes.hybrid import FusionParams, HybridRetriever
+from earlyrank.indexes.manifest import (
+    DOCS,
+    FORMAT_VERSION,
+    MANIFEST,
+    IndexStoreError,
+    read_manifest,
+    rebuild_hint,
+    sha256_file,
+    verify_files,
+)
 from earlyrank.indexes.types import Document, RecallMode
-
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-DOCS = "docs.jsonl"
-
 
 # How a build turns passages into dense vectors: `indexes.dense.encode` or anything with its signature and
 # result (one normalized float32 row per text, in order), e.g. `indexes.ray_build.RayDenseEncoder`.
 Encoder = Callable[[Sequence[str], DenseParams, str | None, bool], np.ndarray]
-
-
-class IndexStoreError(RuntimeError):
-    """An index directory is missing, broken or does not match what is asked of it.
-
-    ``str(e)`` names the path; `detail` is the same message without it, for a client that must not see the
-    server's paths.
-    """
-
-    def __init__(self, message: str, detail: str | None = None):
-        super().__init__(message)
-        self.detail = detail or message
-
-
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_path(path: Path) -> None:
@@ -71,10 +53,6 @@ def _crash_point(name: str) -> None:
     """Test hook: die here, as a kill would, when EARLYRANK_CRASH_AT names this point."""
     if os.environ.get("EARLYRANK_CRASH_AT") == name:
         os._exit(137)
-
-
-def _rebuild_hint(path: Path) -> str:
-    return f"rebuild it with: earlyrank index CORPUS_DIR --out {path}"
 
 
 @dataclass(frozen=True)
@@ -208,7 +186,7 @@ def _write_parts(tmp: Path, docs: Sequence[Document], bm25: bool, dense: bool, b
         index_d.save(tmp)
         parts["dense"] = {"params": asdict(dense_params), "model": model_identity(path),
                           "dimension": index_d.index.d}
-    files = {f.name: {"bytes": f.stat().st_size, "sha256": _sha256(f)} for f in sorted(tmp.iterdir())}
+    files = {f.name: {"bytes": f.stat().st_size, "sha256": sha256_file(f)} for f in sorted(tmp.iterdir())}
     return {
         "format_version": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -219,79 +197,13 @@ def _write_parts(tmp: Path, docs: Sequence[Document], bm25: bool, dense: bool, b
     }
 
 
-def read_manifest(path: str | Path) -> tuple[Path, dict]:
-    """Resolve an index path and read its manifest, or raise a clear error naming the file at fault."""
-    path = Path(path)
-    if not path.exists():
-        raise IndexStoreError(f"{path}: no index here; {_rebuild_hint(path)}")
-    root = path.resolve()
-    if not root.is_dir():
-        what = f"a link to the file {root}" if path.is_symlink() else "a file"
-        raise IndexStoreError(f"{path}: not an index directory ({what}); {_rebuild_hint(path)}")
-    manifest_path = root / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_bytes())
-    except FileNotFoundError:
-        raise IndexStoreError(f"{manifest_path}: missing; {_rebuild_hint(path)}") from None
-    except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or nested past the parser's stack
-        reason = e.msg if isinstance(e, json.JSONDecodeError) else type(e).__name__
-        raise IndexStoreError(f"{manifest_path}: unreadable ({reason}); {_rebuild_hint(path)}") from None
-    except OSError as e:
-        raise IndexStoreError(f"{manifest_path}: cannot be read ({e.strerror}); {_rebuild_hint(path)}") from None
-    version = manifest.get("format_version") if isinstance(manifest, dict) else None
-    if version != FORMAT_VERSION:
-        raise IndexStoreError(f"{manifest_path}: format version {version!r}, this earlyrank "
-                              f"reads {FORMAT_VERSION}; {_rebuild_hint(path)}")
-    problem = manifest_problem(manifest)
-    if problem:
-        raise IndexStoreError(f"{manifest_path}: {problem}; {_rebuild_hint(path)}")
-    return root, manifest
-
-
-def manifest_problem(manifest: dict) -> str | None:
-    """What is wrong with the shape of a manifest (the fields loading reads), or None if nothing is."""
-    for key in ("files", "parts", "fusion"):
-        if not isinstance(manifest.get(key), dict):
-            return f"{key!r} is missing or not an object"
-    for name, entry in manifest["files"].items():
-        if not name or Path(name).name != name or name in (".", ".."):
-            return f"files: {name!r} is not a file name inside the index"
-        if not (isinstance(entry, dict) and type(entry.get("bytes")) is int and isinstance(entry.get("sha256"), str)):
-            return f"files[{name!r}] needs an integer 'bytes' and a string 'sha256'"
-    if DOCS not in manifest["files"]:
-        return f"files has no {DOCS!r}"
-    for part, entry in manifest["parts"].items():
-        if part not in ("bm25", "dense"):
-            return f"parts: unknown part {part!r}"
-        if not (isinstance(entry, dict) and isinstance(entry.get("params"), dict)):
-            return f"parts[{part!r}] needs a 'params' object"
-    model = manifest["parts"].get("dense", {}).get("model")
-    if "dense" in manifest["parts"] and not (isinstance(model, dict) and isinstance(model.get("sha256"), str)):
-        return "parts['dense'] needs a 'model' object with a string 'sha256'"
-    return None
-
-
 def _params(cls, values: dict, where: str, root: Path, path: Path):
     """`cls(**values)`, or an IndexStoreError naming the manifest when a parameter is unknown or invalid."""
     try:
         return cls(**values)
     except (TypeError, ValueError) as e:
         raise IndexStoreError(f"{root / MANIFEST}: {where} parameters are invalid ({e}); "
-                              f"{_rebuild_hint(path)}") from None
-
-
-def verify_files(path: Path, root: Path, manifest: dict) -> None:
-    """Every file the manifest lists must exist with its recorded size and checksum."""
-    for name, expected in manifest["files"].items():
-        file = root / name
-        if not file.is_file():
-            raise IndexStoreError(f"{file}: missing from the index; {_rebuild_hint(path)}")
-        size = file.stat().st_size
-        if size != expected["bytes"]:
-            raise IndexStoreError(f"{file}: {size} bytes, manifest says {expected['bytes']} (truncated or "
-                              f"changed); {_rebuild_hint(path)}")
-        if _sha256(file) != expected["sha256"]:
-            raise IndexStoreError(f"{file}: checksum does not match the manifest; {_rebuild_hint(path)}")
+                              f"{rebuild_hint(path)}") from None
 
 
 def load_index(path: str | Path, model_path: str | None = None, verify: bool = True) -> LoadedIndex:
@@ -304,7 +216,7 @@ def load_index(path: str | Path, model_path: str | None = None, verify: bool = T
     try:
         docs = load_corpus(root / DOCS)
     except DatasetError as e:
-        raise IndexStoreError(f"{e}; {_rebuild_hint(Path(path))}") from None
+        raise IndexStoreError(f"{e}; {rebuild_hint(Path(path))}") from None
     doc_ids = [d.id for d in docs]
     parts = manifest["parts"]
     fusion = _params(FusionParams, manifest["fusion"], "fusion", root, Path(path))
@@ -319,6 +231,6 @@ def load_index(path: str | Path, model_path: str | None = None, verify: bool = T
         if actual["sha256"] != expected["sha256"]:
             raise IndexStoreError(f"{root}: dense part was built with model {expected.get('name')} "
                               f"({expected['sha256'][:12]}), but the encoder here is {actual['sha256'][:12]}; "
-                              f"{_rebuild_hint(Path(path))}")
+                              f"{rebuild_hint(Path(path))}")
         dense = DenseIndex.load(root, doc_ids, params, model_path)
     return LoadedIndex(Path(path), manifest, docs, bm25, dense, fusion)
