@@ -142,7 +142,7 @@ def cohere_response(request: CohereRerankRequest, texts: list[str], result: Rera
         if request.return_documents:
             original = request.documents[index]
             document = ReturnedDocument(**({"text": original} if isinstance(original, str) else original.fields()))
-        results.append(CohereResult(index=index, relevance_score=hit.stage_scores["confidence"],
+        results.append(CohereResult(index=index, relevance_score=hit.confidence,
                                     document=document))
     # Cohere bills a search unit per query with up to 100 documents; clients that track usage read it.
     units = max(1, math.ceil(len(texts) / 100))

@@ -158,7 +158,7 @@ def hit_out(hit: Hit, doc: Document) -> HitOut:
     stages = dict(hit.stage_scores)
     return HitOut(doc_id=hit.doc_id, rank=hit.rank, score=hit.score, title=doc.title, text=doc.text,
                   recall_score=stages.get("recall", hit.score), recall_rank=int(stages.get("recall_rank", hit.rank)),
-                  confidence=stages.get("confidence"), logit=stages.get("logit"), stage_scores=stages)
+                  confidence=hit.confidence, logit=hit.logit, stage_scores=stages)
 
 
 def answer_response(answer: Answer, doc: Callable[[str], Document], degraded: bool) -> AnswerResponse:

@@ -173,9 +173,10 @@ def confidence_split(results: dict, qrels) -> tuple[np.ndarray, np.ndarray]:
     right: list[float] = []
     wrong: list[float] = []
     for qid, hits in results.items():
-        if hits and "confidence" in hits[0].stage_scores:
+        confidence = hits[0].confidence if hits else None
+        if confidence is not None:
             relevant = qrels.get(qid, {}).get(hits[0].doc_id, 0) > 0
-            (right if relevant else wrong).append(hits[0].stage_scores["confidence"])
+            (right if relevant else wrong).append(confidence)
     return np.asarray(right), np.asarray(wrong)
 
 

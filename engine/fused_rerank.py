@@ -18,7 +18,7 @@ from earlyrank.engine.fusion import CandidateSignals, Fusion
 from earlyrank.engine.rerank import RerankResult
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import BoundStop, Decision, StopReason
-from earlyrank.indexes.types import Hit
+from earlyrank.indexes.types import CONFIDENCE, LOGIT, Hit
 
 
 def rerank_fused(query: str, candidates: Sequence[Hit], passages: Sequence[str], signals: CandidateSignals,
@@ -55,9 +55,9 @@ def rerank_fused(query: str, candidates: Sequence[Hit], passages: Sequence[str],
     hits: list[Hit] = []
     for j in sorted(range(scored), key=lambda j: (-fused[j], j)):
         cand = candidates[order[j]]
-        stages = {**cand.stage_scores, "recall": cand.score, "recall_rank": cand.rank, "logit": float(logits[j]),
+        stages = {**cand.stage_scores, "recall": cand.score, "recall_rank": cand.rank, LOGIT: float(logits[j]),
                   "ce_confidence": float(confidences[j]), "fused_log_odds": float(fused[j]),
-                  "confidence": float(probability[j])}
+                  CONFIDENCE: float(probability[j])}
         hits.append(Hit(cand.doc_id, float(probability[j]), len(hits) + 1, stages))
     for i in order[scored:]:
         cand = candidates[i]

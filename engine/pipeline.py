@@ -102,7 +102,7 @@ class Pipeline:
         started = time.perf_counter()
         result = self.rerank(query, k, **options)
         top = result.hits[0] if result.hits else None
-        confidence = top.stage_scores.get("confidence") if top else None
+        confidence = top.confidence if top else None
         return Answer(query, self.index.doc(top.doc_id) if top else None, confidence, result.hits,
                       result.scored, result.candidates, result.stopped_early, result.reason,
                       time.perf_counter() - started)

@@ -22,7 +22,7 @@ import numpy as np
 
 from earlyrank.engine.scoring import PairScorer, ScoredPairs
 from earlyrank.engine.stopping import Decision, StopReason, blend_score
-from earlyrank.indexes.types import Hit
+from earlyrank.indexes.types import CONFIDENCE, LOGIT, Hit
 
 # "Certainly irrelevant": far below any cross-encoder's logit, and finite, so it stays valid JSON.
 NO_CONTENT_LOGIT = -1e4
@@ -113,7 +113,7 @@ def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], score
         cand = candidates[i]
         stages = {**cand.stage_scores, "recall": cand.score, "recall_rank": cand.rank}
         if i < scored:
-            stages |= {"logit": float(logits[i]), "confidence": float(confidences[i])}
+            stages |= {LOGIT: float(logits[i]), CONFIDENCE: float(confidences[i])}
         hits.append(Hit(cand.doc_id, score, rank, stages))
     early = decision.reason.early and scored < len(candidates)
     return RerankResult(hits, scored, len(candidates), early, decision.reason, time.monotonic() - started)

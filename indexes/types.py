@@ -8,11 +8,12 @@ from enum import Enum
 
 @dataclass(frozen=True)
 class Document:
-    """A passage of the corpus."""
+    """A passage of the corpus; `metadata` holds the source's other fields (e.g. ``{"category": "billing"}``)."""
 
     id: str
     text: str
     title: str = ""
+    metadata: dict = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def full_text(self) -> str:
@@ -27,6 +28,10 @@ class Query:
     id: str
     text: str
     metadata: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+CONFIDENCE = "confidence"  # stage name of the calibrated relevance probability (`Hit.confidence`)
+LOGIT = "logit"  # stage name of the cross-encoder's raw logit (`Hit.logit`)
 
 
 @dataclass(slots=True)
@@ -44,6 +49,16 @@ class Hit:
     score: float
     rank: int
     stage_scores: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def confidence(self) -> float | None:
+        """The calibrated probability that the passage is relevant, in [0, 1]; None if it was not reranked."""
+        return self.stage_scores.get(CONFIDENCE)
+
+    @property
+    def logit(self) -> float | None:
+        """The cross-encoder's raw logit; None if it was not reranked."""
+        return self.stage_scores.get(LOGIT)
 
 
 class RecallMode(str, Enum):
