@@ -141,7 +141,7 @@ def replay_fused(fusion: Fusion, policy: BoundStop, queries: Sequence[QueryFeatu
     return run_from_hits(results), np.asarray(pairs)
 
 
-STOP_GRID = [BoundStop(k, margin, first, 100) for k in (1, 3, 10) for margin in (0.0, 0.5, 1.0, 2.0, 4.0)
+STOP_GRID = [BoundStop(k, margin, first, 100) for k in (1, 3, 10) for margin in (0.0, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0)
              for first in (2, 4, 8)]
 
 

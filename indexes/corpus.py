@@ -1,4 +1,4 @@
-"""Read a corpus file (JSON lines: `_id`, `text`, optional `title`) into `Document`s.
+"""Read a corpus file (JSON lines: `_id`, `text`, optional `title` and `metadata`) into `Document`s.
 
 Every malformed line raises `DatasetError` naming the file, the line number and the field; nothing
 half-loaded is ever returned.
@@ -20,8 +20,12 @@ class DatasetError(ValueError):
 def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
     if not path.is_file():
         raise DatasetError(f"{path}: file not found (BEIR layout needs corpus.jsonl and queries.jsonl)")
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:  # decoded line by line, so that a bad byte is reported with its line
+                line = raw.decode("utf-8").removeprefix("\ufeff")
+            except UnicodeDecodeError as e:
+                raise DatasetError(f"{path}:{number}: not UTF-8 text (byte 0x{raw[e.start]:02x})") from None
             if not line.strip():
                 continue
             try:
@@ -43,7 +47,7 @@ def string_field(path: Path, number: int, record: dict, name: str, required: boo
 
 
 def load_corpus(path: str | Path) -> list[Document]:
-    """Read corpus.jsonl (`_id`, `text`, optional `title`); ids must be unique."""
+    """Read corpus.jsonl (`_id`, `text`, optional `title` and `metadata` object); ids must be unique."""
     path = Path(path)
     docs: list[Document] = []
     seen: set[str] = set()
@@ -54,7 +58,10 @@ def load_corpus(path: str | Path) -> list[Document]:
         seen.add(doc_id)
         text = string_field(path, number, record, "text")
         title = string_field(path, number, record, "title", required=False)
-        docs.append(Document(id=doc_id, text=text, title=title))
+        metadata = record.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise DatasetError(f"{path}:{number}: field 'metadata' must be an object, got {metadata!r}")
+        docs.append(Document(id=doc_id, text=text, title=title, metadata=metadata))
     if not docs:
         raise DatasetError(f"{path}: the corpus is empty")
     return docs

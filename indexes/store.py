@@ -99,9 +99,12 @@ class LoadedIndex:
 
 
 def write_docs(path: Path, docs: Sequence[Document]) -> None:
+    """One JSON line per document; "metadata" only where there is some, so an index of documents without any
+    is written byte for byte as before metadata existed (and keeps its checksum)."""
     with path.open("w", encoding="utf-8") as f:
         for d in docs:
-            f.write(json.dumps({"_id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False) + "\n")
+            row = {"_id": d.id, "title": d.title, "text": d.text} | ({"metadata": d.metadata} if d.metadata else {})
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True, dense: bool = True,
