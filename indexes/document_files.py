@@ -1,0 +1,242 @@
+"""Read the documents users have: a BEIR directory, a JSON lines, JSON, CSV or TSV file, or a folder of .txt,
+.md, .html and .pdf files (one document per file).
+
+`read_documents(path, fields)` picks the reader by the path; each reader yields `Document`s. Every problem is a
+`DatasetError` naming the file, the line (a PDF's page) and the field, e.g. ``faq.csv:7: field 'text' is empty``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from earlyrank.indexes.corpus import DatasetError, json_lines, load_corpus
+from earlyrank.indexes.types import Document
+
+ACCEPTED = ("a BEIR directory (corpus.jsonl), a .jsonl, .json, .csv or .tsv file, "
+            "or a folder of .txt, .md, .html or .pdf files")
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Which fields of a JSON or CSV row hold the text, the id and the title.
+
+    Id and title may be missing. `id` None reads "_id", else "id"; a row without one gets `content_id`, so
+    indexing the same file again gives the same ids. A field named here (not left None) must be a CSV column.
+    """
+
+    text: str = "text"
+    id: str | None = None
+    title: str | None = None
+
+
+def content_id(title: str, text: str) -> str:
+    """A stable id for a document that has none: 16 hex digits of the SHA-256 of its title and text."""
+    return hashlib.sha256(f"{title}\n{text}".encode()).hexdigest()[:16]
+
+
+def _field(where: str, record: dict, name: str, required: bool) -> str:
+    value = record.get(name)
+    if value is None or (value == "" and not required):
+        if required:
+            raise DatasetError(f"{where}: field {name!r} is missing")
+        return ""
+    if not isinstance(value, str):
+        raise DatasetError(f"{where}: field {name!r} must be a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise DatasetError(f"{where}: field {name!r} is empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # JSON can spell a lone surrogate, which no file or model can take
+        raise DatasetError(f"{where}: field {name!r} is not valid Unicode (a lone surrogate)") from None
+    return value
+
+
+def record_documents(path: Path, rows: Iterable[tuple[int, dict]], fields: Fields) -> Iterator[Document]:
+    """Documents from (line number, row) pairs: every field but the text, id and title is kept as metadata
+    (a "metadata" object is merged in); a repeated id, or a repeated title and text without ids, is refused."""
+    first_line: dict[str, int] = {}
+    for number, record in rows:
+        where = f"{path}:{number}"
+        text = _field(where, record, fields.text, required=True)
+        title_name = fields.title or "title"
+        title = _field(where, record, title_name, required=False)
+        id_name = fields.id or ("_id" if "_id" in record else "id")
+        given = record.get(id_name)
+        given = str(given) if isinstance(given, int) and not isinstance(given, bool) else given
+        doc_id = _field(where, {id_name: given}, id_name, required=False) or content_id(title, text)
+        if doc_id in first_line:
+            what = f"document id {doc_id!r}" if given else f"title and text (generated id {doc_id!r})"
+            raise DatasetError(f"{where}: duplicate {what}, first on line {first_line[doc_id]}")
+        first_line[doc_id] = number
+        metadata = {k: v for k, v in record.items() if k not in (fields.text, title_name, id_name)}
+        if isinstance(metadata.get("metadata"), dict):
+            metadata = metadata.pop("metadata") | metadata
+        yield Document(id=doc_id, text=text, title=title, metadata=metadata)
+
+
+def _read_utf8(file: Path) -> str:
+    raw = file.read_bytes()
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DatasetError(f"{file}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x})") from None
+
+
+def jsonl_documents(path: Path, fields: Fields) -> Iterator[Document]:
+    """One JSON object per line."""
+    yield from record_documents(path, json_lines(path), fields)
+
+
+def _after_space(text: str, pos: int) -> int:
+    """The first position at or after `pos` that is not JSON whitespace."""
+    while text[pos:pos + 1] in (" ", "\t", "\r", "\n"):
+        pos += 1
+    return pos
+
+
+def _json_array(path: Path, text: str) -> Iterator[tuple[int, dict]]:
+    """The objects of a JSON array with the line each starts on, parsed one at a time to know it."""
+    breaks = [m.start() for m in re.finditer("\n", text)]
+    decoder = json.JSONDecoder()
+    pos = _after_space(text, text.index("[") + 1)
+    while text[pos:pos + 1] != "]":
+        try:
+            record, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise DatasetError(f"{path}:{bisect_right(breaks, pos) + 1}: expected a JSON object, "
+                               f"got {type(record).__name__}")
+        yield bisect_right(breaks, pos) + 1, record
+        pos = _after_space(text, end)
+        if text[pos:pos + 1] == ",":
+            pos = _after_space(text, pos + 1)
+        elif text[pos:pos + 1] != "]":
+            raise DatasetError(f"{path}:{bisect_right(breaks, pos) + 1}: not valid JSON (expected ',' or ']')")
+    if text[pos + 1:].strip():
+        raise DatasetError(f"{path}:{bisect_right(breaks, pos) + 1}: not valid JSON (text after the array)")
+
+
+def json_documents(path: Path, fields: Fields) -> Iterator[Document]:
+    """A JSON array of objects or, if the file does not start with '[', JSON lines."""
+    text = _read_utf8(path)
+    rows = _json_array(path, text) if text.lstrip().startswith("[") else json_lines(path)
+    yield from record_documents(path, rows, fields)
+
+
+def csv_documents(path: Path, fields: Fields, delimiter: str = ",") -> Iterator[Document]:
+    """A CSV (or, with a tab `delimiter`, TSV) file whose first row names the columns."""
+    reader = csv.reader(io.StringIO(_read_utf8(path), newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        if not header:
+            raise DatasetError(f"{path}:1: no header row naming the columns (one must be {fields.text!r})")
+        for option, name in (("--text-field", fields.text), ("--id-field", fields.id),
+                             ("--title-field", fields.title)):
+            if name is not None and name not in header:
+                raise DatasetError(f"{path}:1: field {name!r} is not a column of the header "
+                                   f"({', '.join(header)}); name the column with {option}")
+        rows = []
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                raise DatasetError(f"{path}:{reader.line_num}: {len(values)} values, the header names "
+                                   f"{len(header)} columns")
+            rows.append((reader.line_num, dict(zip(header, values, strict=True))))
+    except csv.Error as e:
+        raise DatasetError(f"{path}:{reader.line_num}: not valid CSV ({e})") from None
+    yield from record_documents(path, rows, fields)
+
+
+def _file_document(file: Path, doc_id: str, title: str, text: str) -> Document:
+    if not text.strip():
+        raise DatasetError(f"{file}: no text in the file")
+    return Document(id=doc_id, text=text.strip(), title=title)
+
+
+def text_document(file: Path, doc_id: str) -> Document:
+    """A .txt or .md file: its text, titled by the file name."""
+    return _file_document(file, doc_id, file.stem, _read_utf8(file))
+
+
+def html_document(file: Path, doc_id: str) -> Document:
+    """An HTML file's visible text (no scripts, styles or head), titled by its <title> or else the file name."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(file.read_bytes(), "html.parser")  # bytes: it finds the encoding (BOM, <meta charset>)
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    for tag in soup(["head", "script", "style", "noscript", "template"]):
+        tag.decompose()
+    return _file_document(file, doc_id, title or file.stem, soup.get_text(" ", strip=True))
+
+
+def pdf_document(file: Path, doc_id: str) -> Document:
+    """A PDF's text layer, page after page, titled by the file name (a scanned PDF has none: OCR it first)."""
+    from pypdf import PdfReader
+
+    try:
+        pages = PdfReader(file).pages
+    except Exception as e:  # pypdf raises many kinds on a broken or encrypted file; each is the file's fault
+        raise DatasetError(f"{file}: not a readable PDF ({e})") from None
+    texts = []
+    for number, page in enumerate(pages, 1):
+        try:
+            texts.append(page.extract_text())
+        except Exception as e:
+            raise DatasetError(f"{file}: page {number}: its text cannot be read ({e})") from None
+    return _file_document(file, doc_id, file.stem, "\n".join(texts))
+
+
+FILE_DOCUMENTS: dict[str, Callable[[Path, str], Document]] = {
+    ".txt": text_document, ".md": text_document, ".html": html_document, ".htm": html_document,
+    ".pdf": pdf_document}
+ROW_DOCUMENTS: dict[str, Callable[[Path, Fields], Iterator[Document]]] = {
+    ".jsonl": jsonl_documents, ".ndjson": jsonl_documents, ".json": json_documents, ".csv": csv_documents,
+    ".tsv": lambda path, fields: csv_documents(path, fields, delimiter="\t")}
+
+
+def folder_documents(root: Path) -> Iterator[Document]:
+    """One document per .txt, .md, .html or .pdf file under `root`, subfolders included and hidden ones not,
+    in path order; the id is the path relative to `root`. Files of other types are passed over."""
+    for file in sorted(root.rglob("*")):
+        relative = file.relative_to(root)
+        reader = FILE_DOCUMENTS.get(file.suffix.lower())
+        if reader and file.is_file() and not any(part.startswith(".") for part in relative.parts):
+            yield reader(file, relative.as_posix())
+
+
+def read_documents(path: Path, fields: Fields | None = None) -> list[Document]:
+    """Every document at `path`, by its kind: a folder holding corpus.jsonl is a BEIR directory, another folder
+    one document per file, a file is read by its extension. Ids are unique; an empty result is an error."""
+    fields = fields or Fields()
+    if path.is_dir():
+        if (path / "corpus.jsonl").is_file():
+            return load_corpus(path / "corpus.jsonl")
+        docs = list(folder_documents(path))
+        if not docs:
+            rows = sorted(p.name for p in path.iterdir() if p.suffix.lower() in ROW_DOCUMENTS)
+            hint = f" (to index {rows[0]}, give its path)" if rows else ""
+            raise DatasetError(f"{path}: no .txt, .md, .html or .pdf files in this folder{hint}; "
+                               f"earlyrank indexes {ACCEPTED}")
+        return docs
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
+    suffix = path.suffix.lower()
+    if suffix in FILE_DOCUMENTS:
+        return [FILE_DOCUMENTS[suffix](path, path.name)]
+    if suffix not in ROW_DOCUMENTS:
+        raise DatasetError(f"{path}: cannot index a '{suffix or path.name}' file; earlyrank indexes {ACCEPTED}")
+    docs = list(ROW_DOCUMENTS[suffix](path, fields))
+    if not docs:
+        raise DatasetError(f"{path}: no documents in the file")
+    return docs
