@@ -18,6 +18,12 @@ Mode = Annotated[str, typer.Option("--mode", "-m", help="Recall mode: bm25, dens
 RayAddress = Annotated[str | None, typer.Option("--ray", metavar="ADDRESS", help=(
     "Run on Ray (the 'ray' extra): 'local' for a cluster on this machine, or a cluster's address."))]
 RayWorkers = Annotated[int, typer.Option("--ray-workers", help="Ray actors, one CPU each.")]
+TextField = Annotated[str, typer.Option("--text-field", help="JSON or CSV input: the field holding the text.")]
+IdField = Annotated[str | None, typer.Option("--id-field", help=(
+    "JSON or CSV input: the field holding the id (default: _id, else id). Rows without one get an id made "
+    "from their text, the same on every run."))]
+TitleField = Annotated[str | None, typer.Option("--title-field", help=(
+    "JSON or CSV input: the field holding the title (default: title, if there is one)."))]
 Backend = Annotated[str | None, typer.Option(
     help="Cross-encoder backend: auto (torch-bf16 on a CPU with bf16, else torch-fp32), torch-fp32, torch-bf16, "
          "onnx-fp32 or onnx-int8. Default: EARLYRANK_BACKEND, else auto.")]
@@ -140,6 +146,6 @@ def hits_table(hits, docs_of, width: int = 90) -> str:
 
 def hit_json(hit, doc) -> dict:
     return {"rank": hit.rank, "doc_id": hit.doc_id, "score": hit.score, "stage_scores": hit.stage_scores,
-            "title": doc.title, "text": doc.text}
+            "title": doc.title, "text": doc.text, "metadata": doc.metadata}
 
 

@@ -11,9 +11,12 @@ import typer
 
 from earlyrank.cli.common import (
     DEFAULT_INDEX,
+    IdField,
     Mode,
     RayAddress,
     RayWorkers,
+    TextField,
+    TitleField,
     app,
     check_query,
     check_ray,
@@ -29,26 +32,30 @@ from earlyrank.engine.datasets import DEFAULT_CORPUS
 
 @app.command()
 def index(
-    corpus: Annotated[Path, typer.Argument(help="A BEIR-layout directory (corpus.jsonl).")] = DEFAULT_CORPUS,
+    corpus: Annotated[Path, typer.Argument(help=(
+        "A BEIR directory (corpus.jsonl); a .jsonl, .json, .csv or .tsv file with a text field; or a folder "
+        "of .txt, .md, .html and .pdf files, one document each."))] = DEFAULT_CORPUS,
     out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to create or replace.")] = DEFAULT_INDEX,
     bm25: Annotated[bool, typer.Option("--bm25", help="Build the BM25 part.")] = False,
     dense: Annotated[bool, typer.Option("--dense", help="Build the dense part.")] = False,
     hnsw: Annotated[bool, typer.Option("--hnsw", help="Approximate (HNSW) dense index instead of exact.")] = False,
+    text_field: TextField = "text",
+    id_field: IdField = None,
+    title_field: TitleField = None,
     ray: RayAddress = None,
     ray_workers: RayWorkers = 2,
 ) -> None:
     """Build an index of CORPUS (both parts unless --bm25 or --dense picks one), replacing OUT atomically."""
-    from earlyrank.engine.datasets import DatasetError, load_corpus
+    from earlyrank.indexes.corpus import DatasetError
     from earlyrank.indexes.dense import DenseParams, encode
+    from earlyrank.indexes.document_files import Fields, read_documents
     from earlyrank.indexes.store import IndexStoreError, build_index
 
-    if not corpus.is_dir():
-        fail(f"{corpus}: no such corpus directory")
     check_ray(ray, ray_workers)
     if ray is not None:
         from earlyrank.indexes.ray_build import RayDenseEncoder
     try:
-        docs = load_corpus(corpus / "corpus.jsonl")
+        docs = read_documents(corpus, Fields(text=text_field, id=id_field, title=title_field))
         both = not (bm25 or dense)
         build_index(docs, out, bm25=bm25 or both, dense=dense or both, corpus_name=corpus.name,
                     dense_params=DenseParams(index="hnsw" if hnsw else "flat"),

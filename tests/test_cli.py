@@ -47,7 +47,7 @@ def test_missing_index_and_corpus(tmp_path):
     result = runner.invoke(app, ["search", "x", "--index", str(tmp_path / "nope"), "--mode", "bm25"])
     assert result.exit_code == 2 and "no index here; rebuild it with: earlyrank index" in result.output
     result = runner.invoke(app, ["index", str(tmp_path / "nothing"), "--out", str(tmp_path / "i")])
-    assert result.exit_code == 2 and "no such corpus directory" in result.output
+    assert result.exit_code == 2 and "no such file or folder" in result.output
 
 
 def test_help_explains_every_command():

@@ -1,0 +1,137 @@
+"""`earlyrank index PATH` on what users have: JSON lines, JSON, CSV, TSV and a folder of .txt, .md, .html and
+.pdf files (fixtures in tests/data/formats), each indexed with BM25 only and then searched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from earlyrank.cli import app
+from earlyrank.indexes.document_files import content_id
+from earlyrank.indexes.store import load_index, write_docs
+from earlyrank.indexes.types import Document
+
+FORMATS = Path(__file__).parent / "data" / "formats"
+TSV_FIELDS = ["--text-field", "body", "--id-field", "question_id", "--title-field", "headline"]
+runner = CliRunner()
+
+
+def index(path: Path, out: Path, *options: str) -> str:
+    result = runner.invoke(app, ["index", str(path), "--out", str(out), "--bm25", *options])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def search(out: Path, query: str) -> list[dict]:
+    result = runner.invoke(app, ["search", query, "--index", str(out), "--mode", "bm25", "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+@pytest.mark.parametrize(("name", "options", "count", "query", "doc_id", "title"), [
+    ("faq.jsonl", [], 4, "kettle warranty against defects", "warranty", "Warranty"),
+    ("faq.json", [], 3, "descale with vinegar", "1", "Descaling"),
+    ("faq.csv", [], 3, "how long does delivery to Norway take", "ship-2", "International delivery"),
+    ("faq.tsv", TSV_FIELDS, 2, "reset a lost password", "q1", "Lost password"),
+    ("docs", [], 4, "flush the espresso machine", "guide/cleaning.html", "Cleaning the espresso machine"),
+    ("docs", [], 4, "returns with the receipt", "returns.pdf", "returns"),
+    ("docs", [], 4, "student discount", "students.md", "students"),
+    ("docs", [], 4, "loyalty points credited", "loyalty.txt", "loyalty"),
+])
+def test_each_format_is_indexed_and_searched(tmp_path, name, options, count, query, doc_id, title):
+    assert f"indexed {count} documents" in index(FORMATS / name, tmp_path / "idx", *options)
+    best = search(tmp_path / "idx", query)[0]
+    assert (best["doc_id"], best["title"]) == (doc_id, title)
+
+
+def test_html_keeps_the_visible_text_only(tmp_path):
+    index(FORMATS / "docs", tmp_path / "idx")
+    cleaning = load_index(tmp_path / "idx").doc("guide/cleaning.html")
+    assert cleaning.text == "Cleaning Flush the espresso machine with clean water after every use."
+
+
+def test_generated_ids_are_stable_across_runs(tmp_path):
+    index(FORMATS / "faq.jsonl", tmp_path / "a")
+    index(FORMATS / "faq.jsonl", tmp_path / "b")
+    first, second = ([d.id for d in load_index(tmp_path / run).docs] for run in "ab")
+    assert first == second
+    assert first[0] == content_id("", "Refunds are paid back to the original card within five business days.")
+    assert first[1] == content_id("Shipping", "Orders ship from our Rotterdam warehouse within two days.")
+    assert first[2] == "warranty" and len(first[0]) == 16
+    assert search(tmp_path / "a", "refunds to the original card")[0]["doc_id"] == first[0]
+
+
+def test_metadata_survives_the_index(tmp_path):
+    index(FORMATS / "faq.jsonl", tmp_path / "jsonl")
+    docs = load_index(tmp_path / "jsonl").docs
+    assert [d.metadata for d in docs] == [{"category": "billing"}, {"category": "delivery"},
+                                          {"category": "support"},
+                                          {"category": "billing", "tags": ["cards", "checkout"]}]
+    index(FORMATS / "faq.json", tmp_path / "json")
+    best = search(tmp_path / "json", "blender jar dishwasher")[0]
+    assert best["doc_id"] == "3" and best["metadata"] == {"product": "blender", "verified": True}
+    index(FORMATS / "faq.tsv", tmp_path / "tsv", *TSV_FIELDS)
+    assert load_index(tmp_path / "tsv").doc("q2").metadata == {"section": "account"}
+
+
+def test_documents_without_metadata_are_written_as_before(tmp_path):
+    write_docs(tmp_path / "docs.jsonl", [Document("d1", "text", "title"), Document("d2", "x", metadata={"a": 1})])
+    assert (tmp_path / "docs.jsonl").read_text().splitlines() == [
+        '{"_id": "d1", "title": "title", "text": "text"}',
+        '{"_id": "d2", "title": "", "text": "x", "metadata": {"a": 1}}']
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("bad.jsonl", '{"text": "a"}\n\n{"text": "   ", "_id": "x"}\n', "bad.jsonl:3: field 'text' is empty"),
+    ("bad.jsonl", '{"text": "a"}\n{"body": "b"}\n', "bad.jsonl:2: field 'text' is missing"),
+    ("bad.jsonl", '{"text": "a"}\n{"text": "b"\n', "bad.jsonl:2: not valid JSON"),
+    ("bad.jsonl", b'{"text": "a"}\n{"text": "\xff"}\n', "bad.jsonl:2: not UTF-8 text (byte 0xff)"),
+    ("bad.jsonl", '{"text": "same"}\n{"text": "same"}\n',
+     f"bad.jsonl:2: duplicate title and text (generated id {content_id('', 'same')!r}), first on line 1"),
+    ("bad.json", '[\n  {"text": "a"},\n  {"text": "b"},\n  {"id": 4, "title": "t"}\n]',
+     "bad.json:4: field 'text' is missing"),
+    ("bad.json", '[{"id": 1, "text": "a"},\n {"id": "1", "text": "b"}]',
+     "bad.json:2: duplicate document id '1', first on line 1"),
+    ("bad.json", '[{"text": "a"},\n {"text": 7}]', "bad.json:2: field 'text' must be a string, got int"),
+    ("bad.json", '[{"text": "a"}\n {"text": "b"}]', "bad.json:2: not valid JSON (expected ',' or ']')"),
+    ("bad.csv", 'id,text\n1,a\n2,\n', "bad.csv:3: field 'text' is empty"),
+    ("bad.csv", 'id,body\n1,a\n', "bad.csv:1: field 'text' is not a column of the header (id, body); "
+                                  "name the column with --text-field"),
+    ("bad.csv", 'id,text\n1,ok\n2,"b"x\n', "bad.csv:3: not valid CSV (',' expected after '\"')"),
+    ("bad.tsv", 'id\ttext\ttitle\n1\ta\tA\n2\tb\n', "bad.tsv:3: 2 values, the header names 3 columns"),
+    ("bad.tsv", 'id\ttext\n1\ta\n1\tb\n', "bad.tsv:3: duplicate document id '1', first on line 2"),
+])
+def test_a_bad_row_is_refused_with_its_file_and_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = runner.invoke(app, ["index", str(path), "--out", str(tmp_path / "idx"), "--bm25"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {tmp_path}/{message}") and result.output.count("\n") == 1
+    assert not (tmp_path / "idx").exists()
+
+
+@pytest.mark.parametrize(("files", "target", "message"), [
+    ({}, "", "no .txt, .md, .html or .pdf files in this folder; earlyrank indexes a BEIR directory"),
+    ({"faq.csv": "text\na\n"}, "", "no .txt, .md, .html or .pdf files in this folder (to index faq.csv, give "
+                                    "its path)"),
+    ({"sheet.xlsx": "x"}, "sheet.xlsx", "sheet.xlsx: cannot index a '.xlsx' file; earlyrank indexes a BEIR "
+                                        "directory (corpus.jsonl), a .jsonl, .json, .csv or .tsv file, or a folder"),
+    ({"a.txt": "a", "b.txt": " \n"}, "", "b.txt: no text in the file"),
+    ({"a.pdf": "%PDF-1.4 not really"}, "", "a.pdf: not a readable PDF"),
+    ({"a.md": b"ok\n\xc3("}, "", "a.md:2: not UTF-8 text (byte 0xc3)"),
+    ({"empty.csv": ""}, "empty.csv", "empty.csv:1: no header row naming the columns"),
+    ({"none.json": "[]"}, "none.json", "none.json: no documents in the file"),
+    ({}, "missing.jsonl", "missing.jsonl: no such file or folder"),
+])
+def test_files_and_folders_that_cannot_be_indexed(tmp_path, files, target, message):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, content in files.items():
+        (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = runner.invoke(app, ["index", str(folder / target), "--out", str(tmp_path / "idx"), "--bm25"])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith(f"error: {folder / target}".rstrip("/")) and message in result.output
