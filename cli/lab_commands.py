@@ -225,9 +225,21 @@ def fit_fusion(
 ) -> None:
     """Learn the final score from every signal (logit, dense cosine, BM25, recall rank) on the dev splits of
     DATA, pooled; store it with its stopping setting and a per-signal report in MODEL/fusion.json."""
+    import numpy as np
+
     from earlyrank.engine.corpora import dataset_index
     from earlyrank.engine.datasets import load_dataset
-    from earlyrank.engine.fusion_training import choose_stopping, fit, query_features, signal_report, write_fusion
+    from earlyrank.engine.fusion import FEATURES
+    from earlyrank.engine.fusion_training import (
+        choose_stopping,
+        cross_validated,
+        fit,
+        kept_features,
+        ndcg_per_query,
+        query_features,
+        signal_report,
+        write_fusion,
+    )
     from earlyrank.engine.operating_point import load_operating_point
 
     dev = dev_scores(data, model, depth, limit, backend)
@@ -235,10 +247,20 @@ def fit_fusion(
             for d, s in zip(data, dev, strict=True)]
     qrels = [s.qrels for s in dev]
     calibration = load_calibration(model)
-    fusion = fit(sets)
+    names = [s.name for s in dev]
+    report = signal_report(sets, qrels, names, calibration, load_operating_point(model)[1])
+    keep = kept_features(report, names)
+    if "logit" not in keep:
+        fail(f"on these dev sets the logit does not help the fusion (kept: {', '.join(keep) or 'nothing'}); "
+             f"nothing written")
+    if keep != FEATURES:
+        report["fusion, kept features (cross-validated)"] = {
+            n: float(np.mean(list(ndcg_per_query(queries, judged, scores).values())))
+            for n, queries, judged, scores in zip(names, sets, qrels, cross_validated(sets, keep), strict=True)}
+    report["kept features"] = dict.fromkeys(keep, 1.0)
+    fusion = fit(sets, keep)
     stopping = choose_stopping(fusion, sets, qrels, calibration)
-    report = signal_report(sets, qrels, [s.name for s in dev], calibration, load_operating_point(model)[1])
-    path = write_fusion(model, fusion, stopping, report, [s.name for s in dev])
+    path = write_fusion(model, fusion, stopping, report, names)
     for name, values in report.items():
         typer.echo(f"{name:<32} " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
     typer.echo(f"stopping: k {stopping['k']}, margin {stopping['margin']}, first chunk {stopping['first_chunk']}: "

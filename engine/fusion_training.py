@@ -192,6 +192,15 @@ def signal_report(sets: Sequence[Sequence[QueryFeatures]], qrels: Sequence[dict]
     return report
 
 
+def kept_features(report: dict, names: Sequence[str]) -> tuple[str, ...]:
+    """The features whose removal lowers the mean cross-validated nDCG@10 (the adoption rule's third point)."""
+    def mean(row: str) -> float:
+        return float(np.mean([report[row][n] for n in names]))
+
+    full = mean("fusion (cross-validated)")
+    return tuple(f for f in FEATURES if mean(f"fusion without {f}") < full)
+
+
 def write_fusion(model_dir: Path, fusion: Fusion, stopping: dict, report: dict, dev_sets: list[str]) -> Path:
     path = model_dir / FUSION
     path.write_text(json.dumps({"fusion": fusion.as_dict(), "stopping": stopping, "dev_sets": dev_sets,

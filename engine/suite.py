@@ -90,16 +90,23 @@ def ece_of(queries: list[QueryFeatures], probabilities: list[np.ndarray], level:
     return expected_calibration_error(np.concatenate(probabilities), labels)
 
 
-def rerank_rows(features: list[QueryFeatures], scored, calibration: Calibration, blend: float,
+SHIPPED_POINT = "rerank: shipped operating point"
+FUSION_POINT = "fusion: operating point"
+
+
+def rerank_rows(features: list[QueryFeatures], scored, calibration: Calibration, blend: float, policy,
                 fusion: Fusion | None, stop: BoundStop | None) -> dict[str, dict]:
-    """{row name: {"run", "pairs", "probabilities"}} of each reranking configuration on the candidates."""
+    """{row name: {"run", "pairs", "probabilities"}} of each reranking configuration on the candidates;
+    `policy` is the stopping policy `earlyrank tune` stored with the model."""
     n = np.asarray([len(q.doc_ids) for q in features], dtype=float)
     rows: dict[str, dict] = {}
-    for name, weight in (("rerank: shipped blend", blend), ("rerank: cross-encoder alone", 0.0)):
-        results, pairs, _ = replay(scored, FullRerank(depth=max(len(sq.candidates) for sq in scored), chunk=16),
-                                   calibration, weight)
+    full = FullRerank(depth=max(len(sq.candidates) for sq in scored), chunk=16)
+    for name, weight, rule in (("rerank: shipped blend, full", blend, full),
+                               ("rerank: cross-encoder alone, full", 0.0, full), (SHIPPED_POINT, blend, policy)):
+        results, pairs, _ = replay(scored, rule, calibration, weight)
         rows[name] = {"run": run_from_hits(results), "pairs": pairs,
-                      "probabilities": [calibration.confidence(q.logits) for q in features]}
+                      "probabilities": [calibration.confidence(q.logits) for q in features]
+                      if rule is full else None}
     rows["dense cosine alone (no model call)"] = {"run": ranked_run(features, [q.signals.cosine for q in features]),
                                                   "pairs": np.zeros(len(features)), "probabilities": None}
     if fusion is not None:
@@ -108,12 +115,12 @@ def rerank_rows(features: list[QueryFeatures], scored, calibration: Calibration,
                                 "probabilities": [Fusion.probability(x) for x in log_odds]}
         if stop is not None:
             run, pairs = replay_fused(fusion, stop, features, calibration)
-            rows["fusion: operating point (default)"] = {"run": run, "pairs": pairs, "probabilities": None}
+            rows[FUSION_POINT] = {"run": run, "pairs": pairs, "probabilities": None}
     return rows
 
 
 def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion | None, stop: BoundStop | None,
-            blend: float, sources: tuple[str, ...]) -> dict:
+            blend: float, policy, sources: tuple[str, ...]) -> dict:
     """Every row of one data set, as a JSON-ready record."""
     from earlyrank.engine.corpora import dataset_index
     from earlyrank.engine.datasets import load_dataset
@@ -137,7 +144,7 @@ def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion 
         features = query_features(index, data.scored, qrels)
         label = f"{run_file.stem} top-{spec.depth}" if source == "run" and run_file else f"hybrid top-{spec.depth}"
         full_pairs = float(np.mean([len(q.doc_ids) for q in features]))
-        for name, r in rerank_rows(features, data.scored, scorer.calibration, blend, fusion, stop).items():
+        for name, r in rerank_rows(features, data.scored, scorer.calibration, blend, policy, fusion, stop).items():
             per_query = per_query_ndcg(qrels, r["run"])
             rows.append({
                 "config": name, "candidates": label, **metrics(qrels, r["run"], spec.relevance_level),
@@ -162,10 +169,11 @@ def run_suite(root: Path, model_dir: Path, out: Path, backend: str | None = None
 
     started = time.time()
     scorer = CrossEncoder.load(model_dir, backend=backend)
-    blend = load_operating_point(model_dir)[1]
+    policy, blend = load_operating_point(model_dir)
     fusion, stop = load_fusion(model_dir)
-    records = [run_set(spec, root, model_dir, scorer, fusion, stop, blend, sources) for spec in sets]
+    records = [run_set(spec, root, model_dir, scorer, fusion, stop, blend, policy, sources) for spec in sets]
     record = {"command": " ".join(sys.argv), "git_commit": git_commit(), "machine": machine(),
+              "default": FUSION_POINT if fusion else SHIPPED_POINT,
               "model": scorer.identity(), "blend": blend, "fusion": fusion.as_dict() if fusion else None,
               "fusion_stop": asdict(stop) if stop else None, "sets": records, "seconds": time.time() - started,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -185,6 +193,7 @@ def suite_table(record: dict) -> str:
             delta = f"{test['mean_diff']:+.4f} ({test['p_value']:.2g})" if test else ""
             ece = f"{r['ece']:.3f}" if r.get("ece") is not None else ""
             share = f"{r['share_of_full']:.1%}" if "share_of_full" in r else ""
-            lines.append(f"| {s['set']['name']} | {r['config']} | {r['candidates']} | {r['nDCG@10']:.4f} | "
+            name = r["config"] + (" **(default)**" if r["config"] == record.get("default") else "")
+            lines.append(f"| {s['set']['name']} | {name} | {r['candidates']} | {r['nDCG@10']:.4f} | "
                          f"{r['RR@10']:.4f} | {r['P@1']:.4f} | {r['pairs_mean']:.1f} | {share} | {ece} | {delta} |")
     return "\n".join(lines) + "\n"

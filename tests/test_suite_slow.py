@@ -35,15 +35,16 @@ def test_the_suite_scores_every_configuration_and_records_how(tiny_dir, tmp_path
     rows = {(r["config"], r["candidates"]): r for r in tiny["rows"]}
     assert {"recall: bm25", "recall: dense", "recall: hybrid", "recall: bm25 (given run)"} <= {c for c, _ in rows}
     for candidates in ("bm25 top-5", "hybrid top-5"):
-        for config in ("rerank: shipped blend", "rerank: cross-encoder alone", "dense cosine alone (no model call)",
-                       "fusion: full", "fusion: operating point (default)"):
+        for config in ("rerank: shipped blend, full", "rerank: shipped operating point",
+                       "rerank: cross-encoder alone, full", "dense cosine alone (no model call)", "fusion: full",
+                       "fusion: operating point"):
             row = rows[(config, candidates)]
             assert 0.0 <= row["nDCG@10"] <= 1.0 and "p_value" in row["vs_best_recall"]
-    full, point = rows[("fusion: full", "hybrid top-5")], rows[("fusion: operating point (default)", "hybrid top-5")]
+    full, point = rows[("fusion: full", "hybrid top-5")], rows[("fusion: operating point", "hybrid top-5")]
     assert point["pairs_mean"] <= full["pairs_mean"] == 5.0
     assert 0.0 <= full["ece"] <= 1.0
     # the run lists 2 passages for q1, 1 for q2 and none for the third judged query: every one is scored
-    assert rows[("rerank: shipped blend", "bm25 top-5")]["pairs_mean"] == pytest.approx((2 + 1 + 0) / 3)
-    assert record["git_commit"] and record["machine"]["cores"] and "fusion" in record
+    assert rows[("rerank: shipped blend, full", "bm25 top-5")]["pairs_mean"] == pytest.approx((2 + 1 + 0) / 3)
+    assert record["git_commit"] and record["machine"]["cores"] and record["default"] == "fusion: operating point"
     table = (tmp_path / "out" / "suite.md").read_text()
     assert table.count("| tiny |") == len(tiny["rows"])
