@@ -150,18 +150,26 @@ def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if previous is not None and previous != final:
-        shutil.rmtree(previous, ignore_errors=True)
+    if previous is not None and previous != final and previous.is_dir():
+        os.utime(previous)  # its mtime now says when it was superseded: readers may still be opening it
     _remove_leftovers(out)
     return out
 
 
-def _remove_leftovers(out: Path) -> None:
-    """Delete temporary and superseded directories that earlier, interrupted builds left beside `out`."""
+# A superseded version stays this long after its swap: a reader that resolved the link just before the swap
+# is still opening its files (loading takes seconds; once loaded, an index no longer reads them).
+SUPERSEDED_GRACE_SECONDS = 600.0
+
+
+def _remove_leftovers(out: Path, grace: float | None = None) -> None:
+    """Delete temporary directories of interrupted builds beside `out`, and versions superseded more than
+    `grace` seconds ago (default `SUPERSEDED_GRACE_SECONDS`; a version's mtime is set when it is superseded)."""
     live = out.resolve()
+    cutoff = time.time() - (SUPERSEDED_GRACE_SECONDS if grace is None else grace)
     for sibling in out.parent.glob(f"*{out.name}.*"):
+        superseded = sibling.name.startswith(f"{out.name}.v-") and sibling != live
         stale = sibling.name.startswith((f".{out.name}.tmp-", f".{out.name}.link-")) or (
-            sibling.name.startswith(f"{out.name}.v-") and sibling != live)
+            superseded and sibling.lstat().st_mtime < cutoff)
         if stale:
             if sibling.is_symlink() or sibling.is_file():
                 sibling.unlink(missing_ok=True)

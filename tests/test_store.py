@@ -5,10 +5,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
 from earlyrank.engine.datasets import load_corpus
+from earlyrank.indexes import store
 from earlyrank.indexes.bm25 import BM25Index
 from earlyrank.indexes.store import IndexStoreError, build_index, load_index
 from earlyrank.indexes.types import Document
@@ -53,12 +55,46 @@ def test_refuses_to_replace_a_plain_directory(tiny_dir, tmp_path):
         build_index(_docs(tiny_dir), tmp_path / "data", dense=False, progress=False)
 
 
-def test_rebuild_replaces_and_cleans_old_version(tiny_dir, tmp_path):
+def test_rebuild_keeps_the_old_version_for_readers_then_cleans_it(tiny_dir, tmp_path):
     docs = _docs(tiny_dir)
     out = build_index(docs, tmp_path / "idx", dense=False, progress=False)
     first = out.resolve()
     build_index(docs[:5], out, dense=False, progress=False)
-    assert len(load_index(out).docs) == 5 and not first.exists()
+    assert len(load_index(out).docs) == 5
+    assert len(load_index(first).docs) == len(docs)  # a reader that resolved the link before the swap
+    old = first.stat().st_mtime - store.SUPERSEDED_GRACE_SECONDS - 1
+    os.utime(first, (old, old))  # superseded longer ago than the grace period
+    second = out.resolve()
+    build_index(docs[:4], out, dense=False, progress=False)
+    assert not first.exists() and second.exists() and len(load_index(out).docs) == 4
+
+
+def test_readers_never_fail_while_the_index_is_rebuilt(tiny_dir, tmp_path):
+    """Readers once failed (FileNotFoundError, or 'no index here') when a build deleted the version they had
+    just resolved."""
+    docs = _docs(tiny_dir)
+    out = build_index(docs, tmp_path / "idx", dense=False, progress=False)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                assert len(load_index(out).docs) in (len(docs), len(docs) - 1)
+            except BaseException as e:  # noqa: BLE001 - every failure counts
+                errors.append(e)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for r in readers:
+        r.start()
+    try:
+        for i in range(40):
+            build_index(docs[:len(docs) - i % 2], out, dense=False, progress=False)
+    finally:
+        done.set()
+        for r in readers:
+            r.join()
+    assert errors == []
 
 
 CRASH_SCRIPT = textwrap.dedent("""
