@@ -94,6 +94,9 @@ def bench(
         "as a search backend would."))] = None,
     relevance_level: Annotated[int, typer.Option(min=1, help=(
         "With --run: binary measures (RR, P@1) count grade >= this as relevant (2 for TREC DL)."))] = 1,
+    fusion: Annotated[Path | None, typer.Option("--fusion", help=(
+        "With --suite or --run: also report the fusion stored in this model directory (fit-fusion's output), "
+        "beside MODEL's own configuration."))] = None,
     model: ModelDir = DEFAULT_MODEL,
     split: Annotated[str, typer.Option(help="Split to report on (test; dev is the held-out part of train).")] = "test",
     depth: Annotated[int, typer.Option(help="Hybrid candidates the reranker may score.")] = 100,
@@ -119,7 +122,7 @@ def bench(
         from earlyrank.engine.suite import SUITE, run_suite
 
         check_data([datasets / s.name for s in SUITE])
-        record = run_suite(datasets, model, out, backend)
+        record = run_suite(datasets, model, out, backend, fusion_model=fusion)
         typer.echo((out / "suite.md").read_text())
         typer.echo(f"wrote {out / 'suite.json'} in {record['seconds']:.0f} s")
         return
@@ -134,7 +137,7 @@ def bench(
             fail(f"--run {run}: give one --data and a run file inside it (or an absolute path)")
         spec = SuiteSet(dirs[0].name, depth=depth, run=str(run), relevance_level=relevance_level)
         stem = f"{dirs[0].name}-{run.stem}"
-        run_suite(dirs[0].parent, model, out, backend, (spec,), ("run",), stem)
+        run_suite(dirs[0].parent, model, out, backend, (spec,), ("run",), stem, fusion)
         typer.echo((out / f"{stem}.md").read_text())
         return
     check_ray(ray, ray_workers)

@@ -158,10 +158,12 @@ def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion 
 
 def run_suite(root: Path, model_dir: Path, out: Path, backend: str | None = None,
               sets: tuple[SuiteSet, ...] = SUITE, sources: tuple[str, ...] = ("run", "hybrid"),
-              stem: str = "suite") -> dict:
+              stem: str = "suite", fusion_model: Path | None = None) -> dict:
     """Run the suite over `sets` under `root`; write ``<stem>.json`` and ``<stem>.md`` into `out`.
 
     `sources` are the candidate lists reranked: ``run`` (a set's own run, where it has one) and ``hybrid``.
+    The fusion rows use the fusion stored with `fusion_model` (a model directory) if given, else the model's
+    own; the default configuration is the model's own (its fusion if it has one).
     """
     from earlyrank.engine.cross_encoder import CrossEncoder
     from earlyrank.engine.operating_point import load_operating_point
@@ -170,10 +172,11 @@ def run_suite(root: Path, model_dir: Path, out: Path, backend: str | None = None
     started = time.time()
     scorer = CrossEncoder.load(model_dir, backend=backend)
     policy, blend = load_operating_point(model_dir)
-    fusion, stop = load_fusion(model_dir)
+    own_fusion = load_fusion(model_dir)[0]
+    fusion, stop = load_fusion(fusion_model or model_dir)
     records = [run_set(spec, root, model_dir, scorer, fusion, stop, blend, policy, sources) for spec in sets]
     record = {"command": " ".join(sys.argv), "git_commit": git_commit(), "machine": machine(),
-              "default": FUSION_POINT if fusion else SHIPPED_POINT,
+              "default": FUSION_POINT if own_fusion else SHIPPED_POINT,
               "model": scorer.identity(), "blend": blend, "fusion": fusion.as_dict() if fusion else None,
               "fusion_stop": asdict(stop) if stop else None, "sets": records, "seconds": time.time() - started,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
