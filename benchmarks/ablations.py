@@ -31,7 +31,7 @@ from earlyrank.engine.datasets import load_dataset
 from earlyrank.engine.evaluation import evaluate_run
 from earlyrank.engine.model_files import CARD
 from earlyrank.engine.training import TrainParams, train
-from earlyrank.engine.training_data import DevSet, Group, labelled_groups, self_supervised_groups, split_dev
+from earlyrank.engine.training_data import DevCandidates, Group, labelled_groups, self_supervised_groups, split_dev
 from earlyrank.indexes.dense import default_model_path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -81,12 +81,12 @@ def build_groups(variant: Variant, data: dict, seed: int) -> list[Group]:
     return groups
 
 
-def dev_sets(data: dict, depth: int) -> dict[str, DevSet]:
+def dev_sets(data: dict, depth: int) -> dict[str, DevCandidates]:
     """Each data set's held-out train queries with their hybrid top `depth` (the recall order is kept)."""
     sets = {}
     for name, (dataset, index, _, _) in data.items():
         queries, qrels = dataset.split("train")
-        dev = DevSet()
+        dev = DevCandidates()
         retriever = index.retriever("hybrid")
         for query in split_dev(queries, qrels, 100, 13)[1]:
             hits = retriever.search(query.text, depth)
@@ -96,13 +96,13 @@ def dev_sets(data: dict, depth: int) -> dict[str, DevSet]:
     return sets
 
 
-def per_query(dev: DevSet, scores: list[np.ndarray]) -> dict[str, dict[str, float]]:
+def per_query(dev: DevCandidates, scores: list[np.ndarray]) -> dict[str, dict[str, float]]:
     run = {qid: {doc_id: float(s) for (doc_id, _), s in zip(cands, sc, strict=True)}
            for (qid, _, cands), sc in zip(dev.items, scores, strict=True)}
     return evaluate_run(dev.qrels, run, MEASURES, per_query=True)
 
 
-def score_dev(model_dir: Path, devs: dict[str, DevSet]) -> dict:
+def score_dev(model_dir: Path, devs: dict[str, DevCandidates]) -> dict:
     from earlyrank.engine.cross_encoder import CrossEncoder
 
     scorer = CrossEncoder.load(model_dir, max_length=192)
@@ -110,7 +110,7 @@ def score_dev(model_dir: Path, devs: dict[str, DevSet]) -> dict:
             for name, dev in devs.items()}
 
 
-def recall_order(devs: dict[str, DevSet]) -> dict:
+def recall_order(devs: dict[str, DevCandidates]) -> dict:
     return {name: per_query(dev, [-np.arange(len(c), dtype=float) for _, _, c in dev.items])
             for name, dev in devs.items()}
 
@@ -176,7 +176,7 @@ def main() -> None:
                                  seed=args.seed, base_model=str(default_model_path()))
             print(f"{variant.name}: {len(groups)} groups, {steps} steps", flush=True)
             started = time.time()
-            card = train(groups, DevSet(), out, params)
+            card = train(groups, DevCandidates(), out, params)
             shutil.rmtree(out.parent / f".{out.name}.checkpoint", ignore_errors=True)
             done = {"what": variant.what, "groups": len(groups), "groups_by_source": card["groups_by_source"],
                     "steps": card["steps"], "train_minutes": (time.time() - started) / 60,

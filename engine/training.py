@@ -20,7 +20,7 @@ import numpy as np
 
 from earlyrank.engine.model_files import CARD
 from earlyrank.engine.training_data import (
-    DevSet,
+    DevCandidates,
     Group,
     best_windows,
     check_choice,
@@ -83,7 +83,7 @@ def group_loss(logits, loss: str):
     return {"listwise": listwise, "pointwise": pointwise, "mixed": listwise + pointwise}[loss]
 
 
-def dev_ndcg(scorer, dev: DevSet) -> float:
+def dev_ndcg(scorer, dev: DevCandidates) -> float:
     """nDCG@10 of the reranked dev candidates (reranker score alone)."""
     from earlyrank.engine.evaluation import evaluate_run
 
@@ -94,7 +94,7 @@ def dev_ndcg(scorer, dev: DevSet) -> float:
     return evaluate_run(dev.qrels, run)["nDCG@10"]
 
 
-def train(groups: list[Group], dev: DevSet, out: Path, params: TrainParams, progress: bool = True) -> dict:
+def train(groups: list[Group], dev: DevCandidates, out: Path, params: TrainParams, progress: bool = True) -> dict:
     """Train on `groups`, select on `dev`, write the best model to `out`; returns the training card."""
     from earlyrank.indexes.torch_runtime import configure_torch
 

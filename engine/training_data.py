@@ -21,7 +21,7 @@ from earlyrank.indexes.types import Document, Query
 
 
 @dataclass
-class DevSet:
+class DevCandidates:
     """Dev queries with hybrid candidates, for model selection: (query, [(doc_id, text)], qrels)."""
 
     items: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
@@ -193,7 +193,7 @@ def build_training_set(datasets: list[tuple[Dataset, LoadedIndex]], *, dev_queri
     """
     rng = random.Random(seed)
     groups: list[Group] = []
-    dev = DevSet()
+    dev = DevCandidates()
     for dataset, index in datasets:
         queries, qrels = dataset.split("train")
         train_queries, dev_part = split_dev(queries, qrels, dev_queries, seed, dev_titles(dataset, dev_split))

@@ -23,7 +23,9 @@ from earlyrank.engine.stopping import FullRerank, RankPrior, ResidualRisk, Thres
 
 
 @dataclass(frozen=True)
-class DevData:
+class ScoredSplit:
+    """A data set's split with each query's recall candidates and their cached logits, and its judgements."""
+
     name: str
     scored: list[ScoredQuery]
     qrels: dict
@@ -51,7 +53,7 @@ def split_queries(dataset, split: str, model_dir: Path):
 
 def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str = "hybrid",
                  depth: int = 100, limit: int = 0, progress: bool = True, ray_address: str | None = None,
-                 ray_workers: int = 2, run: Path | None = None) -> DevData:
+                 ray_workers: int = 2, run: Path | None = None) -> ScoredSplit:
     """Score `split`'s recall candidates (cached); with `ray_address` ("local" or a cluster) on Ray actors.
 
     With `run` (a TREC run file) the candidates are that run's top `depth` instead of recall's (mode
@@ -82,10 +84,10 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
                                  ray_workers, progress=progress)
     else:
         scored = score_split(queries, index, scorer, mode, depth, cache, progress, retriever)
-    return DevData(dataset.name, scored, qrels)
+    return ScoredSplit(dataset.name, scored, qrels)
 
 
-def calibrate(model_dir: Path, dev: list[DevData], plot: bool = True) -> dict:
+def calibrate(model_dir: Path, dev: list[ScoredSplit], plot: bool = True) -> dict:
     """Fit Platt scaling on the dev candidates of every data set; write it and a report into `model_dir`."""
     pairs = [labelled_pairs(d.scored, d.qrels) for d in dev]
     logits = np.concatenate([p[0] for p in pairs])
@@ -108,7 +110,7 @@ def calibrate(model_dir: Path, dev: list[DevData], plot: bool = True) -> dict:
     return report
 
 
-def mean_metrics(dev: list[DevData], results_by_set: list[dict]) -> dict[str, float]:
+def mean_metrics(dev: list[ScoredSplit], results_by_set: list[dict]) -> dict[str, float]:
     """nDCG@10 and RR@10 averaged over queries of all data sets."""
     from earlyrank.engine.evaluation import evaluate_run, run_from_hits
 
@@ -120,7 +122,7 @@ def mean_metrics(dev: list[DevData], results_by_set: list[dict]) -> dict[str, fl
     return {m: float(np.mean(v)) for m, v in per_query.items()}
 
 
-def fit_prior(dev: list[DevData], calibration: Calibration, depth: int) -> RankPrior:
+def fit_prior(dev: list[ScoredSplit], calibration: Calibration, depth: int) -> RankPrior:
     """How often a relevant passage sits at each recall rank, and the confidences of relevant/other ones."""
     at_rank = np.zeros(depth)
     relevant, other = [], []
@@ -163,7 +165,7 @@ def describe(policy) -> dict:
     return {"policy": policy.name, **params}
 
 
-def sweep(dev: list[DevData], calibration: Calibration, blend: float, grid: list) -> list[dict]:
+def sweep(dev: list[ScoredSplit], calibration: Calibration, blend: float, grid: list) -> list[dict]:
     rows = []
     for policy in grid:
         replays = [replay(d.scored, policy, calibration, blend) for d in dev]
@@ -174,7 +176,7 @@ def sweep(dev: list[DevData], calibration: Calibration, blend: float, grid: list
     return rows
 
 
-def tune(model_dir: Path, dev: list[DevData], max_loss: float = 0.01, depth: int = 100) -> dict:
+def tune(model_dir: Path, dev: list[ScoredSplit], max_loss: float = 0.01, depth: int = 100) -> dict:
     """Choose blend and stopping policy on dev; write `operating_point.json` into `model_dir`."""
     calibration = Calibration.load(model_dir / CALIBRATION)
     # Up to 1.0, which is plain recall order: on dev the chosen blend is never worse than recall alone.

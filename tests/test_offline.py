@@ -13,7 +13,7 @@ from earlyrank.engine.offline import labelled_pairs, replay, score_split
 from earlyrank.engine.operating_point import load_operating_point, policy_from
 from earlyrank.engine.rerank import rerank
 from earlyrank.engine.stopping import FullRerank, Threshold
-from earlyrank.engine.tuning import DevData, calibrate, fit_prior, tune
+from earlyrank.engine.tuning import ScoredSplit, calibrate, fit_prior, tune
 from earlyrank.indexes.store import build_index, load_index
 
 
@@ -52,12 +52,12 @@ def test_replay_equals_live_rerank(tiny, fake_scorer, tmp_path):
     assert pairs.tolist() == [2, 2, 2] and reasons == ["confident"] * 3
 
 
-def _dev(tiny, fake_scorer, tmp_path) -> list[DevData]:
+def _dev(tiny, fake_scorer, tmp_path) -> list[ScoredSplit]:
     ds, index = tiny
     queries = list(ds.queries.values())
     qrels = {**ds.qrels["train"], **ds.qrels["test"]}
     scored = score_split(queries, index, fake_scorer, "bm25", 6, tmp_path / "dev.jsonl", progress=False)
-    return [DevData("tiny", scored, qrels)]
+    return [ScoredSplit("tiny", scored, qrels)]
 
 
 def test_labelled_pairs_and_calibration(tiny, fake_scorer, tmp_path):

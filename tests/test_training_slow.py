@@ -9,7 +9,7 @@ import pytest
 
 from earlyrank.engine.cross_encoder import CrossEncoder
 from earlyrank.engine.training import TrainParams, train
-from earlyrank.engine.training_data import DevSet, Group
+from earlyrank.engine.training_data import DevCandidates, Group
 from earlyrank.indexes.dense import default_model_path
 
 pytestmark = pytest.mark.slow
@@ -23,9 +23,9 @@ def groups() -> list[Group]:
     return [Group(q, CAT, OTHERS, "hand") for q in questions]
 
 
-def dev() -> DevSet:
+def dev() -> DevCandidates:
     candidates = [("cat", CAT)] + [(f"o{i}", t) for i, t in enumerate(OTHERS)]
-    return DevSet([("d1", "Do cats hunt mice?", candidates)], {"d1": {"cat": 1}})
+    return DevCandidates([("d1", "Do cats hunt mice?", candidates)], {"d1": {"cat": 1}})
 
 
 def test_train_checkpoints_resumes_and_refuses_other_parameters(tmp_path):
