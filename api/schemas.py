@@ -8,16 +8,16 @@ Limits that depend on the settings (query length, candidate count) are checked b
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from earlyrank.engine.pipeline import Answer
 from earlyrank.engine.rerank import RerankResult, has_content
-from earlyrank.indexes.types import Document, Hit
+from earlyrank.indexes.types import Document, Hit, RecallMode
 
-Mode = Literal["bm25", "dense", "hybrid"]
+Mode = Annotated[RecallMode, Strict(False)]  # strict models still take the mode by its value
 
 
 def _has_content(text: str) -> str:

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from earlyrank.engine.backend_probe import BackendName
+from earlyrank.indexes.types import RecallMode
 
 
 class Settings(BaseSettings):
@@ -31,7 +32,7 @@ class Settings(BaseSettings):
 
     backend: Literal["auto"] | BackendName = Field(
         "auto", description="Cross-encoder backend; auto is torch-bf16 on a CPU with bf16 instructions, else fp32.")
-    mode: Literal["bm25", "dense", "hybrid"] = Field("hybrid", description="Default recall mode.")
+    mode: RecallMode = Field(RecallMode.HYBRID, description="Default recall mode.")
     depth: int = Field(100, ge=1, description="Default number of recalled candidates offered to the reranker.")
     top_k: int = Field(10, ge=1, description="Default number of hits returned.")
     threshold: float | None = Field(
