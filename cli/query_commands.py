@@ -212,9 +212,12 @@ def serve(
         index(DEFAULT_CORPUS, DEFAULT_INDEX, bm25=False, dense=False, hnsw=False)
     check_servable(settings.index_path, settings.model_path)
     base = f"http://{settings.host}:{settings.port}"
+    # The demo corpus's own question, or a placeholder for the user's documents.
+    question = ("How many points did the Panthers defense surrender?" if settings.index_path == DEFAULT_INDEX
+                else "YOUR QUESTION")
     typer.echo(f"earlyrank serving {settings.index_path} at {base}/  (docs: {base}/docs)\n"
                f"try: curl -s {base}/v1/answer -H 'content-type: application/json' "
-               f"-d '{{\"query\": \"How many points did the Panthers defense surrender?\"}}'")
+               f"-d '{{\"query\": \"{question}\"}}'")
     if settings.workers == 1:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, timeout_graceful_shutdown=30)
         return

@@ -46,6 +46,11 @@ class ContentGuard:
     def __init__(self, scorer: PairScorer):
         self.scorer: PairScorer = scorer.scorer if isinstance(scorer, ContentGuard) else scorer
 
+    def identity(self) -> dict:
+        """The wrapped scorer's identity (model name, path, calibration), or its class name."""
+        identity = getattr(self.scorer, "identity", None)
+        return identity() if callable(identity) else {"name": type(self.scorer).__name__}
+
     def score(self, query: str, passages: Sequence[str]) -> ScoredPairs:
         if not has_content(query):
             raise ValueError(f"the query {query!r} has no letter or digit; ask a question with words")

@@ -21,6 +21,7 @@ from earlyrank.api.app import create_app, get_pipeline
 from earlyrank.engine.calibration import sigmoid
 from earlyrank.engine.datasets import load_corpus
 from earlyrank.engine.pipeline import Pipeline
+from earlyrank.engine.rerank import ContentGuard
 from earlyrank.engine.scoring import ScoredPairs
 from earlyrank.engine.settings import Settings
 from earlyrank.engine.stopping import Threshold
@@ -358,6 +359,18 @@ def test_info_names_the_model_the_index_and_the_settings(client):
     assert info["index"]["documents"] == 12 and info["index"]["corpus"] == "tiny"
     assert set(info["index"]["parts"]) == {"bm25"} and "files" not in info["index"]
     assert info["settings"]["mode"] == "bm25" and info["settings"]["max_body_bytes"] == 1 << 20
+
+
+def test_info_names_the_model_behind_the_served_wrappers(tiny_index):
+    """The served scorer is the model behind a ContentGuard; /info once named the wrapper instead."""
+    class NamedScorer(FakeScorer):
+        def identity(self) -> dict:
+            return {"name": "earlyrank-minilm-ce", "path": "/models/ce"}
+
+    served = Pipeline(tiny_index, ContentGuard(NamedScorer()), mode="bm25")
+    app = create_app(Settings(mode="bm25"), lambda settings: served)
+    with TestClient(app) as client:
+        assert client.get("/info").json()["model"] == {"name": "earlyrank-minilm-ce", "path": "/models/ce"}
 
 
 def test_metrics_count_requests_pairs_and_early_stops(tiny_index):
