@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 
-from earlyrank.cli import lab_commands, query_commands  # noqa: F401  (each registers its commands)
 from earlyrank.cli.common import app
+
+# Each module registers its commands; `earlyrank --help` lists them in this order: everyday use first.
+for _module in ("query_commands", "lab_commands"):
+    importlib.import_module(f"earlyrank.cli.{_module}")
 
 __all__ = ["app", "main"]
 
