@@ -249,6 +249,9 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
 
 
 def write_plots(name: str, rows: list[dict], results: dict, qrels, out: Path) -> list[str]:
+    """Draw one bench run's two plots into `out` and return their paths: nDCG@10 against pairs scored per query (each
+    stopping policy's points, and the full rerank at each depth), and the top-1 confidences of the deepest full rerank,
+    split by whether the top hit is relevant."""
     from earlyrank.engine.plots import confidence_histogram, quality_vs_cost
 
     full = max((r for r in rows if r["kind"] == "full"), key=lambda r: r["pairs_mean"])

@@ -11,6 +11,8 @@ import numpy as np
 
 
 def git_commit() -> str:
+    """The commit this code runs from (``git rev-parse HEAD`` beside the package), or "unknown" outside a git checkout;
+    every benchmark record names it."""
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                               cwd=Path(__file__).parent, check=True).stdout.strip()
@@ -19,6 +21,8 @@ def git_commit() -> str:
 
 
 def machine() -> dict:
+    """The machine a benchmark ran on: cores, platform, Python and the versions of the packages that shape its results
+    (None for one not installed)."""
     import importlib.metadata as md
 
     versions: dict[str, str | None] = {}
@@ -32,6 +36,9 @@ def machine() -> dict:
 
 
 def write_trec(results: dict, path: Path, tag: str) -> None:
+    """Write `results` ({query id: hits, best first}) to `path` as a TREC run, one ``qid Q0 doc rank score tag`` line a
+    hit. The score column is made from the rank (``len(hits) - rank + 1``), so tools that sort by score, such as
+    trec_eval, keep the ranking exactly as given."""
     with path.open("w") as f:
         for qid, hits in results.items():
             for h in hits:
@@ -39,5 +46,7 @@ def write_trec(results: dict, path: Path, tag: str) -> None:
 
 
 def percentiles(values, qs=(50, 95)) -> dict[str, float]:
+    """The `qs` percentiles of `values` in their own unit (seconds, milliseconds, pair counts), keyed "p50", "p95",
+    ...; {} for no values."""
     values = np.asarray(values, dtype=np.float64)
     return {f"p{q}": float(np.percentile(values, q)) for q in qs} if values.size else {}

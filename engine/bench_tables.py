@@ -16,6 +16,7 @@ def row_cells(row: dict, latency: str = ".1f") -> list[str]:
 
 
 def markdown_row(cells: list[str]) -> str:
+    """`cells` as one Markdown table row: ``| a | b |``."""
     return "| " + " | ".join(cells) + " |"
 
 
@@ -25,6 +26,9 @@ def markdown_header(columns: list[str]) -> str:
 
 
 def markdown_table(record: dict) -> str:
+    """A benchmark record as Markdown: a heading naming the data set, split and query count, one row per configuration
+    under `COLUMNS`, and, when the model reads long passages in windows, a line on its token cap and forward passes per
+    scored pair."""
     head = (f"### {record['dataset']} ({record['split']}, {record['queries']} queries)\n\n"
             + markdown_header(list(COLUMNS)) + "\n")
     lines = [markdown_row(row_cells(r)) for r in record["rows"]]

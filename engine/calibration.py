@@ -15,6 +15,8 @@ import numpy as np
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function ``1 / (1 + e^-x)``, elementwise: log-odds to a probability in [0, 1], float64, same shape
+    as `x`. Written with ``e^-|x|`` only, so no large ``|x|`` overflows."""
     x = np.asarray(x, dtype=np.float64)
     return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
 
@@ -28,23 +30,28 @@ class Calibration:
     method: str = "none"
 
     def confidence(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities in [0, 1] for raw logits (log-odds), same shape, float64."""
         return sigmoid(self.scale * np.asarray(logits, dtype=np.float64) + self.bias)
 
     def as_dict(self) -> dict:
+        """The fields as a JSON-ready dict: scale, bias, method."""
         return asdict(self)
 
     def save(self, path: Path) -> None:
+        """Write the calibration to `path` as JSON; `load` reads it back."""
         path.write_text(json.dumps(self.as_dict(), indent=2))
 
     @classmethod
     def load(cls, path: Path) -> Calibration:
+        """The calibration `save` wrote at `path`, or the identity (uncalibrated) when there is no such file."""
         if not path.is_file():
             return cls()
         return cls(**json.loads(path.read_text()))
 
 
 def fit_platt(logits: np.ndarray, labels: np.ndarray, temperature_only: bool = False) -> Calibration:
-    """Fit Platt (or temperature) scaling by minimising the log loss with L-BFGS."""
+    """Fit Platt scaling (Platt 1999), or temperature scaling (Guo et al., ICML 2017), by minimising the log loss
+    with L-BFGS. ValueError if `labels` and `logits` differ in shape or are empty, or a label is not 0 or 1."""
     from scipy.optimize import minimize
 
     x = np.asarray(logits, dtype=np.float64)
@@ -69,7 +76,8 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray, temperature_only: bool = F
 
 
 def expected_calibration_error(confidences: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """ECE with `bins` equal-width bins: sum over bins of |accuracy - mean confidence| * bin weight."""
+    """ECE (Naeini et al., AAAI 2015; Guo et al., ICML 2017) with `bins` equal-width bins: sum over bins of
+    |accuracy - mean confidence| * bin weight. ValueError for no predictions."""
     p = np.asarray(confidences, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
     if p.size == 0:
@@ -84,6 +92,8 @@ def expected_calibration_error(confidences: np.ndarray, labels: np.ndarray, bins
 
 
 def brier_score(confidences: np.ndarray, labels: np.ndarray) -> float:
+    """The Brier score (Brier 1950): mean squared difference between `confidences` (probabilities in [0, 1]) and the 0/1
+    `labels`, same shape; 0 is perfect, lower is better."""
     p = np.asarray(confidences, dtype=np.float64)
     return float(np.mean((p - np.asarray(labels, dtype=np.float64)) ** 2))
 

@@ -10,6 +10,8 @@ from earlyrank.indexes.store import IndexStoreError, LoadedIndex, build_index, l
 
 
 def corpus_fingerprint(dataset: Dataset) -> str:
+    """12 hex digits of the SHA-256 of every document's id, title and text, in corpus order: the cached index of
+    `dataset` is named by it, so an edited corpus never reuses a stale index."""
     digest = hashlib.sha256()
     for d in dataset.corpus:
         digest.update(f"{d.id}\t{d.title}\t{d.text}\n".encode())

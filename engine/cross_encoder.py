@@ -56,6 +56,8 @@ class TorchBackend:
         self.name = f"torch-{dtype}"
 
     def forward(self, batch) -> np.ndarray:
+        """Raw logits of one tokenized batch (torch tensors), shape (pairs,), float32: the classifier's first output,
+        computed under ``torch.inference_mode``."""
         import torch
 
         with torch.inference_mode():
@@ -202,6 +204,8 @@ class CrossEncoder:
         return ScoredPairs(logits, self.calibration.confidence(logits))
 
     def identity(self) -> dict:
+        """What this scorer is, for /info and benchmark records: model path and name (from the training card, else the
+        directory's name), backend, pair length in tokens, windows and calibration."""
         card_path = self.path / CARD if self.path else None
         card = json.loads(card_path.read_text()) if card_path and card_path.is_file() else {}
         return {"path": str(self.path), "name": card.get("name", self.path.name if self.path else "?"),

@@ -24,6 +24,9 @@ MAX_WORDS = 1000
 
 @dataclass(frozen=True)
 class WordWeight:
+    """One word of the passage and its weight: how much having the word moves the calibrated confidence (a difference of
+    probabilities), in the local linear model."""
+
     word: str
     weight: float
 

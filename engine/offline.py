@@ -88,6 +88,8 @@ class ReplayScorer:
         self.position = 0
 
     def score(self, query: str, passages: Sequence[str]) -> ScoredPairs:
+        """The next ``len(passages)`` cached logits (the loop asks in recall order; the texts are not read) and their
+        confidences under this scorer's calibration."""
         logits = self.scored.logits[self.position:self.position + len(passages)]
         self.position += len(passages)
         return ScoredPairs(logits, self.calibration.confidence(logits))

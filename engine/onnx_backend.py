@@ -16,10 +16,14 @@ ONNX_DIR = "onnx"
 
 
 def onnx_path(model_dir: Path, precision: str) -> Path:
+    """Where `model_dir`'s `precision` ("fp32" or "int8") export lives: ``model_dir/onnx/model-<precision>.onnx``."""
     return model_dir / ONNX_DIR / f"model-{precision}.onnx"
 
 
 class OnnxBackend:
+    """The cross-encoder's forward pass in ONNX Runtime on the CPU, from an exported fp32 or int8 graph; its tokenizer
+    batches are numpy arrays (``tensors = "np"``)."""
+
     tensors = "np"
 
     def __init__(self, session, name: str):
@@ -29,6 +33,9 @@ class OnnxBackend:
 
     @classmethod
     def load(cls, model_dir: Path, precision: str) -> OnnxBackend:
+        """A session for `model_dir`'s exported `precision` graph, all graph optimizations on, ``EARLYRANK_THREADS``
+        threads (default: every core). ImportError naming the extra without onnxruntime; ValueError for a precision
+        other than fp32 or int8; FileNotFoundError naming the export command when the file is not there."""
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -45,6 +52,8 @@ class OnnxBackend:
         return cls(session, f"onnx-{precision}")
 
     def forward(self, batch) -> np.ndarray:
+        """Raw logits of one tokenized batch (numpy arrays; inputs the graph does not take are dropped), shape (pairs,),
+        float32."""
         feeds = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items() if k in self.inputs}
         return self.session.run(None, feeds)[0][:, 0].astype(np.float32)
 

@@ -37,6 +37,7 @@ class Answer:
 
 
 def check_query(query: str) -> str:
+    """The query without surrounding whitespace; ValueError if it is not a string or holds only whitespace."""
     if not isinstance(query, str) or not query.strip():
         raise ValueError("the query is empty; ask a question with at least one word")
     return query.strip()

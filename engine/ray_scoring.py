@@ -69,6 +69,8 @@ class ScoringWorker:
         self.scorer = factory()
 
     def score(self, query: str, passages: list[str]) -> tuple[int, list[float], float]:
+        """Raw logits of `passages` for `query` with this actor's scorer: (worker id, one logit per passage in order,
+        seconds spent scoring)."""
         started = time.perf_counter()
         logits = self.scorer.logits([query] * len(passages), passages)
         return self.worker, [float(x) for x in logits], time.perf_counter() - started

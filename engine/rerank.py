@@ -52,6 +52,8 @@ class ContentGuard:
         return identity() if callable(identity) else {"name": type(self.scorer).__name__}
 
     def score(self, query: str, passages: Sequence[str]) -> ScoredPairs:
+        """Logits and confidences of `passages` for `query`, in order; a contentless passage gets `NO_CONTENT_LOGIT` and
+        0.0 without reaching the model. ValueError if the query has no letter or digit."""
         if not has_content(query):
             raise ValueError(f"the query {query!r} has no letter or digit; ask a question with words")
         real = [i for i, p in enumerate(passages) if has_content(p)]
@@ -65,7 +67,10 @@ class ContentGuard:
 
 
 class Policy(Protocol):
-    def decide(self, confidences: np.ndarray, total: int) -> Decision: ...
+    """A stopping rule for `rerank`: asked ``decide(confidences, total)`` after each chunk (see `engine.stopping`)."""
+
+    def decide(self, confidences: np.ndarray, total: int) -> Decision:
+        """Whether to stop, why, and the next chunk's size, from the confidences so far (recall order)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class RerankResult:
 
     @property
     def fraction_scored(self) -> float:
+        """The share of the candidates that was scored, in [0, 1]; 0.0 when there were none."""
         return self.scored / self.candidates if self.candidates else 0.0
 
 

@@ -21,4 +21,7 @@ class ScoredPairs:
 
 
 class PairScorer(Protocol):
-    def score(self, query: str, passages: Sequence[str]) -> ScoredPairs: ...
+    """Anything that scores (query, passage) pairs: the cross-encoder, the API's batcher, replay, test fakes."""
+
+    def score(self, query: str, passages: Sequence[str]) -> ScoredPairs:
+        """Logits and calibrated confidences of `passages` for `query`, one each, in the order given."""

@@ -43,6 +43,9 @@ class StopReason(str, Enum):
 
 @dataclass(frozen=True)
 class Decision:
+    """A policy's answer after a chunk: whether to `stop`, the `reason`, and how many candidates to score next (0 when
+    stopping)."""
+
     stop: bool
     reason: StopReason
     next_chunk: int = 0
@@ -78,6 +81,7 @@ class FullRerank:
         _sizes_ok(self.chunk, self.depth)
 
     def decide(self, confidences: np.ndarray, total: int) -> Decision:
+        """Stop once every candidate, or `depth` of them, is scored; else score the next `chunk`."""
         return _exhausted(len(confidences), total, self.depth) or _go_on(self.chunk, len(confidences), self.depth)
 
 
@@ -94,6 +98,7 @@ class Threshold:
         _sizes_ok(self.chunk, self.depth)
 
     def decide(self, confidences: np.ndarray, total: int) -> Decision:
+        """Stop (CONFIDENT) once any scored confidence reaches `tau`; else go on as `FullRerank` does."""
         if len(confidences) and confidences.max() >= self.tau:
             return Decision(True, StopReason.CONFIDENT)
         return _exhausted(len(confidences), total, self.depth) or _go_on(self.chunk, len(confidences), self.depth)
@@ -113,6 +118,7 @@ class TopKConfident:
         _sizes_ok(self.chunk, self.depth)
 
     def decide(self, confidences: np.ndarray, total: int) -> Decision:
+        """Stop (CONFIDENT) once the `k`-th best scored confidence reaches `tau`; else go on as `FullRerank` does."""
         if len(confidences) >= self.k and np.sort(confidences)[-self.k] >= self.tau:
             return Decision(True, StopReason.CONFIDENT)
         return _exhausted(len(confidences), total, self.depth) or _go_on(self.chunk, len(confidences), self.depth)
@@ -132,6 +138,8 @@ class RankPrior:
     other_confidences: np.ndarray
 
     def p_relevant(self, ranks: np.ndarray) -> np.ndarray:
+        """The dev fraction of queries with a relevant passage at each 0-based recall rank of `ranks` (same shape);
+        ranks past the table get its last entry."""
         table = self.relevant_at_rank
         return table[np.minimum(ranks, len(table) - 1)]
 
@@ -144,11 +152,13 @@ class RankPrior:
         return tail(self.relevant_confidences), tail(self.other_confidences)
 
     def as_dict(self) -> dict:
+        """The three arrays as lists, for JSON (the operating point); `from_dict` reads them back."""
         return {k: getattr(self, k).tolist() for k in ("relevant_at_rank", "relevant_confidences",
                                                         "other_confidences")}
 
     @classmethod
     def from_dict(cls, data: dict) -> RankPrior:
+        """The prior `as_dict` wrote, its arrays as float64."""
         return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in data.items()})
 
 
@@ -197,6 +207,8 @@ class ResidualRisk:
         _sizes_ok(self.first_chunk, self.depth)
 
     def decide(self, confidences: np.ndarray, total: int) -> Decision:
+        """Stop (LOW_RISK) once something is scored and `residual_risk` is below `epsilon`; else score as many more as
+        are scored so far, at least `first_chunk` and at most `max_chunk`."""
         done = _exhausted(len(confidences), total, self.depth)
         if done:
             return done
@@ -229,6 +241,9 @@ class BoundStop:
             raise ValueError(f"BoundStop needs k >= 1 and margin >= 0, got k={self.k}, margin={self.margin}")
 
     def decide(self, scored: np.ndarray, bounds: np.ndarray) -> Decision:
+        """`scored`: the fused log-odds of the scored candidates; `bounds`: the upper bounds of the unscored ones. Stop
+        (BOUNDED) once the `k`-th best scored is at least the highest bound minus `margin`; else score as many more as
+        are scored so far, at least `first_chunk`."""
         done = len(scored)
         stop = _exhausted(done, done + len(bounds), self.depth)
         if stop:

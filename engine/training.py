@@ -33,6 +33,11 @@ LOSSES = ("listwise", "pointwise", "mixed")
 
 @dataclass(frozen=True)
 class TrainParams:
+    """The settings of one fine-tuning run, written to its training card: pair length in tokens, how groups are made,
+    the loss, the schedule (learning rates, warm-up as a fraction of the steps, evaluation every `eval_every` optimizer
+    steps, optional limits in minutes and steps) and dev selection. ValueError naming the setting for a loss, dev split
+    or self-supervised kind not among the choices, windows < 1, or negatives < 1 or fewer than the random ones."""
+
     max_length: int = 192
     negatives: int = 7
     random_negatives: int = 1

@@ -30,6 +30,9 @@ class DevCandidates:
 
 @dataclass(frozen=True)
 class Group:
+    """One training example: a question, its positive passage and its negatives, with the `source` it came from (the
+    data set's name, or ``<index>:self`` / ``<index>:sentence`` for self-supervised groups)."""
+
     query: str
     positive: str
     negatives: tuple[str, ...]
@@ -93,6 +96,7 @@ def check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def check_dev_split(dev_split: str) -> None:
+    """ValueError unless `dev_split` is one of `DEV_SPLITS` ("query", "title")."""
     check_choice("dev_split", dev_split, DEV_SPLITS)
 
 
@@ -126,6 +130,7 @@ def labelled_groups(dataset: Dataset, index: LoadedIndex, queries: list[Query], 
 
 
 def check_self_supervised_kind(kind: str) -> None:
+    """ValueError unless `kind` is one of `SELF_SUPERVISED_KINDS` ("title", "sentence")."""
     check_choice("self-supervised kind", kind, SELF_SUPERVISED_KINDS)
 
 

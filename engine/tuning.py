@@ -161,11 +161,14 @@ def policy_grid(prior: RankPrior, depth: int, blend: float = 0.0) -> list:
 
 
 def describe(policy) -> dict:
+    """A policy as a table row: its name and settings (not the `RankPrior`, which is data, not a setting)."""
     params = {k: v for k, v in asdict(policy).items() if k != "prior"}
     return {"policy": policy.name, **params}
 
 
 def sweep(dev: list[ScoredSplit], calibration: Calibration, blend: float, grid: list) -> list[dict]:
+    """Replay every policy of `grid` over the dev splits' cached scores at this calibration and blend: one row each,
+    with its settings, mean metrics, pairs scored per query and the fraction of candidates scored."""
     rows = []
     for policy in grid:
         replays = [replay(d.scored, policy, calibration, blend) for d in dev]
