@@ -10,7 +10,10 @@ from earlyrank.indexes.types import Hit
 
 
 class Retriever(Protocol):
-    def search(self, query: str, k: int) -> list[Hit]: ...
+    """First-stage recall: ``search(query, k)`` returns up to `k` hits, best first, ranked from 1."""
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        """Up to `k` hits for `query`, best first; ValueError if `k` is not a positive integer."""
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -29,5 +32,6 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def check_k(k: int) -> None:
+    """ValueError unless `k` is a positive integer (a float such as 5.0 is refused too)."""
     if not isinstance(k, int) or k <= 0:
         raise ValueError(f"k must be a positive integer, got {k!r}")

@@ -27,6 +27,10 @@ from earlyrank.indexes.types import Hit
 
 @dataclass(frozen=True)
 class BM25Params:
+    """BM25 settings (Robertson & Zaragoza 2009): `k1` (term-frequency saturation, >= 0), `b` (length normalization, in
+    [0, 1]), the IDF variant and the tokenizer's options. The defaults k1=0.9, b=0.4 are Pyserini's BM25 baseline's.
+    ValueError naming the bad value."""
+
     k1: float = 0.9
     b: float = 0.4
     idf: str = "lucene"  # "lucene" or "okapi"
@@ -41,6 +45,7 @@ class BM25Params:
             raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}")
 
     def tokenizer(self) -> Tokenizer:
+        """The `Tokenizer` these settings ask for (stemming and stop words on or off)."""
         return Tokenizer(stem=self.stem, stopwords=self.stopwords)
 
 
@@ -77,6 +82,8 @@ class BM25Index:
     @classmethod
     def build(cls, doc_ids: Sequence[str], texts: Sequence[str], params: BM25Params | None = None,
               progress: bool = False) -> BM25Index:
+        """Tokenize `texts` and precompute every (term, document) BM25 weight into a float32 CSR matrix, shape (terms,
+        docs); `doc_ids[i]` names `texts[i]`."""
         from scipy import sparse
         from tqdm import tqdm
 
@@ -122,13 +129,16 @@ class BM25Index:
         return np.bincount(docs, weights=weights, minlength=len(self.doc_ids)).astype(np.float32)
 
     def search(self, query: str, k: int) -> list[Hit]:
+        """The `k` best documents with a positive score, best first; ValueError if `k` is not a positive integer."""
         check_k(k)
         return bm25_hits(self.doc_ids, self.scores(query), k)
 
-    # --- persistence: three plain files, checksummed by the index manifest ---
+    # --- persistence: two plain files, checksummed by the index manifest ---
     FILES = ("bm25_weights.npz", "bm25_vocab.json")
 
     def save(self, directory: Path) -> list[Path]:
+        """Write the weights (an uncompressed .npz) and the vocabulary (a JSON list in term-id order) into `directory`;
+        returns both paths, for the manifest."""
         import json
 
         from scipy import sparse
@@ -141,6 +151,8 @@ class BM25Index:
 
     @classmethod
     def load(cls, directory: Path, doc_ids: Sequence[str], params: BM25Params) -> BM25Index:
+        """The index `save` wrote in `directory`, for `doc_ids` in corpus order; ValueError if the matrix's shape does
+        not match the vocabulary and the corpus."""
         import json
 
         from scipy import sparse
@@ -171,8 +183,10 @@ class RankBM25Index:
         self._bm25 = BM25Okapi(corpus, k1=self.params.k1, b=self.params.b, epsilon=self.params.epsilon)
 
     def scores(self, query: str) -> np.ndarray:
+        """rank-bm25's score of every document for `query`, shape (docs,), float64."""
         return np.asarray(self._bm25.get_scores(self._tokenizer(query)), dtype=np.float64)
 
     def search(self, query: str, k: int) -> list[Hit]:
+        """The `k` best documents with a positive score, best first; ValueError if `k` is not a positive integer."""
         check_k(k)
         return bm25_hits(self.doc_ids, self.scores(query), k)

@@ -18,6 +18,9 @@ class DatasetError(ValueError):
 
 
 def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number from 1, object) for each non-blank line of a JSON-lines file; a byte-order mark is dropped.
+    DatasetError naming the file and line for a missing file, bytes that are not UTF-8, bad JSON or a line that is not
+    an object."""
     if not path.is_file():
         raise DatasetError(f"{path}: file not found (BEIR layout needs corpus.jsonl and queries.jsonl)")
     with path.open("rb") as f:
@@ -38,6 +41,9 @@ def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def string_field(path: Path, number: int, record: dict, name: str, required: bool = True) -> str:
+    """The string field `name` of `record` (line `number` of `path`); "" for an optional field that is absent or null.
+    DatasetError naming file, line and field if the value is not a string (or is missing when required) or a required
+    ``_id`` is empty."""
     value = record.get(name)
     if value is None and not required:
         return ""

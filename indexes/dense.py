@@ -39,6 +39,9 @@ def model_identity(path: Path) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class DenseParams:
+    """Dense index settings: `index` "flat" (exact) or "hnsw" (approximate: `hnsw_m` links a node, `hnsw_ef_search` the
+    search breadth), the encoder's batch size and its maximum length in tokens. ValueError for another index."""
+
     index: str = "flat"  # "flat" (exact) or "hnsw" (approximate)
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
@@ -97,6 +100,8 @@ class DenseIndex:
     @classmethod
     def build(cls, doc_ids: Sequence[str], texts: Sequence[str], params: DenseParams | None = None,
               model_path: str | None = None, progress: bool = False) -> DenseIndex:
+        """Encode `texts` (normalized embeddings from `model_path`, default the bundled MiniLM) and index them;
+        `doc_ids[i]` names `texts[i]`."""
         params = params or DenseParams()
         vectors = encode(texts, params, model_path, progress)
         return cls.from_vectors(doc_ids, vectors, params, model_path)
@@ -104,6 +109,8 @@ class DenseIndex:
     @classmethod
     def from_vectors(cls, doc_ids: Sequence[str], vectors: np.ndarray, params: DenseParams,
                      model_path: str | None = None) -> DenseIndex:
+        """An index over ready `vectors`, shape (docs, dim), float32 and L2-normalized so that inner product is cosine
+        similarity; flat or HNSW as `params` say."""
         import faiss
 
         dim = vectors.shape[1]
@@ -117,6 +124,8 @@ class DenseIndex:
         return cls(doc_ids, index, params, model_path)
 
     def search(self, query: str, k: int) -> list[Hit]:
+        """The `k` documents nearest `query` by cosine similarity, best first; ValueError if `k` is not a positive
+        integer."""
         check_k(k)
         return self.search_vector(self.query_vector(query), k)
 
@@ -130,11 +139,14 @@ class DenseIndex:
         return self.index.reconstruct_batch(np.asarray(positions, dtype=np.int64))
 
     def search_vector(self, vector: np.ndarray, k: int) -> list[Hit]:
+        """The `k` documents nearest `vector` (shape (dim,), normalized) by inner product, best first; fewer when the
+        corpus or HNSW's search yields fewer."""
         scores, ids = self.index.search(vector.reshape(1, -1).astype(np.float32), min(k, len(self.doc_ids)))
         return [Hit(self.doc_ids[i], float(s), r, {"dense": float(s)})
                 for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True), 1) if i >= 0]
 
     def save(self, directory: Path) -> list[Path]:
+        """Write the faiss index into `directory` (`FILE`); returns its path, for the manifest."""
         import faiss
 
         path = directory / self.FILE
@@ -144,6 +156,8 @@ class DenseIndex:
     @classmethod
     def load(cls, directory: Path, doc_ids: Sequence[str], params: DenseParams,
              model_path: str | None = None) -> DenseIndex:
+        """The index `save` wrote in `directory`, for `doc_ids` in corpus order, with `params`' HNSW search breadth;
+        ValueError if it holds a different number of vectors."""
         import faiss
 
         path = directory / cls.FILE

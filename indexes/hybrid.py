@@ -15,6 +15,9 @@ from earlyrank.indexes.types import Hit
 
 @dataclass(frozen=True)
 class FusionParams:
+    """Reciprocal-rank fusion settings (Cormack et al., SIGIR 2009): the constant `k` in ``1 / (k + rank)`` and how deep
+    each list is read. ValueError for k < 0 or depth <= 0."""
+
     k: int = 60
     depth: int = 100
 
@@ -36,6 +39,8 @@ def rrf(ranked_lists: Sequence[list[Hit]], k: int = 60) -> list[Hit]:
 
 
 class HybridRetriever:
+    """Recall from several retrievers (BM25 and dense), fused by `rrf`; each hit keeps every list's stage scores."""
+
     name = "hybrid"
 
     def __init__(self, retrievers: Sequence[Retriever], params: FusionParams | None = None):
@@ -43,6 +48,8 @@ class HybridRetriever:
         self.params = params or FusionParams()
 
     def search(self, query: str, k: int) -> list[Hit]:
+        """The top `k` of the fused lists, each retriever asked for max(depth, k) hits; ValueError if `k` is not a
+        positive integer."""
         check_k(k)
         depth = max(self.params.depth, k)
         return rrf([r.search(query, depth) for r in self.retrievers], self.params.k)[:k]

@@ -28,6 +28,7 @@ class IndexStoreError(RuntimeError):
 
 
 def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of the file at `path`, read 1 MiB at a time (index files can be large)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -36,6 +37,7 @@ def sha256_file(path: Path) -> str:
 
 
 def rebuild_hint(path: Path) -> str:
+    """The command that rebuilds the index at `path`, for the errors about a missing, broken or outdated index."""
     return f"rebuild it with: earlyrank index CORPUS_DIR --out {path}"
 
 

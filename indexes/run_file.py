@@ -51,6 +51,8 @@ class RunRetriever:
         self.query_ids_by_text = query_ids_by_text
 
     def search(self, query: str, k: int) -> list[Hit]:
+        """The run's top `k` for the query whose text is `query`, in run order with the run's scores; [] for a query the
+        run does not list. ValueError if `k` is not a positive integer."""
         check_k(k)
         ranked = self.run.get(self.query_ids_by_text.get(query, ""), [])[:k]
         return [Hit(d, s, r, {"run": s}) for r, (d, s) in enumerate(ranked, 1)]

@@ -67,6 +67,7 @@ class LoadedIndex:
     fusion: FusionParams
 
     def doc(self, doc_id: str) -> Document:
+        """The document with id `doc_id`; KeyError if the index has none."""
         return self._by_id[doc_id]
 
     def position(self, doc_id: str) -> int:

@@ -48,6 +48,7 @@ class Tokenizer:
         return [cache[w] for w in words]
 
     def params(self) -> dict[str, bool]:
+        """The options as a dict: ``{"stem": ..., "stopwords": ...}``."""
         return {"stem": self.stem, "stopwords": self.stopwords}
 
 
