@@ -22,16 +22,21 @@ from earlyrank.engine.scoring import ScoredPairs
 
 
 class Calibrated(Protocol):
-    def confidence(self, logits: np.ndarray) -> np.ndarray: ...
+    """Anything that turns raw logits into calibrated confidences (a `Calibration`)."""
+
+    def confidence(self, logits: np.ndarray) -> np.ndarray:
+        """Probabilities in [0, 1] for raw logits (log-odds), same shape."""
 
 
 class LogitModel(Protocol):
     """What the batcher needs of a model: logits for pairs with one query each, and its calibration."""
 
     @property
-    def calibration(self) -> Calibrated: ...
+    def calibration(self) -> Calibrated:
+        """The model's calibration, applied to every batch's logits."""
 
-    def logits(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray: ...
+    def logits(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
+        """One raw logit per (query, passage) pair, in input order."""
 
 
 class BatchScoringError(RuntimeError):
@@ -69,6 +74,7 @@ class BatchingScorer:
 
     @property
     def calibration(self) -> Calibrated:
+        """The wrapped model's calibration."""
         return self.model.calibration
 
     def queue_depth(self) -> int:
@@ -76,6 +82,7 @@ class BatchingScorer:
         return self._queue.qsize()
 
     def identity(self) -> dict:
+        """The wrapped model's identity (or its class name) with the batching settings: max_wait_ms and max_pairs."""
         identity = getattr(self.model, "identity", None)
         base = identity() if callable(identity) else {"name": type(self.model).__name__}
         return {**base, "batching": {"max_wait_ms": self.max_wait * 1000, "max_pairs": self.max_pairs}}

@@ -35,6 +35,7 @@ class DocumentObject(BaseModel):
     __pydantic_extra__: dict[str, str]
 
     def fields(self) -> dict[str, str]:
+        """Every field of the object by name, `text` first."""
         return {"text": self.text, **(self.model_extra or {})}
 
 
@@ -53,6 +54,8 @@ DocumentIn = Annotated[
 
 
 class CohereRerankRequest(StrictRequest):
+    """The body of ``POST /v1/rerank``, as in Cohere's v1 rerank API: a query and the documents to rank."""
+
     model: str | None = Field(None, description="Accepted for compatibility; this server has one model.")
     query: QueryText
     documents: list[DocumentIn] = Field(
@@ -65,31 +68,43 @@ class CohereRerankRequest(StrictRequest):
 
 
 class ReturnedDocument(BaseModel):
+    """A document returned with its result (``return_documents``): its `text` and any other fields it was sent with."""
+
     model_config = ConfigDict(extra="allow")
 
     text: str
 
 
 class CohereResult(Body):
+    """One document's result: its position in the request and its relevance score."""
+
     index: int = Field(description="Position of the document in the request.")
     relevance_score: float = Field(description="Calibrated probability that the document is relevant.")
     document: ReturnedDocument | None = None
 
 
 class ApiVersion(Body):
+    """The version of Cohere's API this response follows ("1")."""
+
     version: str
 
 
 class BilledUnits(Body):
+    """Search units as Cohere bills them, one per 100 documents (at least one); nothing is billed here."""
+
     search_units: int
 
 
 class CohereMeta(Body):
+    """Response metadata, shaped as Cohere's v1 API returns it."""
+
     api_version: ApiVersion
     billed_units: BilledUnits
 
 
 class CohereRerankResponse(Body):
+    """The response of ``POST /v1/rerank``: a fresh id, the results by relevance score (at most `top_n`), metadata."""
+
     id: str
     results: list[CohereResult]
     meta: CohereMeta
@@ -121,6 +136,7 @@ def document_texts(request: CohereRerankRequest, max_chars: int) -> list[str]:
 
 
 def check_document_count(documents: Sequence[object], limit: int) -> None:
+    """A 422 on `documents` (ApiError) if there are more than `limit` of them."""
     if len(documents) > limit:
         raise invalid(("body", "documents"), f"{len(documents)} documents; the limit is {limit} per request",
                       "too_long")

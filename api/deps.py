@@ -28,10 +28,12 @@ class Runtime:
 
 
 def get_runtime(request: Request) -> Runtime:
+    """The app's `Runtime`, set up by `create_app`."""
     return request.app.state.runtime
 
 
 def get_settings(request: Request) -> Settings:
+    """The app's settings."""
     return get_runtime(request).settings
 
 

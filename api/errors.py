@@ -58,6 +58,8 @@ def printable(text: str) -> str:
 
 
 def error_body(message: str, error_type: str, detail: Sequence[dict] = ()) -> dict:
+    """The JSON error body ``{"error": message, "error_type": ..., "detail": [...]}``, the message and each detail's
+    `loc` and `msg` made sendable by `printable`."""
     detail = [{**d, "loc": [printable(p) if isinstance(p, str) else p for p in d.get("loc", ())],
                "msg": printable(str(d.get("msg", "")))} for d in detail]
     return {"error": printable(message), "error_type": error_type, "detail": detail}
@@ -65,6 +67,7 @@ def error_body(message: str, error_type: str, detail: Sequence[dict] = ()) -> di
 
 def error_response(status: int, error_type: str, message: str, detail: Sequence[dict] = (),
                    headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """A JSON response with status `status`, `error_body` and any `headers` (e.g. Retry-After)."""
     return JSONResponse(error_body(message, error_type, detail), status_code=status, headers=headers)
 
 
@@ -117,6 +120,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Give `app` one error shape: handlers for validation errors (422), HTTP errors (ApiError included) and anything
+    unexpected (500, logged with its traceback)."""
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)

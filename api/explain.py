@@ -16,6 +16,9 @@ router = APIRouter()
 
 
 class ExplainRequest(StrictRequest):
+    """The body of ``POST /v1/explain``: a question and one passage, as text or as an indexed `doc_id`, and how many
+    perturbed passages to score. Giving both or neither passage is a 422."""
+
     query: QueryText
     document: str | None = Field(None, min_length=1, description="The passage text (or give doc_id).")
     doc_id: str | None = Field(None, min_length=1, description="Id of an indexed passage (or give document).")
@@ -31,11 +34,16 @@ class ExplainRequest(StrictRequest):
 
 
 class WordWeightOut(Body):
+    """One word of the passage and how much it moved the confidence."""
+
     word: str
     weight: float = Field(description="Change in confidence the word brings, in the local linear model.")
 
 
 class ExplainResponse(Body):
+    """Which words of the passage pushed the reranker's confidence up or down, strongest first, and how well the local
+    linear model fits (LIME: Ribeiro et al., KDD 2016); `seconds` is the time taken."""
+
     query: str
     text: str
     confidence: float = Field(description="The reranker's calibrated confidence for the whole passage.")
@@ -47,6 +55,7 @@ class ExplainResponse(Body):
 
 
 def explain_response(e: Explanation) -> ExplainResponse:
+    """The response body of an engine `Explanation` (its passage becomes `text`)."""
     return ExplainResponse(query=e.query, text=e.passage, confidence=e.confidence, intercept=e.intercept,
                            weights=[WordWeightOut(word=w.word, weight=w.weight) for w in e.weights], r2=e.r2,
                            samples=e.samples, seconds=e.seconds)

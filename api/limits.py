@@ -74,6 +74,8 @@ class WorkLimiter:
 
     @contextmanager
     def slot(self) -> Iterator[None]:
+        """Hold one of the `capacity` work slots for the ``with`` block; ApiError 429 (with Retry-After, in seconds)
+        when none is free."""
         if self.in_flight >= self.capacity:
             raise ApiError(429, "overloaded", f"server busy: {self.capacity} requests already in progress; "
                            f"retry after {self.retry_after_seconds} s",

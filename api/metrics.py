@@ -36,12 +36,15 @@ class Metrics:
 
     def observe_rerank(self, endpoint: str, scored: int, candidates: int, stopped_early: bool,
                        reason: str) -> None:
+        """Count one rerank's scored pairs and candidates under `endpoint`, and its early stop under `reason` if it
+        stopped early."""
         self.pairs.labels(endpoint).inc(scored)
         self.candidates.labels(endpoint).inc(candidates)
         if stopped_early:
             self.early_stops.labels(endpoint, reason).inc()
 
     def render(self) -> bytes:
+        """Every metric of this app in the Prometheus text format (`CONTENT_TYPE`), as bytes."""
         return generate_latest(self.registry)
 
 

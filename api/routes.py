@@ -60,12 +60,16 @@ class Plan:
 
 
 def check_query_length(query: str, settings: Settings) -> None:
+    """A 422 on `query` if it is longer than the settings' `max_query_chars` characters."""
     if len(query) > settings.max_query_chars:
         raise invalid(("body", "query"), f"{len(query)} characters; the limit is {settings.max_query_chars}",
                       "string_too_long")
 
 
 def plan(body: AnswerRequest, settings: Settings) -> Plan:
+    """The `Plan` of one /v1/answer or /v1/search request: the body's choices, else the settings'. A threshold becomes a
+    `Threshold` policy (Ying & Huo, WSDM Cup 2020), `timeout_ms` a `time.monotonic()` deadline. A 422 if the query is
+    too long or `max_candidates` is above `max_documents`."""
     check_query_length(body.query, settings)
     depth = body.max_candidates or settings.depth
     if depth > settings.max_documents:
@@ -89,6 +93,7 @@ async def run_engine(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def require_reranker(pipeline: Pipeline) -> PairScorer:
+    """The pipeline's scorer; a 503 (not_ready) when the server runs without a reranker."""
     if pipeline.scorer is None:
         raise ApiError(503, "not_ready", "no reranker is loaded; this server can only search (rerank: false)")
     return pipeline.scorer

@@ -66,10 +66,14 @@ class StrictRequest(BaseModel):
 
 
 class Body(BaseModel):
+    """Every response body: only the fields declared."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class AnswerRequest(StrictRequest):
+    """The body of ``POST /v1/answer``: a question, and overrides of the server's recall and stopping settings."""
+
     query: QueryText
     top_k: int | None = Field(None, ge=1, le=1000, description="Hits to return (default: the server's).")
     mode: Mode | None = Field(None, description="Recall mode (default: the server's).")
@@ -82,10 +86,15 @@ class AnswerRequest(StrictRequest):
 
 
 class SearchRequest(AnswerRequest):
+    """The body of ``POST /v1/search``: as for /v1/answer, and whether to rerank the recalled candidates at all."""
+
     rerank: bool = Field(False, description="Rerank the recalled candidates (else recall only).")
 
 
 class HitOut(Body):
+    """One ranked passage with every score it got: recall's score and rank, the reranker's logit and calibrated
+    confidence, and each stage's score."""
+
     doc_id: str
     rank: int
     score: float = Field(description="The score the ranking was made by (-1 for candidates left unscored, -2 "
@@ -100,6 +109,8 @@ class HitOut(Body):
 
 
 class Passage(Body):
+    """The answer passage and its calibrated confidence (null if it was not scored)."""
+
     id: str
     title: str
     text: str
@@ -107,6 +118,8 @@ class Passage(Body):
 
 
 class AnswerResponse(Body):
+    """The best passage for the question, the ranked hits, and what answering cost (pairs scored, seconds)."""
+
     query: str
     answer: Passage | None
     hits: list[HitOut]
@@ -119,6 +132,8 @@ class AnswerResponse(Body):
 
 
 class SearchResponse(Body):
+    """The ranked hits for a query, recalled only or reranked, and what it cost (pairs scored, seconds)."""
+
     query: str
     mode: Mode
     reranked: bool
@@ -132,22 +147,31 @@ class SearchResponse(Body):
 
 
 class ErrorDetail(Body):
+    """One problem: where it is (`loc`, e.g. ["body", "query"]), what it is (`msg`) and its kind (`type`)."""
+
     loc: list[str | int]
     msg: str
     type: str
 
 
 class ErrorResponse(Body):
+    """The body of every 4xx and 5xx response: one sentence naming the field and the problem, its kind, and each problem
+    in `detail`."""
+
     error: str = Field(description="What is wrong, naming the field.")
     error_type: str
     detail: list[ErrorDetail]
 
 
 class StatusResponse(Body):
+    """A health or readiness answer: "ok" or "ready"."""
+
     status: str
 
 
 class InfoResponse(Body):
+    """What this server runs: the model, the index and the settings."""
+
     model: dict[str, Any]
     index: dict[str, Any]
     settings: dict[str, Any]

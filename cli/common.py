@@ -36,6 +36,7 @@ def fail(message: str) -> NoReturn:
 
 
 def check_k(k: int) -> None:
+    """Exit with a one-line error (status 2) unless `k` is positive."""
     if k <= 0:
         fail(f"-k must be a positive integer, got {k}")
 
@@ -71,6 +72,7 @@ def ray_context(address: str | None):
 
 
 def check_mode(mode: str) -> None:
+    """Exit with a one-line error unless `mode` is a recall mode (bm25, dense or hybrid)."""
     try:
         RecallMode.parse(mode)
     except ValueError as e:
@@ -99,6 +101,7 @@ def check_query(query: str) -> None:
 
 
 def check_request(query: str, k: int, mode: str) -> None:
+    """Check a search's `k`, `mode` and query, in that order; a one-line error at the first bad one."""
     check_k(k)
     check_mode(mode)
     check_query(query)
@@ -113,6 +116,8 @@ DevLimit = Annotated[list[int] | None, typer.Option(
 
 
 def dev_limits(data: list[Path], limit: list[int] | None) -> list[tuple[Path, int]]:
+    """Each --data directory with its --limit (0, all queries, when none is given); a one-line error unless there are as
+    many limits as directories."""
     limits = limit or [0] * len(data)
     if len(limits) != len(data):
         fail(f"give one --limit per --data ({len(data)}), or none; got {len(limits)}")
@@ -120,12 +125,14 @@ def dev_limits(data: list[Path], limit: list[int] | None) -> list[tuple[Path, in
 
 
 def check_data(data: list[Path]) -> None:
+    """A one-line error naming the first --data directory that is not a BEIR data set (no corpus.jsonl)."""
     for d in data:
         if not (d / "corpus.jsonl").is_file():
             fail(f"{d}: not a BEIR data set (no corpus.jsonl)")
 
 
 def load_index_or_fail(path: Path):
+    """The index at `path`, or a one-line error saying what is wrong with it."""
     from earlyrank.indexes.store import IndexStoreError, load_index
 
     try:
@@ -135,6 +142,8 @@ def load_index_or_fail(path: Path):
 
 
 def hits_table(hits, docs_of, width: int = 90) -> str:
+    """Hits as a plain-text table: rank, score, doc id (24 characters at most) and the passage cut to `width`
+    characters; `docs_of(doc_id)` gives each hit's document."""
     lines = [f"{'rank':>4}  {'score':>9}  {'doc':<24}  passage"]
     for h in hits:
         doc = docs_of(h.doc_id)
@@ -145,6 +154,8 @@ def hits_table(hits, docs_of, width: int = 90) -> str:
 
 
 def hit_json(hit, doc) -> dict:
+    """A hit and its document as one item of the ``--json`` output: rank, doc_id, score, stage scores, title, text and
+    metadata."""
     return {"rank": hit.rank, "doc_id": hit.doc_id, "score": hit.score, "stage_scores": hit.stage_scores,
             "title": doc.title, "text": doc.text, "metadata": doc.metadata}
 
