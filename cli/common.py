@@ -111,6 +111,7 @@ Data = Annotated[list[Path], typer.Option("--data", "-d", help="BEIR directory; 
 ModelDir = Annotated[Path, typer.Option("--model", help="Cross-encoder directory.")]
 
 
+DevDepth = Annotated[int, typer.Option(help="Candidates per dev query, as inference draws them.")]
 DevLimit = Annotated[list[int] | None, typer.Option(
     "--limit", help="Dev queries to use from each --data, in order (0: all); default all.")]
 

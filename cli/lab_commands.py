@@ -11,6 +11,7 @@ import typer
 from earlyrank.cli.common import (
     Backend,
     Data,
+    DevDepth,
     DevLimit,
     ModelDir,
     RayAddress,
@@ -48,7 +49,7 @@ def dev_scores(data: list[Path], model: Path, depth: int, limit: list[int] | Non
 def calibrate(
     data: Data,
     model: ModelDir = DEFAULT_MODEL,
-    depth: Annotated[int, typer.Option(help="Candidates per dev query, as inference draws them.")] = 100,
+    depth: DevDepth = 100,
     limit: DevLimit = None,
     backend: Backend = None,
 ) -> None:
@@ -222,7 +223,7 @@ def train(
 def fit_fusion(
     data: Data,
     model: ModelDir = DEFAULT_MODEL,
-    depth: Annotated[int, typer.Option(help="Candidates per dev query, as inference draws them.")] = 100,
+    depth: DevDepth = 100,
     limit: DevLimit = None,
     backend: Backend = None,
 ) -> None:
