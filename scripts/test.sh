@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set everything up, then lint (ruff; the import contracts and mypy over the installed layout) and run the tests.
-#   ./scripts/test.sh           the whole suite, slow tests with the real models included (about 12 minutes)
+#   ./scripts/test.sh           the whole suite, slow tests with the real models included (a few minutes)
 #   ./scripts/test.sh --fast    lint and the tests not marked slow: the edit loop (under a minute)
 # Other arguments go to pytest, e.g. ./scripts/test.sh --fast tests/test_stopping.py
 set -euo pipefail
