@@ -8,7 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: BM25 tokens are NFKC-normalized and case-folded (1 only lowercased)
 MANIFEST = "manifest.json"
 DOCS = "docs.jsonl"
 

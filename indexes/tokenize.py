@@ -1,13 +1,16 @@
 """The one tokenizer every BM25 backend shares.
 
-``tokenize("The Runners ran!")`` lowercases, splits on Unicode word characters (``\\w+``), optionally drops
-English stop words (Lucene's default English list, the one Pyserini's BM25 baselines use) and optionally
-applies the Snowball English stemmer (PyStemmer). With the defaults the result is ``["runner", "ran"]``.
+``tokenize("The Runners ran!")`` normalizes the text (Unicode NFKC, then case folding: a decomposed "café" and
+"CAFÉ" read as "café", full-width "ＡＢＣ" as "abc", "Straße" as "strasse"), splits on Unicode word characters
+(``\\w+``), optionally drops English stop words (Lucene's default English list, the one Pyserini's BM25
+baselines use) and optionally applies the Snowball English stemmer (PyStemmer). With the defaults the result is
+``["runner", "ran"]``.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -18,6 +21,12 @@ ENGLISH_STOP_WORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their then there "
     "these they this to was will with".split()
 )
+
+
+def normalize(text: str) -> str:
+    """NFKC, then case folding: the same text for every Unicode spelling of the same words, at index time and at
+    query time alike (without it, a decomposed "Zürich" split into "zu" and "rich")."""
+    return unicodedata.normalize("NFKC", text).casefold()
 
 
 @lru_cache(maxsize=1)
@@ -36,7 +45,7 @@ class Tokenizer:
     _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __call__(self, text: str) -> list[str]:
-        words = _WORD.findall(text.lower())
+        words = _WORD.findall(normalize(text))
         if self.stopwords:
             words = [w for w in words if w not in ENGLISH_STOP_WORDS]
         if not self.stem:

@@ -75,3 +75,17 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="idf must be"):
         BM25Params(idf="bm42")
     assert index.search("unknown words", 5) == []
+
+
+def test_unicode_spellings_of_the_same_words_match_at_index_and_query_time():
+    """A decomposed "Zürich café" once tokenized into "zu rich cafe": the query "café" missed it and "rich"
+    found it."""
+    from earlyrank.indexes.tokenize import Tokenizer
+
+    plain = Tokenizer(stem=False, stopwords=False)
+    decomposed = "Zu\u0308rich cafe\u0301"
+    assert plain(decomposed) == plain("Zürich café") == ["zürich", "café"]
+    assert plain("ＡＢＣ Straße") == plain("abc STRASSE") == ["abc", "strasse"]
+    index = BM25Index.build(["d1", "d2"], [decomposed, "A rich uncle"], BM25Params())
+    assert [h.doc_id for h in index.search("café", 2)] == ["d1"]
+    assert [h.doc_id for h in index.search("rich", 2)] == ["d2"]

@@ -145,3 +145,13 @@ def test_kill_at_random_moments_never_breaks_the_index(tmp_path):
             proc.kill()
             proc.wait()
         assert len(load_index(out).docs) in (10, 20000)
+
+
+def test_an_index_of_the_previous_format_is_refused_with_the_command_that_rebuilds_it(tiny_dir, tmp_path):
+    """Format 2 normalizes BM25 tokens (NFKC, case folding); a format-1 index was tokenized otherwise."""
+    out = build_index(_docs(tiny_dir), tmp_path / "idx", dense=False, progress=False)
+    manifest = out.resolve() / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format_version": 1}))
+    with pytest.raises(IndexStoreError, match=r"format version 1, this earlyrank reads 2; rebuild it with: "
+                                              r"earlyrank index CORPUS_DIR --out .*idx"):
+        load_index(out)
