@@ -1,7 +1,7 @@
 """Cohere-compatible ``POST /v1/rerank``: the request and response shapes of Cohere's v1 rerank API.
 
 A client written for Cohere's v1 API works unchanged against this server: documents are strings or
-objects with a ``text`` field (or the fields named by ``rank_fields``); results are sorted by
+objects with a ``text`` field or the fields named by ``rank_fields``; results are sorted by
 ``relevance_score`` (here the calibrated confidence), carry the document's ``index`` in the request and,
 with ``return_documents``, the document itself. ``model`` and ``max_chunks_per_doc`` are accepted and
 ignored: this server has one model, which truncates long pairs to its own length.
@@ -31,12 +31,12 @@ class DocumentObject(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
 
-    text: str
+    text: str | None = None  # needed unless `rank_fields` names the fields to read
     __pydantic_extra__: dict[str, str]
 
     def fields(self) -> dict[str, str]:
-        """Every field of the object by name, `text` first."""
-        return {"text": self.text, **(self.model_extra or {})}
+        """Every field of the object by name, `text` first when it has one."""
+        return {**({"text": self.text} if self.text is not None else {}), **(self.model_extra or {})}
 
 
 def _document_kind(value: object) -> str | None:
@@ -49,7 +49,7 @@ def _document_kind(value: object) -> str | None:
 DocumentIn = Annotated[
     Annotated[str, Tag(STRING_DOCUMENT)] | Annotated[DocumentObject, Tag(OBJECT_DOCUMENT)],
     Discriminator(_document_kind, custom_error_type="document_type",
-                  custom_error_message="must be a string or an object with a string `text` field"),
+                  custom_error_message="must be a string or an object of string fields"),
 ]
 
 
@@ -72,7 +72,7 @@ class ReturnedDocument(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    text: str
+    text: str | None = None
 
 
 class CohereResult(Body):
@@ -127,7 +127,9 @@ def document_texts(request: CohereRerankRequest, max_chars: int) -> list[str]:
             if missing:
                 names = ", ".join(repr(f) for f in missing[:3]) + (f" and {len(missing) - 3} more"
                                                                   if len(missing) > 3 else "")
-                raise invalid(loc, f"object has no {names} field named in rank_fields", "missing")
+                hint = (" named in rank_fields" if request.rank_fields
+                        else "; give one, or name the fields to read in rank_fields")
+                raise invalid(loc, f"object has no {names} field{hint}", "missing")
             text = fields["text"] if wanted == ["text"] else "\n".join(f"{f}: {fields[f]}" for f in wanted)
         if len(text) > max_chars:
             raise invalid(loc, f"{len(text)} characters; the limit is {max_chars}", "string_too_long")
@@ -160,8 +162,11 @@ def cohere_response(request: CohereRerankRequest, texts: list[str], result: Rera
             document = ReturnedDocument(**({"text": original} if isinstance(original, str) else original.fields()))
         results.append(CohereResult(index=index, relevance_score=hit.confidence,
                                     document=document))
-    # Cohere bills a search unit per query with up to 100 documents; clients that track usage read it.
-    units = max(1, math.ceil(len(texts) / 100))
-    return CohereRerankResponse(id=str(uuid.uuid4()), results=results,
-                                meta=CohereMeta(api_version=ApiVersion(version="1"),
-                                                billed_units=BilledUnits(search_units=units)))
+    return CohereRerankResponse(id=str(uuid.uuid4()), results=results, meta=cohere_meta("1", len(texts)))
+
+
+def cohere_meta(version: str, documents: int) -> CohereMeta:
+    """Response metadata: the API version, and the search units Cohere would bill (one per query with up to 100
+    documents; clients that track usage read it)."""
+    return CohereMeta(api_version=ApiVersion(version=version),
+                      billed_units=BilledUnits(search_units=max(1, math.ceil(documents / 100))))

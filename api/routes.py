@@ -22,6 +22,7 @@ from earlyrank.api.cohere import (
     document_texts,
     score_documents,
 )
+from earlyrank.api.cohere_v2 import CohereV2RerankRequest, CohereV2RerankResponse, cohere_v2_response, v2_document_texts
 from earlyrank.api.deps import Runtime, get_pipeline, get_runtime
 from earlyrank.api.errors import ApiError, invalid
 from earlyrank.api.schemas import (
@@ -35,7 +36,7 @@ from earlyrank.api.schemas import (
     search_response,
 )
 from earlyrank.engine.pipeline import Pipeline
-from earlyrank.engine.rerank import Policy
+from earlyrank.engine.rerank import Policy, RerankResult
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.settings import Settings
 from earlyrank.engine.stopping import StopReason, Threshold
@@ -150,13 +151,30 @@ async def search(body: SearchRequest, pipeline: Pipeline = Depends(get_pipeline)
 async def rerank_documents(body: CohereRerankRequest, pipeline: Pipeline = Depends(get_pipeline),
                            runtime: Runtime = Depends(get_runtime)) -> CohereRerankResponse:
     """Cohere-compatible: score every document against the query (no recall), most relevant first."""
-    settings = runtime.settings
-    check_query_length(body.query, settings)
-    check_document_count(body.documents, settings.max_documents)
-    texts = document_texts(body, settings.max_document_chars)
+    check_query_length(body.query, runtime.settings)
+    check_document_count(body.documents, runtime.settings.max_documents)
+    texts = document_texts(body, runtime.settings.max_document_chars)
+    return cohere_response(body, texts, await rerank_every_document("/v1/rerank", body.query, texts, pipeline,
+                                                                    runtime))
+
+
+@router.post("/v2/rerank", response_model=CohereV2RerankResponse, responses=ERRORS)
+async def rerank_documents_v2(body: CohereV2RerankRequest, pipeline: Pipeline = Depends(get_pipeline),
+                              runtime: Runtime = Depends(get_runtime)) -> CohereV2RerankResponse:
+    """Cohere v2-compatible: score every document against the query (no recall), most relevant first."""
+    check_query_length(body.query, runtime.settings)
+    check_document_count(body.documents, runtime.settings.max_documents)
+    texts = v2_document_texts(body, runtime.settings.max_document_chars)
+    return cohere_v2_response(body, texts, await rerank_every_document("/v2/rerank", body.query, texts, pipeline,
+                                                                       runtime))
+
+
+async def rerank_every_document(endpoint: str, query: str, texts: list[str], pipeline: Pipeline,
+                                runtime: Runtime) -> RerankResult:
+    """Score every text against `query` under the work limiter (no recall, no early stop); counted under
+    `endpoint` in the metrics. A 503 if no reranker is loaded, a 429 beyond the concurrency limit."""
     scorer = require_reranker(pipeline)
     with runtime.limiter.slot():
-        result = await run_engine(score_documents, body.query, texts, scorer, settings.max_batch_pairs)
-    runtime.metrics.observe_rerank("/v1/rerank", result.scored, result.candidates, result.stopped_early,
-                                   result.reason)
-    return cohere_response(body, texts, result)
+        result = await run_engine(score_documents, query, texts, scorer, runtime.settings.max_batch_pairs)
+    runtime.metrics.observe_rerank(endpoint, result.scored, result.candidates, result.stopped_early, result.reason)
+    return result

@@ -62,7 +62,8 @@ def test_top_n_return_documents_and_ties_in_request_order(client):
 def test_object_documents_keep_their_fields_and_rank_fields_choose_the_text(client):
     docs = [{"text": "cats purr", "source": "a"}, {"title": "Paris", "body": "capital of France"}]
     missing = client.post("/v1/rerank", json={"query": QUERY, "documents": docs})
-    assert missing.status_code == 422 and missing.json()["error"] == "documents[1].text: Field required"
+    assert missing.status_code == 422 and missing.json()["error"] == (
+        "documents[1]: object has no 'text' field; give one, or name the fields to read in rank_fields")
     docs[1]["text"] = "see body"
     unnamed = client.post("/v1/rerank", json={"query": QUERY, "documents": docs, "rank_fields": ["title", "body"]})
     assert unnamed.status_code == 422
@@ -115,3 +116,40 @@ def test_cohere_python_client_works_unchanged(client):
     with pytest.raises(cohere.core.api_error.ApiError) as refused:
         co.rerank(query="", documents=DOCS)
     assert refused.value.status_code == 422 and refused.value.body["error"].startswith("query: ")
+
+
+def test_objects_ranked_by_a_field_other_than_text(client):
+    """Objects whose only field is the one `rank_fields` names were once refused for lacking `text`."""
+    docs = [{"content": "cats purr"}, {"content": "Paris is the capital of France", "id": "p"}]
+    response = client.post("/v1/rerank", json={"query": QUERY, "documents": docs, "rank_fields": ["content"],
+                                               "return_documents": True})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["index"] for r in results] == [1, 0]
+    assert results[0]["document"] == {"content": "Paris is the capital of France", "id": "p"}
+    no_field = client.post("/v1/rerank", json={"query": QUERY, "documents": [{"content": "x"}]})
+    assert no_field.status_code == 422 and no_field.json()["error"].startswith("documents[0]:")
+
+
+def test_v2_rerank_with_cohere_client_v2(client):
+    cohere = pytest.importorskip("cohere")
+    co = cohere.ClientV2(api_key="not-needed", base_url=str(client.base_url), httpx_client=client)
+    response = co.rerank(model="rerank-v3.5", query=QUERY, documents=DOCS, top_n=2)
+    assert [r.index for r in response.results] == [1, 2]
+    assert response.results[0].relevance_score == pytest.approx(0.731059, abs=1e-6)
+    assert response.meta.api_version.version == "2" and response.id
+    # The answer's words after the first two are not read: "Paris is" has no query word (logit -2).
+    cut = co.rerank(model="rerank-v3.5", query=QUERY, documents=DOCS, max_tokens_per_doc=2)
+    assert [r.relevance_score for r in cut.results if r.index == 1] == [pytest.approx(0.119203, abs=1e-6)]
+    with pytest.raises(cohere.core.api_error.ApiError) as refused:
+        co.rerank(model="rerank-v3.5", query="", documents=DOCS)
+    assert refused.value.status_code == 422 and refused.value.body["error"].startswith("query: ")
+
+
+def test_v2_rerank_refuses_what_v2_does_not_take(client):
+    objects = client.post("/v2/rerank", json={"query": QUERY, "documents": [{"text": "x"}]})
+    assert objects.status_code == 422 and objects.json()["error"].startswith("documents[0]:")
+    zero = client.post("/v2/rerank", json={"query": QUERY, "documents": DOCS, "max_tokens_per_doc": 0})
+    assert zero.status_code == 422 and zero.json()["error"].startswith("max_tokens_per_doc:")
+    too_many = client.post("/v2/rerank", json={"query": QUERY, "documents": DOCS * 2})
+    assert too_many.status_code == 422 and "the limit is 5" in too_many.json()["error"]
