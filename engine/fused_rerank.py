@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from earlyrank.engine.fusion import CandidateSignals, Fusion
-from earlyrank.engine.rerank import RerankResult
+from earlyrank.engine.rerank import RerankResult, chunk_within_deadline
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import BoundStop, Decision, StopReason
 from earlyrank.indexes.types import CONFIDENCE, LOGIT, Hit
@@ -41,10 +41,11 @@ def rerank_fused(query: str, candidates: Sequence[Hit], passages: Sequence[str],
     fused = np.zeros(0)
     decision = policy.decide(fused, bounds[order])
     while not decision.stop:
-        if deadline is not None and time.monotonic() >= deadline:
+        size = chunk_within_deadline(decision.next_chunk, deadline, time.monotonic() - started, len(logits))
+        if size == 0:
             decision = Decision(True, StopReason.DEADLINE)
             break
-        take = order[len(logits):len(logits) + decision.next_chunk]
+        take = order[len(logits):len(logits) + size]
         chunk = scorer.score(query, [passages[i] for i in take])
         logits = np.concatenate([logits, chunk.logits])
         confidences = np.concatenate([confidences, chunk.confidences])

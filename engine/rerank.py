@@ -90,6 +90,25 @@ class RerankResult:
         return self.scored / self.candidates if self.candidates else 0.0
 
 
+def chunk_within_deadline(wanted: int, deadline: float | None, seconds: float, scored: int) -> int:
+    """How many of the `wanted` next pairs to score so that the chunk ends by `deadline` (a `time.monotonic()`
+    instant): all of them without a deadline; one before any pair has been timed; otherwise as many as the
+    rate measured so far (`seconds` for `scored` pairs) fits in the time left. 0 means stop: none fits.
+
+    A chunk that has started always finishes, so this is what keeps a response near its budget: the overshoot
+    is at most about one pair's time, not one chunk's."""
+    if deadline is None:
+        return wanted
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return 0
+    if scored == 0:
+        return min(wanted, 1)
+    if seconds <= 0:
+        return wanted
+    return min(wanted, int(left / (seconds / scored)))
+
+
 def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], scorer: PairScorer, policy: Policy,
            blend: float = 0.0, deadline: float | None = None) -> RerankResult:
     """Rerank `candidates` (recall order; `passages[i]` is candidate i's text) under `policy`.
@@ -105,11 +124,12 @@ def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], score
     confidences = np.zeros(0)
     decision = policy.decide(confidences, len(candidates))
     while not decision.stop:
-        if deadline is not None and time.monotonic() >= deadline:
+        start = len(confidences)
+        size = chunk_within_deadline(decision.next_chunk, deadline, time.monotonic() - started, start)
+        if size == 0:
             decision = Decision(True, StopReason.DEADLINE)
             break
-        start = len(confidences)
-        chunk = scorer.score(query, passages[start:start + decision.next_chunk])
+        chunk = scorer.score(query, passages[start:start + size])
         logits = np.concatenate([logits, chunk.logits])
         confidences = np.concatenate([confidences, chunk.confidences])
         decision = policy.decide(confidences, len(candidates))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -51,3 +52,60 @@ def test_mismatched_inputs(fake_scorer):
     hits, passages = _candidates(3)
     with pytest.raises(ValueError, match="3 candidates but 2 passages"):
         rerank("q", hits, passages[:2], fake_scorer, FullRerank())
+
+
+class FakeClock:
+    """A `time` stand-in whose clock moves only when a pair is scored."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class TimedScorer:
+    """Each pair takes `per_pair` seconds on the fake clock; records every chunk's size."""
+
+    def __init__(self, clock: FakeClock, per_pair: float):
+        self.clock, self.per_pair, self.calls = clock, per_pair, []
+
+    def score(self, query, passages):
+        import numpy as np
+
+        from earlyrank.engine.scoring import ScoredPairs
+
+        self.calls.append(len(passages))
+        self.clock.now += self.per_pair * len(passages)
+        return ScoredPairs(np.zeros(len(passages)), np.full(len(passages), 0.5))
+
+
+def test_a_deadline_bounds_the_time_to_about_one_pair_past_it(monkeypatch):
+    """A started chunk always finishes: with chunks of 16 at 50 ms a pair, a 300 ms budget once took 800 ms."""
+    rerank_module = sys.modules["earlyrank.engine.rerank"]  # the package re-exports the function by this name
+    clock = FakeClock()
+    monkeypatch.setattr(rerank_module, "time", clock)
+    scorer = TimedScorer(clock, per_pair=0.05)
+    hits, passages = _candidates(40)
+    result = rerank("q", hits, passages, scorer, FullRerank(chunk=16), deadline=clock.now + 0.3)
+    assert result.reason == "deadline" and result.stopped_early
+    assert scorer.calls[0] == 1  # nothing timed yet: one pair measures the rate
+    assert clock.now - 1000.0 <= 0.3 + 0.05 + 1e-9 and result.scored == 6
+
+
+def test_the_fused_loop_keeps_the_same_budget(monkeypatch):
+    import numpy as np
+
+    from earlyrank.engine.fused_rerank import rerank_fused
+    from earlyrank.engine.fusion import CandidateSignals, Fusion
+    from earlyrank.engine.stopping import BoundStop
+
+    clock = FakeClock()
+    monkeypatch.setattr(sys.modules["earlyrank.engine.rerank"], "time", clock)
+    monkeypatch.setattr(sys.modules["earlyrank.engine.fused_rerank"], "time", clock)
+    scorer = TimedScorer(clock, per_pair=0.05)
+    hits, passages = _candidates(40)
+    signals = CandidateSignals(np.linspace(1, 0, 40), np.zeros(40), np.arange(1, 41, dtype=float))
+    result = rerank_fused("q", hits, passages, signals, scorer, Fusion((1.0, 1.0, 0, 0, 0), 0.0, 50.0),
+                          BoundStop(k=1, first_chunk=16, depth=40), deadline=clock.now + 0.3)
+    assert result.reason == "deadline" and clock.now - 1000.0 <= 0.35 + 1e-9 and scorer.calls[0] == 1
