@@ -117,11 +117,23 @@ class Passage(Body):
     confidence: float | None
 
 
+class SentenceOut(Body):
+    """The answer passage's sentence most likely to hold the answer: its text, its character offsets in the
+    passage's text (``text[start:end]``) and the calibrated confidence of the question with that sentence."""
+
+    text: str
+    start: int
+    end: int
+    confidence: float
+
+
 class AnswerResponse(Body):
     """The best passage for the question, the ranked hits, and what answering cost (pairs scored, seconds)."""
 
     query: str
     answer: Passage | None
+    answer_sentence: SentenceOut | None = Field(
+        None, description="The sentence of the answer's text most likely to hold the answer, with offsets.")
     hits: list[HitOut]
     scored: int = Field(description="Pairs the reranker scored.")
     candidates: int = Field(description="Candidates recall offered.")
@@ -191,7 +203,11 @@ def answer_response(answer: Answer, doc: Callable[[str], Document], degraded: bo
     if answer.answer is not None and has_content(answer.answer.full_text):
         best = Passage(id=answer.answer.id, title=answer.answer.title, text=answer.answer.text,
                        confidence=answer.confidence)
-    return AnswerResponse(query=answer.query, answer=best, hits=[hit_out(h, doc(h.doc_id)) for h in answer.hits],
+    sentence = answer.sentence
+    sentence_out = (SentenceOut(text=sentence.text, start=sentence.start, end=sentence.end,
+                                confidence=sentence.confidence) if best is not None and sentence else None)
+    return AnswerResponse(query=answer.query, answer=best, answer_sentence=sentence_out,
+                          hits=[hit_out(h, doc(h.doc_id)) for h in answer.hits],
                           scored=answer.scored, candidates=answer.candidates, stopped_early=answer.stopped_early,
                           reason=answer.reason, degraded=degraded, seconds=answer.seconds)
 

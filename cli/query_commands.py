@@ -116,6 +116,9 @@ def ask(
     if as_json:
         typer.echo(json.dumps({
             "query": answer.query, "answer": best and {"id": best.id, "title": best.title, "text": best.text},
+            "answer_sentence": best and answer.sentence and {"text": answer.sentence.text,
+                                                             "start": answer.sentence.start,
+                                                             "end": answer.sentence.end},
             "confidence": answer.confidence, "scored": answer.scored, "candidates": answer.candidates,
             "stopped_early": answer.stopped_early, "reason": answer.reason, "seconds": answer.seconds,
             "hits": [hit_json(h, pipeline.index.doc(h.doc_id)) for h in answer.hits]}, ensure_ascii=False, indent=2))
@@ -123,7 +126,9 @@ def ask(
     if best is None:
         typer.echo("no passage matched the question")
         return
-    typer.echo(f"answer: [{best.id}] {best.full_text}")
+    # The sentence that answers, not the whole passage (which can run to thousands of characters).
+    said = answer.sentence.text if answer.sentence else best.text
+    typer.echo(f"answer: {said}\n  from [{best.id}] {best.title}".rstrip())
     typer.echo(f"confidence {answer.confidence:.3f}; scored {answer.scored} of {answer.candidates} candidates "
                f"({answer.reason}); {answer.seconds * 1000:.0f} ms\n")
     typer.echo(hits_table(answer.hits, pipeline.index.doc))

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from earlyrank.engine.answer_sentence import AnswerSentence, best_sentence
 from earlyrank.engine.fused_rerank import rerank_fused
 from earlyrank.engine.fusion import CandidateSignals, Fusion
-from earlyrank.engine.rerank import Policy, RerankResult, rerank
+from earlyrank.engine.rerank import Policy, RerankResult, has_content, rerank
 from earlyrank.engine.scoring import PairScorer
-from earlyrank.engine.stopping import BoundStop, FullRerank
+from earlyrank.engine.stopping import BoundStop, FullRerank, StopReason
 from earlyrank.indexes.types import Document, Hit, RecallMode
 
 if TYPE_CHECKING:  # a run-time import would make `import indexes` (before `engine`) circular
@@ -34,6 +35,7 @@ class Answer:
     stopped_early: bool
     reason: str
     seconds: float
+    sentence: AnswerSentence | None = None  # the answer passage's sentence most likely to hold the answer
 
 
 def check_query(query: str) -> str:
@@ -98,15 +100,21 @@ class Pipeline:
         stop = dataclasses.replace(self.fusion_stop, depth=depth)
         return rerank_fused(query, candidates, passages, signals, self.scorer, self.fusion, stop, deadline)
 
-    def ask(self, query: str, k: int = 10, **options) -> Answer:
-        """Answer a question: the top reranked passage, its confidence, the ranking and the cost."""
+    def ask(self, query: str, k: int = 10, sentence_too: bool = True, **options) -> Answer:
+        """Answer a question: the top reranked passage, its confidence, the ranking and the cost; with
+        `sentence_too`, also the passage's sentence most likely to hold the answer (one more scoring call of a
+        few short pairs, counted in `seconds`, not in `scored`). `options` go to `rerank`."""
         started = time.perf_counter()
         result = self.rerank(query, k, **options)
         top = result.hits[0] if result.hits else None
         confidence = top.confidence if top else None
-        return Answer(query, self.index.doc(top.doc_id) if top else None, confidence, result.hits,
-                      result.scored, result.candidates, result.stopped_early, result.reason,
-                      time.perf_counter() - started)
+        passage = self.index.doc(top.doc_id) if top else None
+        sentence = None
+        if (sentence_too and passage is not None and self.scorer is not None and result.scored
+                and result.reason != StopReason.DEADLINE and has_content(passage.text)):
+            sentence = best_sentence(self.scorer, query, passage.text)
+        return Answer(query, passage, confidence, result.hits, result.scored, result.candidates,
+                      result.stopped_early, result.reason, time.perf_counter() - started, sentence)
 
 
 def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 100,

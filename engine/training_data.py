@@ -11,10 +11,10 @@ that BM25 finds for the question.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from earlyrank.engine.answer_sentence import sentences
 from earlyrank.engine.datasets import Dataset, Qrels
 from earlyrank.indexes.store import LoadedIndex
 from earlyrank.indexes.types import Document, Query
@@ -151,14 +151,6 @@ def self_supervised_groups(index: LoadedIndex, count: int, *, negatives: int, de
             continue
         groups.append(Group(doc.title, doc.text, tuple(rng.sample(others, negatives)), f"{index.path.name}:self"))
     return groups
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-
-
-def sentences(text: str) -> list[str]:
-    """`text` cut after '.', '!' or '?' followed by a space and a capital or digit (good enough for prose)."""
-    return [s for s in _SENTENCE_END.split(text.strip()) if s]
 
 
 def sentence_groups(index: LoadedIndex, count: int, *, negatives: int, depth: int, rng: random.Random,

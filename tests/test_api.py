@@ -117,7 +117,10 @@ def test_answer_returns_best_passage_ranking_and_cost(client, scorer):
     assert (body["scored"], body["candidates"], body["stopped_early"], body["reason"], body["degraded"]) == (
         2, 2, False, "exhausted", False)
     assert body["hits"][0]["stage_scores"]["bm25"] == body["hits"][0]["recall_score"] > 0
-    assert body["seconds"] >= 0 and scorer.calls == [2]
+    # Two pairs reranked, then the answer passage's one sentence scored for the answer sentence.
+    assert body["seconds"] >= 0 and scorer.calls == [2, 1]
+    assert body["answer_sentence"] == {"text": "Paris is the capital of France and home to the Eiffel Tower.",
+                                       "start": 0, "end": 60, "confidence": pytest.approx(0.952574, abs=1e-6)}
 
 
 def test_answer_stops_early_under_the_threshold_and_reports_unscored_hits(tiny_index):
@@ -153,7 +156,7 @@ def test_max_candidates_and_top_k_bound_the_work_and_the_answer(client, scorer):
     body = client.post("/v1/answer", json={"query": "Which animals hunt mice?", "max_candidates": 2,
                                            "top_k": 1, "threshold": 1.0}).json()
     assert (body["candidates"], body["scored"], len(body["hits"])) == (2, 2, 1)
-    assert body["hits"][0]["doc_id"] == "d1" and scorer.calls == [2]
+    assert body["hits"][0]["doc_id"] == "d1" and scorer.calls == [2, 1]  # then the answer sentence
 
 
 def test_search_recall_only_has_recall_scores_and_no_confidence(client, scorer):
@@ -243,7 +246,7 @@ def test_body_over_the_limit_is_413_by_length_and_by_stream(tiny_index, scorer):
     streamed = client.post("/v1/answer", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413 and streamed.json()["error_type"] == "body_too_large"
     assert client.post("/v1/answer", json={"query": FRANCE}).status_code == 200
-    assert scorer.calls == [2]
+    assert scorer.calls == [2, 1]  # only the last request reached the model: its rerank and answer sentence
 
 
 def test_unknown_paths_and_methods_use_the_error_shape(client):
