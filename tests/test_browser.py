@@ -54,6 +54,9 @@ def test_page_asks_and_shows_answer_confidence_and_cost(base_url, tmp_path):
     query = urllib.parse.quote("What is the capital of France?")
     dom = rendered(f"{base_url}/?q={query}", tmp_path)
     assert '<div class="answer"><h2>Paris</h2>' in dom
+    # The answer sentence is marked inside the passage (here the passage is one sentence).
+    assert ('<mark class="answer-sentence">Paris is the capital of France and home to the Eiffel Tower.</mark>'
+            in dom)
     assert "Scored 2 of 2 candidates" in dom  # BM25 recalls d3 and d4; the fake scores both
     assert "95.3%" in dom  # sigmoid(3) for Paris, shown as the confidence bar's label
     assert dom.count('<li>') == 2 and "Berlin" in dom
