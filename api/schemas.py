@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from earlyrank.engine.abstention import NO_CONFIDENT_ANSWER
 from earlyrank.engine.pipeline import Answer
 from earlyrank.engine.rerank import RerankResult, has_content
 from earlyrank.indexes.types import Document, Hit, RecallMode
@@ -134,11 +135,15 @@ class AnswerResponse(Body):
     answer: Passage | None
     answer_sentence: SentenceOut | None = Field(
         None, description="The sentence of the answer's text most likely to hold the answer, with offsets.")
+    answer_confidence: float | None = Field(
+        None, description="Probability that the top passage answers the question (null if the model has no answer "
+                          "gate); below the model's threshold the answer is withheld.")
     hits: list[HitOut]
     scored: int = Field(description="Pairs the reranker scored.")
     candidates: int = Field(description="Candidates recall offered.")
     stopped_early: bool
-    reason: str = Field(description="Why reranking stopped: confident, exhausted, max_depth, deadline, ...")
+    reason: str = Field(description="Why reranking stopped (confident, exhausted, max_depth, deadline, ...), or "
+                                    "no_confident_answer when the answer was withheld.")
     degraded: bool = Field(description="True when the deadline cut reranking short.")
     seconds: float
 
@@ -198,9 +203,11 @@ def hit_out(hit: Hit, doc: Document) -> HitOut:
 
 
 def answer_response(answer: Answer, doc: Callable[[str], Document], degraded: bool) -> AnswerResponse:
-    """The answer, unless the top passage has no letter or digit (reranking put every real one above it)."""
+    """The answer, unless the top passage has no letter or digit (reranking put every real one above it) or its
+    answer confidence is below the model's threshold (then `answer` is null, `reason` is
+    ``no_confident_answer``, and the hits are still listed)."""
     best = None
-    if answer.answer is not None and has_content(answer.answer.full_text):
+    if answer.answer is not None and has_content(answer.answer.full_text) and not answer.abstained:
         best = Passage(id=answer.answer.id, title=answer.answer.title, text=answer.answer.text,
                        confidence=answer.confidence)
     sentence = answer.sentence
@@ -209,7 +216,8 @@ def answer_response(answer: Answer, doc: Callable[[str], Document], degraded: bo
     return AnswerResponse(query=answer.query, answer=best, answer_sentence=sentence_out,
                           hits=[hit_out(h, doc(h.doc_id)) for h in answer.hits],
                           scored=answer.scored, candidates=answer.candidates, stopped_early=answer.stopped_early,
-                          reason=answer.reason, degraded=degraded, seconds=answer.seconds)
+                          reason=NO_CONFIDENT_ANSWER if answer.abstained else answer.reason,
+                          answer_confidence=answer.answer_confidence, degraded=degraded, seconds=answer.seconds)
 
 
 def search_response(query: str, mode: Mode, hits: list[Hit], doc: Callable[[str], Document],

@@ -112,16 +112,22 @@ def ask(
         answer = pipeline.ask(query, k)
     except (IndexStoreError, ModelLoadError, ValueError) as e:
         fail(str(e))
-    best = answer.answer if answer.answer and has_content(answer.answer.full_text) else None
+    best = answer.answer if answer.answer and has_content(answer.answer.full_text) and not answer.abstained else None
     if as_json:
         typer.echo(json.dumps({
             "query": answer.query, "answer": best and {"id": best.id, "title": best.title, "text": best.text},
             "answer_sentence": best and answer.sentence and {"text": answer.sentence.text,
                                                              "start": answer.sentence.start,
                                                              "end": answer.sentence.end},
-            "confidence": answer.confidence, "scored": answer.scored, "candidates": answer.candidates,
+            "confidence": answer.confidence, "answer_confidence": answer.answer_confidence,
+            "abstained": answer.abstained, "scored": answer.scored, "candidates": answer.candidates,
             "stopped_early": answer.stopped_early, "reason": answer.reason, "seconds": answer.seconds,
             "hits": [hit_json(h, pipeline.index.doc(h.doc_id)) for h in answer.hits]}, ensure_ascii=False, indent=2))
+        return
+    if answer.abstained:
+        typer.echo(f"No confident answer (answer confidence {answer.answer_confidence:.1%}, below the model's "
+                   f"threshold). The best candidates:\n")
+        typer.echo(hits_table(answer.hits, pipeline.index.doc))
         return
     if best is None:
         typer.echo("no passage matched the question")

@@ -14,6 +14,7 @@ CALIBRATION = "calibration.json"
 CALIBRATION_REPORT = "calibration_report.json"
 INFERENCE = "inference.json"  # settings measured for inference, e.g. {"max_length": 256} (benchmarks/lengths.py)
 OPERATING_POINT = "operating_point.json"
+ANSWER_GATE = "answer_gate.json"  # answer confidence and abstention threshold (earlyrank fit-abstention)
 FUSION = "fusion.json"  # the learned combination of every signal (earlyrank fit-fusion)
 DEFAULT_MODEL = Path(__file__).parent / "models" / "earlyrank-minilm-ce"
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from earlyrank.engine.abstention import AnswerGate
 from earlyrank.engine.answer_sentence import AnswerSentence, best_sentence
 from earlyrank.engine.fused_rerank import rerank_fused
 from earlyrank.engine.fusion import CandidateSignals, Fusion
@@ -36,6 +37,8 @@ class Answer:
     reason: str
     seconds: float
     sentence: AnswerSentence | None = None  # the answer passage's sentence most likely to hold the answer
+    answer_confidence: float | None = None  # P(the top passage answers the question); None without a gate
+    abstained: bool = False  # the answer confidence is below the gate's threshold: no confident answer
 
 
 def check_query(query: str) -> str:
@@ -55,7 +58,7 @@ class Pipeline:
 
     def __init__(self, index: LoadedIndex, scorer: PairScorer | None = None, policy: Policy | None = None,
                  mode: str = "hybrid", depth: int = 100, blend: float = 0.0, fusion: Fusion | None = None,
-                 fusion_stop: BoundStop | None = None):
+                 fusion_stop: BoundStop | None = None, answer_gate: AnswerGate | None = None):
         RecallMode.parse(mode)
         self.index = index
         self.scorer = scorer
@@ -65,11 +68,12 @@ class Pipeline:
         self.blend = blend
         self.fusion = fusion
         self.fusion_stop = fusion_stop or BoundStop(k=100, depth=depth)
+        self.answer_gate = answer_gate
 
     def with_scorer(self, scorer: PairScorer) -> Pipeline:
         """The same pipeline (index, policy, mode, depth, blend, fusion) scoring with `scorer` instead."""
         return Pipeline(self.index, scorer, self.policy, self.mode, self.depth, self.blend, self.fusion,
-                        self.fusion_stop)
+                        self.fusion_stop, self.answer_gate)
 
     def search(self, query: str, k: int = 10, mode: str | None = None) -> list[Hit]:
         """Recall only."""
@@ -113,8 +117,13 @@ class Pipeline:
         if (sentence_too and passage is not None and self.scorer is not None and result.scored
                 and result.reason != StopReason.DEADLINE and has_content(passage.text)):
             sentence = best_sentence(self.scorer, query, passage.text)
+        answer_confidence, abstained = None, False
+        if self.answer_gate is not None and top is not None and top.logit is not None:
+            answer_confidence = self.answer_gate.answer_confidence(top.logit)
+            abstained = answer_confidence < self.answer_gate.threshold
         return Answer(query, passage, confidence, result.hits, result.scored, result.candidates,
-                      result.stopped_early, result.reason, time.perf_counter() - started, sentence)
+                      result.stopped_early, result.reason, time.perf_counter() - started, sentence,
+                      answer_confidence, abstained)
 
 
 def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 100,
@@ -134,7 +143,7 @@ def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 
     model = Path(model_dir) if model_dir else DEFAULT_MODEL
     policy, blend = load_operating_point(model, depth)
     fusion, fusion_stop = load_fusion(model, depth)
-    return Pipeline(index, scorer, policy, mode, depth, blend, fusion, fusion_stop)
+    return Pipeline(index, scorer, policy, mode, depth, blend, fusion, fusion_stop, AnswerGate.load(model))
 
 
 def load_fusion(model_dir, depth: int = 100) -> tuple[Fusion | None, BoundStop | None]:
