@@ -277,3 +277,34 @@ def load_calibration(model: Path):
     from earlyrank.engine.model_files import CALIBRATION
 
     return Calibration.load(model / CALIBRATION)
+
+
+@app.command("fit-abstention")
+def fit_abstention(
+    data: Data,
+    model: ModelDir = DEFAULT_MODEL,
+    depth: DevDepth = 100,
+    precision: Annotated[float, typer.Option(min=0.5, max=1.0, help=(
+        "Target precision of the answers given: the threshold is the lowest that reaches it on dev."))] = 0.9,
+    limit: DevLimit = None,
+    backend: Backend = None,
+) -> None:
+    """Fit the answer confidence and the threshold below which no answer is given, on the dev questions of DATA
+    and their unanswerable twins (judged passages removed); store them in MODEL/answer_gate.json."""
+    import json
+
+    from earlyrank.engine.abstention_fit import at_threshold, fit_gate, outcomes
+    from earlyrank.engine.model_files import ANSWER_GATE
+    from earlyrank.engine.operating_point import load_operating_point
+
+    dev = dev_scores(data, model, depth, limit, backend)
+    policy, blend = load_operating_point(model, depth)
+    calibration = load_calibration(model)
+    results = [outcomes(d.scored, d.qrels, policy, calibration, blend) for d in dev]
+    gate = fit_gate(results, precision)
+    (model / ANSWER_GATE).write_text(json.dumps(gate.as_dict(), indent=1))
+    for d, o in zip(dev, results, strict=True):
+        r = at_threshold(gate, o)
+        typer.echo(f"{d.name} dev: answers {r['answerable_answered']:.1%} of the answerable questions, "
+                   f"{r['precision']:.1%} of its {r['answered']} answers right ({r['questions']} questions with twins)")
+    typer.echo(f"threshold {gate.threshold:.3f} on the answer confidence; wrote {model / ANSWER_GATE}")

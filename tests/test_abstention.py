@@ -55,3 +55,26 @@ def test_a_gate_is_stored_with_the_model_and_refused_when_broken(tmp_path):
         AnswerGate.load(tmp_path)
     with pytest.raises(ValueError, match="probability"):
         AnswerGate(Calibration(), 1.5)
+
+
+def test_twins_thresholds_and_risk_coverage_by_hand():
+    import numpy as np
+
+    from earlyrank.engine.abstention_fit import risk_coverage, threshold_for_precision, twin
+    from earlyrank.engine.offline import ScoredQuery
+    from earlyrank.indexes.types import Hit
+
+    sq = ScoredQuery("q", "text", [Hit("a", 3.0, 1), Hit("b", 2.0, 2), Hit("c", 1.0, 3)], np.array([5.0, 1.0, 0.5]),
+                     0.1)
+    t = twin(sq, {"a": 1, "c": 0})
+    assert t.query_id == "q#unanswerable" and [(h.doc_id, h.rank) for h in t.candidates] == [("b", 1), ("c", 2)]
+    assert t.logits.tolist() == [1.0, 0.5]
+    confidence = np.array([0.9, 0.8, 0.7, 0.6])
+    right = np.array([1.0, 1.0, 0.0, 1.0])
+    # answering the top 2 is 100% right, the top 3 67%, all four 75%: for 0.75 the lowest threshold is 0.6
+    assert threshold_for_precision(confidence, right, 0.75) == 0.6
+    assert threshold_for_precision(confidence, right, 0.9) == 0.8
+    assert threshold_for_precision(confidence, np.zeros(4), 0.5) == 1.0  # nothing reaches it: answer nothing
+    r = risk_coverage(confidence, right)
+    assert r["aurc"] == pytest.approx(np.mean([0, 0, 1 / 3, 1 / 4]))
+    assert r["accuracy_at_80"] == pytest.approx(0.75) and r["accuracy_at_90"] == pytest.approx(0.75)
