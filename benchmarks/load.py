@@ -1,6 +1,8 @@
 """Load test of the service on loopback: throughput, latency percentiles and errors per concurrency level.
 
     python benchmarks/load.py [--seconds 10] [--levels 1 8 32 128] [--workers 2]
+    python benchmarks/load.py --data ../shared/datasets/scifact --endpoints /v1/answer --levels 1 --batching off \
+        --workers --seconds 60 --out results/load-scifact-answer.json   # /v1/answer latency on SciFact, one client
 
 Starts `earlyrank serve` on the default index and model with micro-batching on, then off
 (EARLYRANK_BATCHING), then with micro-batching on in N worker processes for each --workers N, and drives
@@ -28,8 +30,8 @@ from earlyrank.engine.bench_record import git_commit, machine
 from earlyrank.engine.datasets import DEFAULT_CORPUS, load_dataset
 
 
-def payloads(endpoint: str, rng: random.Random) -> list[dict]:
-    ds = load_dataset(DEFAULT_CORPUS)
+def payloads(endpoint: str, rng: random.Random, data: Path = DEFAULT_CORPUS) -> list[dict]:
+    ds = load_dataset(data)
     questions = [q.text for q in ds.split("test")[0]]
     if endpoint == "/v1/answer":
         return [{"query": q, "top_k": 5} for q in questions]
@@ -68,9 +70,9 @@ async def drive(base: str, endpoint: str, bodies: list[dict], clients: int, seco
             **{f"p{q}_ms": float(np.percentile(lat, q)) for q in (50, 95, 99)}}
 
 
-def serve(port: int, batching: bool, workers: int) -> subprocess.Popen:
+def serve(port: int, batching: bool, workers: int, index: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "EARLYRANK_PORT": str(port), "EARLYRANK_BATCHING": str(batching).lower(),
-           "EARLYRANK_WORKERS": str(workers)}
+           "EARLYRANK_WORKERS": str(workers), **({"EARLYRANK_INDEX_PATH": str(index)} if index else {})}
     proc = subprocess.Popen([sys.executable, "-m", "earlyrank.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     for _ in range(600):
@@ -91,16 +93,27 @@ def main() -> None:
     parser.add_argument("--levels", nargs="*", type=int, default=[1, 8, 32, 128])
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--workers", nargs="*", type=int, default=[2], help="worker counts to try (batching on)")
+    parser.add_argument("--data", type=Path, default=None, help=(
+        "a BEIR data set: serve an index of its corpus (built into the cache) and ask its test questions "
+        "(default: the bundled demo corpus and index)"))
+    parser.add_argument("--batching", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--endpoints", nargs="*", default=["/v1/answer", "/v1/rerank"])
     parser.add_argument("--out", type=Path, default=Path("results/load.json"))
     args = parser.parse_args()
     rng = random.Random(0)
-    bodies = {e: payloads(e, rng) for e in ("/v1/answer", "/v1/rerank")}
+    index = None
+    if args.data is not None:
+        from earlyrank.engine.corpora import dataset_index
+
+        index = dataset_index(load_dataset(args.data, check_judged=False)).path
+    bodies = {e: payloads(e, rng, args.data or DEFAULT_CORPUS) for e in args.endpoints}
     rows = []
     print(f"{'batching':<8} {'workers':>7} {'endpoint':<11} {'clients':>7} {'ok/s':>6} {'p50 ms':>8} {'p95 ms':>8} "
           f"{'p99 ms':>8} {'429s':>6} {'errors':>6}")
-    setups = [(True, 1), (False, 1)] + [(True, n) for n in args.workers if n > 1]
+    modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.batching]
+    setups = [(b, 1) for b in modes] + [(True, n) for n in args.workers if n > 1 and True in modes]
     for batching, workers in setups:
-        proc = serve(args.port, batching, workers)
+        proc = serve(args.port, batching, workers, index)
         try:
             for endpoint, items in bodies.items():
                 for clients in args.levels:
@@ -114,7 +127,8 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=60)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"git_commit": git_commit(), "machine": machine(), "seconds": args.seconds,
+    args.out.write_text(json.dumps({"command": " ".join(sys.argv), "git_commit": git_commit(), "machine": machine(),
+                                    "data": str(args.data or DEFAULT_CORPUS), "seconds": args.seconds,
                                     "rows": rows}, indent=1))
     print(f"wrote {args.out}")
 
