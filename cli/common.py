@@ -107,7 +107,7 @@ def check_request(query: str, k: int, mode: str) -> None:
     check_query(query)
 
 
-Data = Annotated[list[Path], typer.Option("--data", "-d", help="BEIR directory; repeatable.")]
+Data = Annotated[list[Path], typer.Option("--data", "-d", metavar="DIR", help="BEIR directory; repeatable.")]
 ModelDir = Annotated[Path, typer.Option("--model", help="Cross-encoder directory.")]
 
 

@@ -84,7 +84,8 @@ def tune(
 
 @app.command()
 def bench(
-    data: Annotated[list[Path] | None, typer.Option("--data", "-d", help="BEIR directory; repeatable.")] = None,
+    data: Annotated[list[Path] | None, typer.Option("--data", "-d", metavar="DIR",
+                                                    help="BEIR directory; repeatable.")] = None,
     suite: Annotated[bool, typer.Option("--suite", help=(
         "Run the whole suite (scifact, xquad-en and the evaluation-only trec-dl-2019/2021-passage and "
         "noveleval-2306 under --datasets) and print one table."))] = False,
@@ -166,7 +167,8 @@ def export_onnx(model: ModelDir = DEFAULT_MODEL) -> None:
 
 @app.command()
 def train(
-    data: Annotated[list[Path], typer.Option("--data", "-d", help="BEIR directory with qrels/train.tsv; repeatable.")],
+    data: Annotated[list[Path], typer.Option("--data", "-d", metavar="DIR",
+                                             help="BEIR directory with qrels/train.tsv; repeatable.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the model.")],
     loss: Annotated[str, typer.Option(help="listwise, pointwise or mixed.")] = "mixed",
     epochs: Annotated[float, typer.Option(help="Passes over the training groups.")] = 1.0,

@@ -36,8 +36,8 @@ def index(
         "A BEIR directory (corpus.jsonl); a .jsonl, .json, .csv or .tsv file with a text field; or a folder "
         "of .txt, .md, .html and .pdf files, one document each."))] = DEFAULT_CORPUS,
     out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to create or replace.")] = DEFAULT_INDEX,
-    bm25: Annotated[bool, typer.Option("--bm25", help="Build the BM25 part.")] = False,
-    dense: Annotated[bool, typer.Option("--dense", help="Build the dense part.")] = False,
+    bm25: Annotated[bool, typer.Option("--bm25", help="Build only the BM25 part (default: both parts).")] = False,
+    dense: Annotated[bool, typer.Option("--dense", help="Build only the dense part (default: both parts).")] = False,
     hnsw: Annotated[bool, typer.Option("--hnsw", help="Approximate (HNSW) dense index instead of exact.")] = False,
     text_field: TextField = "text",
     id_field: IdField = None,
