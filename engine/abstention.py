@@ -32,6 +32,11 @@ class AnswerGate:
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"the answer threshold is a probability in [0, 1], got {self.threshold}")
 
+    def withholds(self, answer_confidence: float) -> bool:
+        """Whether an answer of this confidence is withheld: below the threshold, or always at threshold 1.0
+        (`earlyrank fit-abstention`'s "answer nothing" when no threshold reaches the target precision)."""
+        return answer_confidence < self.threshold or self.threshold >= 1.0
+
     def answer_confidence(self, top_logit: float) -> float:
         """The probability, in [0, 1], that the passage whose logit is `top_logit` answers the question."""
         return float(self.calibration.confidence(np.asarray([top_logit]))[0])

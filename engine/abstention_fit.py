@@ -63,9 +63,12 @@ def threshold_for_precision(confidence: np.ndarray, right: np.ndarray, precision
     """The lowest threshold whose answered questions (confidence >= it) are right at least `precision` of the
     time; 1.0 (answer nothing) if none is."""
     order = np.argsort(-confidence, kind="stable")
+    sorted_confidence = confidence[order]
     hits = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
-    ok = np.nonzero(hits >= precision)[0]
-    return float(confidence[order][ok.max()]) if ok.size else 1.0
+    # A threshold answers every question at or above it, so only cut after the last of tied confidences.
+    cut = np.append(sorted_confidence[1:] < sorted_confidence[:-1], True)
+    ok = np.nonzero((hits >= precision) & cut)[0]
+    return float(sorted_confidence[ok.max()]) if ok.size else 1.0
 
 
 def fit_gate(dev: Sequence[Outcomes], precision: float = 0.9) -> AnswerGate:
@@ -92,7 +95,7 @@ def risk_coverage(confidence: np.ndarray, right: np.ndarray) -> dict:
 
 def at_threshold(gate: AnswerGate, o: Outcomes) -> dict:
     """What the gate does on `o`: the share of answerable questions answered, and the precision of all answers."""
-    answered = gate.calibration.confidence(o.top_logit) >= gate.threshold
+    answered = ~np.array([gate.withholds(c) for c in gate.calibration.confidence(o.top_logit)], dtype=bool)
     return {"answerable_answered": float(answered[o.answerable].mean()) if o.answerable.any() else 0.0,
             "precision": float(o.right[answered].mean()) if answered.any() else 1.0,
             "answered": int(answered.sum()), "questions": len(answered)}

@@ -71,11 +71,11 @@ def fused_ranks(*orders: Sequence[float], k: int = RRF_K) -> list[float]:
     return fused
 
 
-def best_sentence(scorer: PairScorer, query: str, passage: str) -> AnswerSentence | None:
+def best_sentence(scorer: PairScorer, query: str, passage: str, limit: int = MAX_SENTENCES) -> AnswerSentence | None:
     """The sentence of `passage` that ranks first when the scorer's confidences and the words shared with `query`
-    are fused (the first of equals); None if the passage has no text. One scoring call of at most
-    `MAX_SENTENCES` pairs; the returned confidence is the scorer's for that sentence."""
-    spans = sentence_spans(passage)[:MAX_SENTENCES]
+    are fused (the first of equals), among its first `limit` sentences; None if the passage has no text. One
+    scoring call of at most `limit` pairs; the returned confidence is the scorer's for that sentence."""
+    spans = sentence_spans(passage)[:max(0, min(limit, MAX_SENTENCES))]
     if not spans:
         return None
     texts = [passage[a:b] for a, b in spans]

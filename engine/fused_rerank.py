@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from earlyrank.engine.fusion import CandidateSignals, Fusion
-from earlyrank.engine.rerank import RerankResult, chunk_within_deadline
+from earlyrank.engine.rerank import NO_CONTENT_LOGIT, NO_CONTENT_SCORE, RerankResult, chunk_within_deadline
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import BoundStop, Decision, StopReason
 from earlyrank.indexes.types import CONFIDENCE, LOGIT, Hit
@@ -54,7 +54,8 @@ def rerank_fused(query: str, candidates: Sequence[Hit], passages: Sequence[str],
     scored = len(logits)
     probability = Fusion.probability(fused)
     hits: list[Hit] = []
-    for j in sorted(range(scored), key=lambda j: (-fused[j], j)):
+    empty = [j for j in range(scored) if logits[j] <= NO_CONTENT_LOGIT]  # ContentGuard's mark: no content
+    for j in sorted(set(range(scored)) - set(empty), key=lambda j: (-fused[j], j)):
         cand = candidates[order[j]]
         stages = {**cand.stage_scores, "recall": cand.score, "recall_rank": cand.rank, LOGIT: float(logits[j]),
                   "ce_confidence": float(confidences[j]), "fused_log_odds": float(fused[j]),
@@ -64,5 +65,10 @@ def rerank_fused(query: str, candidates: Sequence[Hit], passages: Sequence[str],
         cand = candidates[i]
         stages = {**cand.stage_scores, "recall": cand.score, "recall_rank": cand.rank}
         hits.append(Hit(cand.doc_id, -1.0, len(hits) + 1, stages))
+    for j in empty:  # a passage with no letter or digit comes last, below the unscored, as in `rerank`
+        cand = candidates[order[j]]
+        stages = {**cand.stage_scores, "recall": cand.score, "recall_rank": cand.rank, LOGIT: float(logits[j]),
+                  CONFIDENCE: 0.0}
+        hits.append(Hit(cand.doc_id, NO_CONTENT_SCORE, len(hits) + 1, stages))
     early = decision.reason.early and scored < len(candidates)
     return RerankResult(hits, scored, len(candidates), early, decision.reason, time.monotonic() - started)

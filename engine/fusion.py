@@ -70,6 +70,8 @@ class Fusion:
     def __post_init__(self) -> None:
         if len(self.weights) != len(FEATURES):
             raise ValueError(f"need {len(FEATURES)} weights ({', '.join(FEATURES)}), got {len(self.weights)}")
+        if self.weights[0] < 0:  # the bound on unscored candidates assumes a higher logit never lowers the score
+            raise ValueError(f"the logit's weight must be >= 0, got {self.weights[0]}")
 
     @property
     def logit_weight(self) -> float:
@@ -90,7 +92,7 @@ class Fusion:
     @staticmethod
     def probability(log_odds: np.ndarray) -> np.ndarray:
         """The relevance probability in [0, 1]."""
-        return 1.0 / (1.0 + np.exp(-np.asarray(log_odds, dtype=np.float64)))
+        return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(log_odds, dtype=np.float64), -500.0, 500.0)))
 
     def as_dict(self) -> dict:
         return {"features": list(FEATURES), "weights": list(self.weights), "intercept": self.intercept,

@@ -75,7 +75,9 @@ def fit(sets: Sequence[Sequence[QueryFeatures]], keep: Sequence[str] = FEATURES,
     weights = np.zeros(len(FEATURES))
     weights[columns] = coef
     intercept = float(model.intercept_[0] - np.sum(coef * mean))
-    high = logit_high if logit_high is not None else float(np.max(np.vstack(xs)[:, 0]) if "logit" in keep else 0)
+    if logit_high is None:
+        logit_high = float(np.max(np.vstack(xs)[:, list(keep).index("logit")])) if "logit" in keep else 0.0
+    high = logit_high
     return Fusion(tuple(float(v) for v in weights), intercept, high)
 
 

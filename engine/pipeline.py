@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from earlyrank.engine.abstention import AnswerGate
-from earlyrank.engine.answer_sentence import AnswerSentence, best_sentence
+from earlyrank.engine.answer_sentence import MAX_SENTENCES, AnswerSentence, best_sentence
 from earlyrank.engine.fused_rerank import rerank_fused
 from earlyrank.engine.fusion import CandidateSignals, Fusion
-from earlyrank.engine.rerank import Policy, RerankResult, has_content, rerank
+from earlyrank.engine.rerank import Policy, RerankResult, chunk_within_deadline, has_content, rerank
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import BoundStop, FullRerank, StopReason
 from earlyrank.indexes.types import Document, Hit, RecallMode
@@ -116,11 +116,14 @@ class Pipeline:
         sentence = None
         if (sentence_too and passage is not None and self.scorer is not None and result.scored
                 and result.reason != StopReason.DEADLINE and has_content(passage.text)):
-            sentence = best_sentence(self.scorer, query, passage.text)
+            # Within a deadline, only as many sentences as the reranking's own rate fits in the time left.
+            room = chunk_within_deadline(MAX_SENTENCES, options.get("deadline"), result.seconds, result.scored)
+            if room:
+                sentence = best_sentence(self.scorer, query, passage.text, room)
         answer_confidence, abstained = None, False
         if self.answer_gate is not None and top is not None and top.logit is not None:
             answer_confidence = self.answer_gate.answer_confidence(top.logit)
-            abstained = answer_confidence < self.answer_gate.threshold
+            abstained = self.answer_gate.withholds(answer_confidence)
         return Answer(query, passage, confidence, result.hits, result.scored, result.candidates,
                       result.stopped_early, result.reason, time.perf_counter() - started, sentence,
                       answer_confidence, abstained)
@@ -143,6 +146,13 @@ def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 
     model = Path(model_dir) if model_dir else DEFAULT_MODEL
     policy, blend = load_operating_point(model, depth)
     fusion, fusion_stop = load_fusion(model, depth)
+    if fusion is not None and (index.bm25 is None or index.dense is None):
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s: the model's learned fusion needs an index with both BM25 and dense parts; this one has not, so "
+            "answers use the blended confidence instead (rebuild the index with both parts to use it)", index.path)
+        fusion, fusion_stop = None, None
     return Pipeline(index, scorer, policy, mode, depth, blend, fusion, fusion_stop, AnswerGate.load(model))
 
 
@@ -156,6 +166,10 @@ def load_fusion(model_dir, depth: int = 100) -> tuple[Fusion | None, BoundStop |
     path = Path(model_dir) / FUSION
     if not path.is_file():
         return None, None
-    stop = json.loads(path.read_text()).get("stopping") or {}
-    return Fusion.load(path), BoundStop(k=int(stop.get("k", 100)), margin=float(stop.get("margin", 0.0)),
-                                        first_chunk=int(stop.get("first_chunk", 2)), depth=depth)
+    fusion = Fusion.load(path)  # a ValueError naming the file if it is not a fusion
+    try:
+        stop = json.loads(path.read_text()).get("stopping") or {}
+        return fusion, BoundStop(k=int(stop.get("k", 100)), margin=float(stop.get("margin", 0.0)),
+                                 first_chunk=int(stop.get("first_chunk", 2)), depth=depth)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: its stopping rule is not one fit-fusion writes ({e}); refit it") from None

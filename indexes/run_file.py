@@ -19,26 +19,31 @@ class RunFileError(ValueError):
 
 
 def read_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
-    """{query id: [(doc id, score)]} in the run's rank order (by rank column, then file order)."""
+    """{query id: [(doc id, score)]} in the run's order as trec_eval reads it: by score, highest first (equal
+    scores by the rank column, then file order). RunFileError naming the file and line for a malformed line."""
     path = Path(path)
     if not path.is_file():
         raise RunFileError(f"{path}: no such run file (expected TREC format: qid Q0 docid rank score tag)")
     rows: dict[str, list[tuple[int, str, float]]] = {}
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise RunFileError(f"{path}:{number}: expected 6 columns (qid Q0 docid rank score tag), "
-                                   f"got {len(parts)}")
-            try:
-                rank, score = int(parts[3]), float(parts[4])
-            except ValueError:
-                raise RunFileError(f"{path}:{number}: rank {parts[3]!r} must be an integer and score "
-                                   f"{parts[4]!r} a number") from None
-            rows.setdefault(parts[0], []).append((rank, parts[2], score))
-    return {q: [(d, s) for _, d, s in sorted(r, key=lambda x: x[0])] for q, r in rows.items()}
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first query id
+    except UnicodeDecodeError as e:
+        raise RunFileError(f"{path}: not UTF-8 text (byte {e.start}); a TREC run is plain text") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise RunFileError(f"{path}:{number}: expected 6 columns (qid Q0 docid rank score tag), "
+                               f"got {len(parts)}")
+        try:
+            rank, score = int(parts[3]), float(parts[4])
+        except ValueError:
+            raise RunFileError(f"{path}:{number}: rank {parts[3]!r} must be an integer and score "
+                               f"{parts[4]!r} a number") from None
+        rows.setdefault(parts[0], []).append((rank, parts[2], score))
+    # As trec_eval orders a run: by score, highest first; equal scores by the rank column.
+    return {q: [(d, s) for _, d, s in sorted(r, key=lambda x: (-x[2], x[0]))] for q, r in rows.items()}
 
 
 class RunRetriever:

@@ -14,7 +14,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+# A word: word characters, with any combining marks that case folding leaves inside it (İ folds to i + U+0307).
+_WORD = re.compile(r"\w(?:\w|[\u0300-\u036f])*", re.UNICODE)
 
 # Lucene's EnglishAnalyzer default stop set (33 words).
 ENGLISH_STOP_WORDS = frozenset(
@@ -24,8 +25,9 @@ ENGLISH_STOP_WORDS = frozenset(
 
 
 def normalize(text: str) -> str:
-    """NFKC, then case folding: the same text for every Unicode spelling of the same words, at index time and at
-    query time alike (without it, a decomposed "Zürich" split into "zu" and "rich")."""
+    """NFKC, then case folding: one spelling for the usual Unicode variants of the same words (composed or
+    decomposed accents, full-width letters, case), at index time and at query time alike (without it, a
+    decomposed "Zürich" split into "zu" and "rich"). Not accent folding: "café" and "cafe" stay different."""
     return unicodedata.normalize("NFKC", text).casefold()
 
 

@@ -78,3 +78,18 @@ def test_twins_thresholds_and_risk_coverage_by_hand():
     r = risk_coverage(confidence, right)
     assert r["aurc"] == pytest.approx(np.mean([0, 0, 1 / 3, 1 / 4]))
     assert r["accuracy_at_80"] == pytest.approx(0.75) and r["accuracy_at_90"] == pytest.approx(0.75)
+
+
+def test_tied_confidences_never_break_the_promised_precision():
+    """The gate answers every question at or above the threshold, ties included: 0.5 would answer a wrong one."""
+    import numpy as np
+
+    from earlyrank.engine.abstention_fit import threshold_for_precision
+
+    assert threshold_for_precision(np.array([0.9, 0.5, 0.5]), np.array([1.0, 1.0, 0.0]), 0.9) == 0.9
+
+
+def test_a_threshold_of_one_answers_nothing():
+    gate = AnswerGate(Calibration(5.0, 0.0), 1.0)
+    assert gate.answer_confidence(10.0) == 1.0 and gate.withholds(1.0)
+    assert not AnswerGate(Calibration(), 0.5).withholds(0.5)

@@ -89,3 +89,9 @@ def test_unicode_spellings_of_the_same_words_match_at_index_and_query_time():
     index = BM25Index.build(["d1", "d2"], [decomposed, "A rich uncle"], BM25Params())
     assert [h.doc_id for h in index.search("café", 2)] == ["d1"]
     assert [h.doc_id for h in index.search("rich", 2)] == ["d2"]
+
+
+def test_a_word_keeps_the_combining_marks_case_folding_leaves_in_it():
+    from earlyrank.indexes.tokenize import Tokenizer
+
+    assert Tokenizer(stem=False, stopwords=False)("İstanbul is big") == ["i\u0307stanbul", "is", "big"]

@@ -112,3 +112,21 @@ def test_unscored_candidates_follow_and_mismatched_lengths_are_refused():
     assert [h.score for h in result.hits[2:]] == [-1.0] * 3 and len(result.hits) == 5
     with pytest.raises(ValueError, match="5 candidates, 4 passages"):
         rerank_fused("q", hits, keys[:4], s, LogitTable({}), fusion, BoundStop())
+
+
+def test_a_contentless_passage_comes_last_in_the_fused_ranking_too():
+    from earlyrank.engine.rerank import NO_CONTENT_LOGIT, NO_CONTENT_SCORE
+
+    keys = ["real", "empty", "other"]
+    hits = [Hit(k, 0.0, r, {}) for r, k in enumerate(keys, 1)]
+    s = CandidateSignals(np.array([0.9, 0.8, 0.1]), np.zeros(3), np.arange(1, 4, dtype=float))
+    table = LogitTable({"real": 1.0, "empty": NO_CONTENT_LOGIT, "other": 0.0})
+    result = rerank_fused("q", hits, keys, s, table, Fusion((1.0, 1.0, 0, 0, 0), 0.0, 5.0),
+                          BoundStop(k=1, first_chunk=2, depth=2))
+    assert [h.doc_id for h in result.hits] == ["real", "other", "empty"]  # below the unscored "other"
+    assert result.hits[-1].score == NO_CONTENT_SCORE and result.hits[1].score == -1.0
+
+
+def test_a_negative_logit_weight_is_refused_since_the_bound_assumes_it():
+    with pytest.raises(ValueError, match="logit's weight must be >= 0"):
+        Fusion((-1.0, 0.0, 0.0, 0.0, 0.0), 0.0, 1.0)

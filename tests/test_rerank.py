@@ -109,3 +109,19 @@ def test_the_fused_loop_keeps_the_same_budget(monkeypatch):
     result = rerank_fused("q", hits, passages, signals, scorer, Fusion((1.0, 1.0, 0, 0, 0), 0.0, 50.0),
                           BoundStop(k=1, first_chunk=16, depth=40), deadline=clock.now + 0.3)
     assert result.reason == "deadline" and clock.now - 1000.0 <= 0.35 + 1e-9 and scorer.calls[0] == 1
+
+
+def test_the_answer_sentence_keeps_to_the_deadline(monkeypatch, tmp_path):
+    """Reranking that ends just inside the budget once went on to score every sentence of the answer."""
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from test_api import build_tiny_index
+
+    from earlyrank.engine.pipeline import Pipeline
+
+    clock = FakeClock()
+    monkeypatch.setattr(sys.modules["earlyrank.engine.rerank"], "time", clock)
+    scorer = TimedScorer(clock, per_pair=0.05)
+    pipeline = Pipeline(build_tiny_index(tmp_path), scorer, FullRerank(chunk=1), mode="bm25", depth=2)
+    answer = pipeline.ask("What is the capital of France?", deadline=clock.now + 0.12)
+    assert answer.scored == 2 and answer.reason == "exhausted"  # 0.10 s of the 0.12 s budget
+    assert answer.sentence is None and scorer.calls == [1, 1]  # no time left for a sentence pair

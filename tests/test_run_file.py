@@ -44,3 +44,12 @@ def test_graded_measures_by_hand():
     assert got["RR@10"] == pytest.approx(0.5) and got["P@1"] == 0.0  # a is only grade 1
     assert metrics(qrels, run, level=1)["P@1"] == 1.0
     assert measures(2)["RR@10"] == "RR(rel=2)@10" and measures(1)["RR@10"] == "RR@10"
+
+
+def test_a_run_is_ordered_by_score_as_trec_eval_orders_it_and_a_bom_is_not_an_id(tmp_path):
+    path = tmp_path / "run.trec"
+    path.write_bytes("\ufeffq1 Q0 b 1 1.0 x\nq1 Q0 a 2 9.0 x\n".encode())
+    assert read_run(path) == {"q1": [("a", 9.0), ("b", 1.0)]}
+    path.write_bytes(b"q1 Q0 \xff 1 1.0 x\n")
+    with pytest.raises(RunFileError, match=r"run\.trec: not UTF-8"):
+        read_run(path)
