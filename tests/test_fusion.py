@@ -75,7 +75,7 @@ class LogitTable:
 
         self.asked.extend(passages)
         values = np.array([self.logits[p] for p in passages])
-        return ScoredPairs(values, 1 / (1 + np.exp(-values)))
+        return ScoredPairs(values, Fusion.probability(values))
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -130,3 +130,30 @@ def test_a_contentless_passage_comes_last_in_the_fused_ranking_too():
 def test_a_negative_logit_weight_is_refused_since_the_bound_assumes_it():
     with pytest.raises(ValueError, match="logit's weight must be >= 0"):
         Fusion((-1.0, 0.0, 0.0, 0.0, 0.0), 0.0, 1.0)
+
+
+def test_a_fused_model_over_a_bm25_only_index_falls_back_to_the_blend(tmp_path, monkeypatch, caplog):
+    """Every request once failed with a 422 blaming the client's mode; now the pipeline loads without fusion."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from conftest import FakeScorer
+    from test_api import build_tiny_index
+
+    from earlyrank.engine import cross_encoder
+    from earlyrank.engine.model_files import FUSION
+    from earlyrank.engine.pipeline import load_fusion, load_pipeline
+
+    index = build_tiny_index(tmp_path)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / FUSION).write_text(json.dumps({"fusion": Fusion((1.0, 1.0, 0, 0, 0), 0.0, 5.0).as_dict()}))
+    monkeypatch.setattr(cross_encoder.CrossEncoder, "load", classmethod(lambda cls, *a, **k: FakeScorer()))
+    pipeline = load_pipeline(index.path, model, mode="bm25")
+    assert pipeline.fusion is None and "needs an index with both BM25 and dense parts" in caplog.text
+    assert pipeline.ask("What is the capital of France?").answer is not None
+    (model / FUSION).write_text(json.dumps({"fusion": Fusion((1.0, 1.0, 0, 0, 0), 0.0, 5.0).as_dict(),
+                                            "stopping": {"k": 0}}))
+    with pytest.raises(ValueError, match="fusion.json: its stopping rule"):
+        load_fusion(model)
