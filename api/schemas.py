@@ -135,6 +135,8 @@ class AnswerResponse(Body):
     answer: Passage | None
     answer_sentence: SentenceOut | None = Field(
         None, description="The sentence of the answer's text most likely to hold the answer, with offsets.")
+    warnings: list[str] = Field(default_factory=list, description=(
+        "Why the answer may be missing or unreliable, e.g. a question in a script the model does not read."))
     answer_confidence: float | None = Field(
         None, description="Probability that the top passage answers the question (null if the model has no answer "
                           "gate); below the model's threshold the answer is withheld.")
@@ -217,6 +219,7 @@ def answer_response(answer: Answer, doc: Callable[[str], Document], degraded: bo
                           hits=[hit_out(h, doc(h.doc_id)) for h in answer.hits],
                           scored=answer.scored, candidates=answer.candidates, stopped_early=answer.stopped_early,
                           reason=NO_CONFIDENT_ANSWER if answer.abstained else answer.reason,
+                          warnings=[answer.warning] if answer.warning else [],
                           answer_confidence=answer.answer_confidence, degraded=degraded, seconds=answer.seconds)
 
 

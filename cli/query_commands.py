@@ -120,13 +120,17 @@ def ask(
                                                              "start": answer.sentence.start,
                                                              "end": answer.sentence.end},
             "confidence": answer.confidence, "answer_confidence": answer.answer_confidence,
-            "abstained": answer.abstained, "scored": answer.scored, "candidates": answer.candidates,
+            "abstained": answer.abstained, "warning": answer.warning, "scored": answer.scored,
+            "candidates": answer.candidates,
             "stopped_early": answer.stopped_early, "reason": answer.reason, "seconds": answer.seconds,
             "hits": [hit_json(h, pipeline.index.doc(h.doc_id)) for h in answer.hits]}, ensure_ascii=False, indent=2))
         return
+    if answer.warning:
+        typer.echo(f"warning: {answer.warning}", err=True)
     if answer.abstained:
-        typer.echo(f"No confident answer (answer confidence {answer.answer_confidence:.1%}, below the model's "
-                   f"threshold). The best candidates:\n")
+        why = (answer.warning or "") if answer.answer_confidence is None else (
+            f"answer confidence {answer.answer_confidence:.1%}, below the model's threshold")
+        typer.echo(f"No confident answer ({why}). The best candidates:\n")
         typer.echo(hits_table(answer.hits, pipeline.index.doc))
         return
     if best is None:

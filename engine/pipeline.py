@@ -13,6 +13,7 @@ from earlyrank.engine.abstention import AnswerGate
 from earlyrank.engine.answer_sentence import MAX_SENTENCES, AnswerSentence, best_sentence
 from earlyrank.engine.fused_rerank import rerank_fused
 from earlyrank.engine.fusion import CandidateSignals, Fusion
+from earlyrank.engine.language import unreadable_warning
 from earlyrank.engine.rerank import Policy, RerankResult, chunk_within_deadline, has_content, rerank
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import BoundStop, FullRerank, StopReason
@@ -38,7 +39,8 @@ class Answer:
     seconds: float
     sentence: AnswerSentence | None = None  # the answer passage's sentence most likely to hold the answer
     answer_confidence: float | None = None  # P(the top passage answers the question); None without a gate
-    abstained: bool = False  # the answer confidence is below the gate's threshold: no confident answer
+    abstained: bool = False  # no confident answer: below the gate's threshold, or a question it cannot read
+    warning: str | None = None  # e.g. the question is not in a script the model reads
 
 
 def check_query(query: str) -> str:
@@ -124,9 +126,10 @@ class Pipeline:
         if self.answer_gate is not None and top is not None and top.logit is not None:
             answer_confidence = self.answer_gate.answer_confidence(top.logit)
             abstained = self.answer_gate.withholds(answer_confidence)
+        warning = unreadable_warning(query)
         return Answer(query, passage, confidence, result.hits, result.scored, result.candidates,
                       result.stopped_early, result.reason, time.perf_counter() - started, sentence,
-                      answer_confidence, abstained)
+                      answer_confidence, abstained or warning is not None, warning)
 
 
 def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 100,

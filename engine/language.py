@@ -1,0 +1,30 @@
+"""Is a text one the model can read? earlyrank's models read English; text mostly in another script cannot be
+answered well, and an answer to it is withheld with a warning rather than given with false confidence.
+
+The test is by script, not by language: the share of a text's letters that are not Latin (by their Unicode
+names). Chinese, Japanese, Russian or Arabic text fails it; German or Spanish, written in Latin letters, passes
+(the models read those poorly too, which the README says: English is the language supported).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+MAX_NON_LATIN_SHARE = 0.5  # more than half of the letters outside the Latin script: not readable
+
+
+def non_latin_share(text: str) -> float:
+    """The share, in [0, 1], of `text`'s letters that are not Latin letters; 0.0 for a text with no letters."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return 0.0
+    return sum(not unicodedata.name(c, "").startswith("LATIN") for c in letters) / len(letters)
+
+
+def unreadable_warning(text: str) -> str | None:
+    """A warning for a text mostly in a script the model cannot read, else None."""
+    share = non_latin_share(text)
+    if share <= MAX_NON_LATIN_SHARE:
+        return None
+    return (f"{share:.0%} of the question's letters are not Latin letters: earlyrank reads English only, so no "
+            f"answer is given; ask in English")
