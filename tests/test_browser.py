@@ -65,3 +65,10 @@ def test_page_asks_and_shows_answer_confidence_and_cost(base_url, tmp_path):
 def test_page_shows_errors_from_the_api(base_url, tmp_path):
     dom = rendered(f"{base_url}/?q=%20", tmp_path)  # a blank question passes the form, the API refuses it
     assert '<div class="error">422: query:' in dom and '<div class="answer">' not in dom
+
+
+def test_page_says_no_confident_answer_plainly_with_the_warning(base_url, tmp_path):
+    query = urllib.parse.quote("法国的首都是哪里")
+    dom = rendered(f"{base_url}/?q={query}", tmp_path)
+    assert '<div class="no-answer">No confident answer.</div>' in dom and '<div class="answer">' not in dom
+    assert '<p class="warning">' in dom and "English only" in dom
