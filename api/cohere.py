@@ -3,8 +3,9 @@
 A client written for Cohere's v1 API works unchanged against this server: documents are strings or
 objects with a ``text`` field or the fields named by ``rank_fields``; results are sorted by
 ``relevance_score`` (here the calibrated confidence), carry the document's ``index`` in the request and,
-with ``return_documents``, the document itself. ``model`` and ``max_chunks_per_doc`` are accepted and
-ignored: this server has one model, which truncates long pairs to its own length.
+with ``return_documents``, the document itself; a long document is read in up to ``max_chunks_per_doc``
+overlapping chunks (default 10) and scores as its best chunk, whose number the result gives. ``model`` is
+accepted and ignored: this server has one model.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ class CohereRerankRequest(StrictRequest):
     rank_fields: list[Annotated[str, Field(min_length=1)]] | None = Field(
         None, min_length=1, description="Object fields the model reads, in order (default: `text`).")
     return_documents: bool = Field(False, description="Return each document with its result.")
-    max_chunks_per_doc: int | None = Field(None, ge=1, description="Accepted for compatibility; ignored.")
+    max_chunks_per_doc: int | None = Field(None, ge=1, description=(
+        "A long document is read in at most this many overlapping chunks of 120 words (default 10); it scores as "
+        "its best chunk."))
 
 
 class ReturnedDocument(BaseModel):
@@ -80,6 +83,8 @@ class CohereResult(Body):
 
     index: int = Field(description="Position of the document in the request.")
     relevance_score: float = Field(description="Calibrated probability that the document is relevant.")
+    chunk_index: int | None = Field(None, description="Which chunk of a long document gave its score (0: its "
+                                                      "start); absent for a document read whole.")
     document: ReturnedDocument | None = None
 
 
@@ -160,8 +165,9 @@ def cohere_response(request: CohereRerankRequest, texts: list[str], result: Rera
         if request.return_documents:
             original = request.documents[index]
             document = ReturnedDocument(**({"text": original} if isinstance(original, str) else original.fields()))
+        chunk = hit.stage_scores.get("chunk")
         results.append(CohereResult(index=index, relevance_score=hit.confidence,
-                                    document=document))
+                                    chunk_index=None if chunk is None else int(chunk), document=document))
     return CohereRerankResponse(id=str(uuid.uuid4()), results=results, meta=cohere_meta("1", len(texts)))
 
 

@@ -24,6 +24,7 @@ from earlyrank.api.cohere import (
 )
 from earlyrank.api.cohere_v2 import CohereV2RerankRequest, CohereV2RerankResponse, cohere_v2_response, v2_document_texts
 from earlyrank.api.deps import Runtime, get_pipeline, get_runtime
+from earlyrank.api.document_chunks import DEFAULT_MAX_CHUNKS, best_chunks, chunked
 from earlyrank.api.errors import ApiError, invalid
 from earlyrank.api.schemas import (
     AnswerRequest,
@@ -154,8 +155,9 @@ async def rerank_documents(body: CohereRerankRequest, pipeline: Pipeline = Depen
     check_query_length(body.query, runtime.settings)
     check_document_count(body.documents, runtime.settings.max_documents)
     texts = document_texts(body, runtime.settings.max_document_chars)
-    return cohere_response(body, texts, await rerank_every_document("/v1/rerank", body.query, texts, pipeline,
-                                                                    runtime))
+    chunks, owners = chunked(texts, body.max_chunks_per_doc or DEFAULT_MAX_CHUNKS)
+    result = await rerank_every_document("/v1/rerank", body.query, chunks, pipeline, runtime)
+    return cohere_response(body, texts, best_chunks(result, owners, len(texts)))
 
 
 @router.post("/v2/rerank", response_model=CohereV2RerankResponse, responses=ERRORS)
@@ -165,8 +167,9 @@ async def rerank_documents_v2(body: CohereV2RerankRequest, pipeline: Pipeline = 
     check_query_length(body.query, runtime.settings)
     check_document_count(body.documents, runtime.settings.max_documents)
     texts = v2_document_texts(body, runtime.settings.max_document_chars)
-    return cohere_v2_response(body, texts, await rerank_every_document("/v2/rerank", body.query, texts, pipeline,
-                                                                       runtime))
+    chunks, owners = chunked(texts, DEFAULT_MAX_CHUNKS)
+    result = await rerank_every_document("/v2/rerank", body.query, chunks, pipeline, runtime)
+    return cohere_v2_response(body, texts, best_chunks(result, owners, len(texts)))
 
 
 async def rerank_every_document(endpoint: str, query: str, texts: list[str], pipeline: Pipeline,

@@ -153,3 +153,21 @@ def test_v2_rerank_refuses_what_v2_does_not_take(client):
     assert zero.status_code == 422 and zero.json()["error"].startswith("max_tokens_per_doc:")
     too_many = client.post("/v2/rerank", json={"query": QUERY, "documents": DOCS * 2})
     assert too_many.status_code == 422 and "the limit is 5" in too_many.json()["error"]
+
+
+def test_a_long_document_scores_as_its_best_chunk_and_says_which(tiny_index, scorer):
+    """Issue 19: an answer after 1,900 characters of filler once scored 0.001 against 0.846 at the start."""
+    from earlyrank.api.document_chunks import CHUNK_WORDS, document_chunks
+
+    filler = " ".join(["Filler words about nothing in particular."] * 60)  # 360 words
+    late = f"{filler} Paris is the capital of France."
+    client = TestClient(make_app(Pipeline(tiny_index, scorer, mode="bm25"), max_document_chars=5000))
+    body = client.post("/v1/rerank", json={"query": QUERY, "documents": [late, "Paris is the capital of France."]})
+    results = body.json()["results"]
+    assert [r["relevance_score"] for r in results] == [pytest.approx(0.731059, abs=1e-6)] * 2
+    assert {r["index"]: r.get("chunk_index") for r in results} == {0: 3, 1: None}
+    few = client.post("/v1/rerank", json={"query": QUERY, "documents": [late], "max_chunks_per_doc": 2}).json()
+    assert few["results"][0]["relevance_score"] < 0.2  # the first two chunks hold only filler
+    chunks = document_chunks(late, 10)
+    assert len(chunks) == 4 and all(len(c.split()) <= CHUNK_WORDS for c in chunks)
+    assert chunks[-1].endswith("capital of France.") and document_chunks("short text") == ["short text"]

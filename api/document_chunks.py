@@ -1,0 +1,64 @@
+"""Long documents sent to the rerank endpoints, read in overlapping chunks; a document scores as its best chunk.
+
+A document longer than `CHUNK_WORDS` words is cut into chunks of that many words, each starting
+`CHUNK_WORDS - CHUNK_OVERLAP` words after the previous one, at most `max_chunks` of them (Cohere's
+`max_chunks_per_doc`, default 10). 120 words fit the cross-encoder's first window of 192 word pieces, so a fact
+late in a long document is read as surely as one at its start (MaxP, Dai & Callan, SIGIR 2019).
+"""
+
+from __future__ import annotations
+
+from earlyrank.engine.rerank import NO_CONTENT_LOGIT, RerankResult
+from earlyrank.indexes.types import CONFIDENCE, LOGIT, Hit
+
+CHUNK_WORDS = 120
+CHUNK_OVERLAP = 30
+DEFAULT_MAX_CHUNKS = 10  # Cohere's default max_chunks_per_doc
+
+
+def document_chunks(text: str, max_chunks: int = DEFAULT_MAX_CHUNKS) -> list[str]:
+    """`text` itself if it has at most `CHUNK_WORDS` words, else its first `max_chunks` overlapping chunks."""
+    words = text.split()
+    if len(words) <= CHUNK_WORDS:
+        return [text]
+    step = CHUNK_WORDS - CHUNK_OVERLAP
+    starts = list(range(0, len(words) - CHUNK_OVERLAP, step))[:max_chunks]
+    return [" ".join(words[s:s + CHUNK_WORDS]) for s in starts]
+
+
+def chunked(texts: list[str], max_chunks: int) -> tuple[list[str], list[int]]:
+    """Every document's chunks in one list, with the document each chunk belongs to."""
+    chunks, owners = [], []
+    for i, text in enumerate(texts):
+        for chunk in document_chunks(text, max_chunks):
+            chunks.append(chunk)
+            owners.append(i)
+    return chunks, owners
+
+
+def best_chunks(result: RerankResult, owners: list[int], documents: int) -> RerankResult:
+    """Fold a rerank of chunks (hit doc ids are chunk positions) into one hit per document: its best chunk's
+    confidence and logit, with the chunk's number in the document under the stage ``chunk`` (only for a document
+    read in several chunks). Documents come
+    by confidence, ties in request order; a document with no content comes last."""
+    first_chunk = {owner: owners.index(owner) for owner in set(owners)}
+    chunks_of = {owner: owners.count(owner) for owner in set(owners)}
+    best: dict[int, Hit] = {}
+    for hit in result.hits:
+        position = int(hit.doc_id)
+        doc = owners[position]
+        if hit.confidence is None:
+            continue
+        if doc not in best or hit.confidence > (best[doc].confidence or 0.0):
+            stages = {LOGIT: hit.logit or 0.0, CONFIDENCE: hit.confidence}
+            if chunks_of[doc] > 1:  # a document read whole has no chunk number
+                stages["chunk"] = float(position - first_chunk[doc])
+            best[doc] = Hit(str(doc), hit.confidence, 0, stages)
+
+    def order(doc: int) -> tuple[bool, float, int]:
+        hit = best[doc]
+        return (hit.logit is not None and hit.logit <= NO_CONTENT_LOGIT, -(hit.confidence or 0.0), doc)
+
+    ranked = sorted(best, key=order)
+    hits = [Hit(best[d].doc_id, best[d].score, r, best[d].stage_scores) for r, d in enumerate(ranked, 1)]
+    return RerankResult(hits, result.scored, documents, result.stopped_early, result.reason, result.seconds)
