@@ -6,12 +6,15 @@ in a worker thread so the event loop stays free, convert the result.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from earlyrank.api.cohere import (
@@ -111,15 +114,36 @@ def check_deadline(scored: int, candidates: int, reason: str, timeout_ms: int | 
     return True
 
 
+@asynccontextmanager
+async def client_watch(request: Request) -> AsyncIterator[threading.Event]:
+    """An event set once the client has gone (it closed the connection), checked every 50 ms while the block
+    runs: reranking for nobody stops at its next chunk."""
+    gone = threading.Event()
+
+    async def watch() -> None:
+        while not gone.is_set():
+            if await request.is_disconnected():
+                gone.set()
+                return
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield gone
+    finally:
+        watcher.cancel()
+
+
 @router.post("/v1/answer", response_model=AnswerResponse, responses=ERRORS)
-async def answer(body: AnswerRequest, pipeline: Pipeline = Depends(get_pipeline),
+async def answer(body: AnswerRequest, request: Request, pipeline: Pipeline = Depends(get_pipeline),
                  runtime: Runtime = Depends(get_runtime)) -> AnswerResponse:
     """The best passage for a question, its calibrated confidence, the ranking and what it cost."""
     p = plan(body, runtime.settings)
     require_reranker(pipeline)
     with runtime.limiter.slot():
-        result = await run_engine(pipeline.ask, body.query, p.k, mode=p.mode, policy=p.policy, depth=p.depth,
-                                  deadline=p.deadline)
+        async with client_watch(request) as gone:
+            result = await run_engine(pipeline.ask, body.query, p.k, mode=p.mode, policy=p.policy, depth=p.depth,
+                                      deadline=p.deadline, cancel=gone)
     degraded = check_deadline(result.scored, result.candidates, result.reason, body.timeout_ms)
     runtime.metrics.observe_rerank("/v1/answer", result.scored, result.candidates, result.stopped_early,
                                    result.reason)
@@ -127,7 +151,7 @@ async def answer(body: AnswerRequest, pipeline: Pipeline = Depends(get_pipeline)
 
 
 @router.post("/v1/search", response_model=SearchResponse, responses=ERRORS)
-async def search(body: SearchRequest, pipeline: Pipeline = Depends(get_pipeline),
+async def search(body: SearchRequest, request: Request, pipeline: Pipeline = Depends(get_pipeline),
                  runtime: Runtime = Depends(get_runtime)) -> SearchResponse:
     """Recall, optionally reranked; every hit carries every stage's score."""
     p = plan(body, runtime.settings)
@@ -138,8 +162,9 @@ async def search(body: SearchRequest, pipeline: Pipeline = Depends(get_pipeline)
             return search_response(body.query, p.mode, hits, pipeline.index.doc, None, False,
                                    time.perf_counter() - started)
         require_reranker(pipeline)
-        result = await run_engine(pipeline.rerank, body.query, p.k, mode=p.mode, policy=p.policy, depth=p.depth,
-                                  deadline=p.deadline)
+        async with client_watch(request) as gone:
+            result = await run_engine(pipeline.rerank, body.query, p.k, mode=p.mode, policy=p.policy, depth=p.depth,
+                                      deadline=p.deadline, cancel=gone)
     degraded = check_deadline(result.scored, result.candidates, result.reason, body.timeout_ms)
     runtime.metrics.observe_rerank("/v1/search", result.scored, result.candidates, result.stopped_early,
                                    result.reason)

@@ -9,6 +9,7 @@ own calibrated confidence is kept as ``ce_confidence``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 
@@ -22,11 +23,12 @@ from earlyrank.indexes.types import CONFIDENCE, LOGIT, Hit
 
 
 def rerank_fused(query: str, candidates: Sequence[Hit], passages: Sequence[str], signals: CandidateSignals,
-                 scorer: PairScorer, fusion: Fusion, policy: BoundStop, deadline: float | None = None
-                 ) -> RerankResult:
+                 scorer: PairScorer, fusion: Fusion, policy: BoundStop, deadline: float | None = None,
+                 cancel: threading.Event | None = None) -> RerankResult:
     """Rerank `candidates` (recall order; `passages[i]` and the arrays of `signals` belong to candidate i).
 
-    `deadline` is a `time.monotonic()` instant after which no new chunk starts (reason ``deadline``).
+    `deadline` is a `time.monotonic()` instant after which no new chunk starts (reason ``deadline``); once
+    `cancel` is set, no new chunk starts either (reason ``client_gone``).
     Raises ValueError if the lengths differ.
     """
     if not len(candidates) == len(passages) == len(signals.cosine):
@@ -41,6 +43,9 @@ def rerank_fused(query: str, candidates: Sequence[Hit], passages: Sequence[str],
     fused = np.zeros(0)
     decision = policy.decide(fused, bounds[order])
     while not decision.stop:
+        if cancel is not None and cancel.is_set():
+            decision = Decision(True, StopReason.CLIENT_GONE)
+            break
         size = chunk_within_deadline(decision.next_chunk, deadline, time.monotonic() - started, len(logits))
         if size == 0:
             decision = Decision(True, StopReason.DEADLINE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -82,7 +83,8 @@ class Pipeline:
         return self.index.retriever(mode or self.mode).search(check_query(query), k)
 
     def rerank(self, query: str, k: int = 10, mode: str | None = None, policy: Policy | None = None,
-               depth: int | None = None, deadline: float | None = None) -> RerankResult:
+               depth: int | None = None, deadline: float | None = None, cancel: threading.Event | None = None
+               ) -> RerankResult:
         """Recall `depth` candidates and rerank them; the result holds the top `k`."""
         if self.scorer is None:
             raise ValueError("this pipeline has no reranker; load one with a model directory")
@@ -90,21 +92,22 @@ class Pipeline:
         candidates = self.index.retriever(mode or self.mode).search(query, depth or self.depth)
         passages = [self.index.doc(h.doc_id).full_text for h in candidates]
         if self.fusion is not None and policy is None:
-            result = self._rerank_fused(query, candidates, passages, depth or self.depth, deadline)
+            result = self._rerank_fused(query, candidates, passages, depth or self.depth, deadline, cancel)
         else:
-            result = rerank(query, candidates, passages, self.scorer, policy or self.policy, self.blend, deadline)
+            result = rerank(query, candidates, passages, self.scorer, policy or self.policy, self.blend, deadline,
+                            cancel)
         return RerankResult(result.hits[:k], result.scored, result.candidates, result.stopped_early,
                             result.reason, result.seconds)
 
     def _rerank_fused(self, query: str, candidates: list[Hit], passages: list[str], depth: int,
-                      deadline: float | None) -> RerankResult:
+                      deadline: float | None, cancel: threading.Event | None = None) -> RerankResult:
         from earlyrank.indexes.signals import candidate_scores
 
         assert self.scorer is not None and self.fusion is not None  # checked by the caller
         cosine, bm25 = candidate_scores(self.index, query, [h.doc_id for h in candidates])
         signals = CandidateSignals(cosine, bm25, np.asarray([h.rank for h in candidates], dtype=np.float64))
         stop = dataclasses.replace(self.fusion_stop, depth=depth)
-        return rerank_fused(query, candidates, passages, signals, self.scorer, self.fusion, stop, deadline)
+        return rerank_fused(query, candidates, passages, signals, self.scorer, self.fusion, stop, deadline, cancel)
 
     def ask(self, query: str, k: int = 10, sentence_too: bool = True, **options) -> Answer:
         """Answer a question: the top reranked passage, its confidence, the ranking and the cost; with
@@ -117,7 +120,7 @@ class Pipeline:
         passage = self.index.doc(top.doc_id) if top else None
         sentence = None
         if (sentence_too and passage is not None and self.scorer is not None and result.scored
-                and result.reason != StopReason.DEADLINE and has_content(passage.text)):
+                and result.reason not in (StopReason.DEADLINE, StopReason.CLIENT_GONE) and has_content(passage.text)):
             # Within a deadline, only as many sentences as the reranking's own rate fits in the time left.
             room = chunk_within_deadline(MAX_SENTENCES, options.get("deadline"), result.seconds, result.scored)
             if room:

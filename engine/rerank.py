@@ -13,6 +13,7 @@ logit after all the others, unscored ones included, with score -2 (`NO_CONTENT_S
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,10 +111,11 @@ def chunk_within_deadline(wanted: int, deadline: float | None, seconds: float, s
 
 
 def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], scorer: PairScorer, policy: Policy,
-           blend: float = 0.0, deadline: float | None = None) -> RerankResult:
+           blend: float = 0.0, deadline: float | None = None, cancel: threading.Event | None = None) -> RerankResult:
     """Rerank `candidates` (recall order; `passages[i]` is candidate i's text) under `policy`.
 
-    `deadline` is a `time.monotonic()` instant after which no new chunk starts (reason ``deadline``).
+    `deadline` is a `time.monotonic()` instant after which no new chunk starts (reason ``deadline``); once
+    `cancel` is set (the client went away), no new chunk starts either (reason ``client_gone``).
     """
     if len(candidates) != len(passages):
         raise ValueError(f"{len(candidates)} candidates but {len(passages)} passages")
@@ -125,6 +127,9 @@ def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], score
     decision = policy.decide(confidences, len(candidates))
     while not decision.stop:
         start = len(confidences)
+        if cancel is not None and cancel.is_set():
+            decision = Decision(True, StopReason.CLIENT_GONE)
+            break
         size = chunk_within_deadline(decision.next_chunk, deadline, time.monotonic() - started, start)
         if size == 0:
             decision = Decision(True, StopReason.DEADLINE)

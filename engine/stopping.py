@@ -30,6 +30,7 @@ class StopReason(str, Enum):
     CONFIDENT = "confident"  # a confidence threshold was passed (Threshold, TopKConfident)
     LOW_RISK = "low_risk"  # ResidualRisk: unscored candidates can no longer change the top k
     DEADLINE = "deadline"  # the caller's time budget ran out
+    CLIENT_GONE = "client_gone"  # the caller went away: nobody is waiting for the rest
     BOUNDED = "bounded"  # BoundStop: no unscored candidate's best possible fused score reaches the top k
 
     @property
