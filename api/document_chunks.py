@@ -8,6 +8,8 @@ late in a long document is read as surely as one at its start (MaxP, Dai & Calla
 
 from __future__ import annotations
 
+from collections import Counter
+
 from earlyrank.engine.rerank import NO_CONTENT_LOGIT, RerankResult
 from earlyrank.indexes.types import CONFIDENCE, LOGIT, Hit
 
@@ -41,8 +43,10 @@ def best_chunks(result: RerankResult, owners: list[int], documents: int) -> Rera
     confidence and logit, with the chunk's number in the document under the stage ``chunk`` (only for a document
     read in several chunks). Documents come
     by confidence, ties in request order; a document with no content comes last."""
-    first_chunk = {owner: owners.index(owner) for owner in set(owners)}
-    chunks_of = {owner: owners.count(owner) for owner in set(owners)}
+    first_chunk: dict[int, int] = {}
+    for position, owner in enumerate(owners):
+        first_chunk.setdefault(owner, position)
+    chunks_of = Counter(owners)
     best: dict[int, Hit] = {}
     for hit in result.hits:
         position = int(hit.doc_id)

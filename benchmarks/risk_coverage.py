@@ -20,7 +20,6 @@ from pathlib import Path
 from earlyrank.engine.abstention import AnswerGate
 from earlyrank.engine.abstention_fit import at_threshold, outcomes, risk_coverage
 from earlyrank.engine.bench_record import git_commit, machine
-from earlyrank.engine.calibration import Calibration
 from earlyrank.engine.cross_encoder import CrossEncoder
 from earlyrank.engine.operating_point import load_operating_point
 from earlyrank.engine.tuning import scored_split
@@ -39,7 +38,7 @@ def main() -> None:
         raise SystemExit(f"{args.model}: no answer gate; run earlyrank fit-abstention --model {args.model} first")
     scorer = CrossEncoder.load(args.model)
     policy, blend = load_operating_point(args.model, args.depth)
-    calibration = Calibration.load(args.model / "calibration.json")
+    calibration = scorer.calibration
     record: dict = {"command": " ".join(sys.argv), "git_commit": git_commit(), "machine": machine(),
                     "gate": gate.as_dict(), "depth": args.depth, "sets": {}}
     print("| set | confidence | AURC | accuracy at 80% coverage | at 90% | answerable answered | precision |")

@@ -118,21 +118,21 @@ class Pipeline:
         top = result.hits[0] if result.hits else None
         confidence = top.confidence if top else None
         passage = self.index.doc(top.doc_id) if top else None
+        warning = unreadable_warning(query)
+        answer_confidence, abstained = None, warning is not None
+        if self.answer_gate is not None and top is not None and top.logit is not None:
+            answer_confidence = self.answer_gate.answer_confidence(top.logit)
+            abstained = abstained or self.answer_gate.withholds(answer_confidence)
         sentence = None
-        if (sentence_too and passage is not None and self.scorer is not None and result.scored
+        if (sentence_too and not abstained and passage is not None and self.scorer is not None and result.scored
                 and result.reason not in (StopReason.DEADLINE, StopReason.CLIENT_GONE) and has_content(passage.text)):
             # Within a deadline, only as many sentences as the reranking's own rate fits in the time left.
             room = chunk_within_deadline(MAX_SENTENCES, options.get("deadline"), result.seconds, result.scored)
             if room:
                 sentence = best_sentence(self.scorer, query, passage.text, room)
-        answer_confidence, abstained = None, False
-        if self.answer_gate is not None and top is not None and top.logit is not None:
-            answer_confidence = self.answer_gate.answer_confidence(top.logit)
-            abstained = self.answer_gate.withholds(answer_confidence)
-        warning = unreadable_warning(query)
         return Answer(query, passage, confidence, result.hits, result.scored, result.candidates,
                       result.stopped_early, result.reason, time.perf_counter() - started, sentence,
-                      answer_confidence, abstained or warning is not None, warning)
+                      answer_confidence, abstained, warning)
 
 
 def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 100,
