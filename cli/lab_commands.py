@@ -192,6 +192,13 @@ def train(
     windows: Annotated[int, typer.Option(min=1, help="Train a long passage on its best of this many inference "
                                                      "windows, by words shared with the question (1: its "
                                                      "head).")] = 1,
+    distill: Annotated[int, typer.Option(min=0, help="Label-free groups per corpus scored by the bi-encoder "
+                                                     "teacher (needs --distill-weight).")] = 0,
+    distill_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the teacher's ranking (KL to the "
+                                                                "bi-encoder's softmax) on every group; 0: "
+                                                                "off.")] = 0.0,
+    selection: Annotated[str, typer.Option(help="'dev': keep the best model by dev nDCG@10; 'last': keep the "
+                                                "last.")] = "dev",
 ) -> None:
     """Fine-tune the cross-encoder on the train splits of DATA (a dev part is held out for selection).
 
@@ -211,7 +218,8 @@ def train(
                              self_supervised=self_supervised, self_supervised_kind=self_supervised_kind,
                              max_minutes=max_minutes, eval_every=eval_every,
                              seed=seed, max_steps=max_steps, lr_body=lr, lr_head=lr * 25,
-                             base_model=str(init) if init else "", dev_split=dev_split, windows=windows)
+                             base_model=str(init) if init else "", dev_split=dev_split, windows=windows,
+                             distill=distill, distill_weight=distill_weight, selection=selection)
     except ValueError as e:
         fail(str(e))
     card = run_training(list(data), out, params)

@@ -29,6 +29,7 @@ from earlyrank.engine.training_data import (
 )
 
 LOSSES = ("listwise", "pointwise", "mixed")
+SELECTIONS = ("dev", "last")
 
 
 @dataclass(frozen=True)
@@ -61,15 +62,39 @@ class TrainParams:
     max_steps: int = 0  # stop after this many optimizer steps (0 = the whole schedule); the schedule is unchanged
     seed: int = 13
     base_model: str = ""
+    distill: int = 0  # label-free groups per corpus scored by the bi-encoder teacher (0 = none)
+    distill_weight: float = 0.0  # weight of the teacher's KL term on every group with teacher scores (0 = off)
+    selection: str = "dev"  # "dev": keep the best model by dev nDCG@10; "last": keep the last one
 
     def __post_init__(self) -> None:
         check_choice("loss", self.loss, LOSSES)
         check_dev_split(self.dev_split)
         check_self_supervised_kind(self.self_supervised_kind)
+        check_choice("selection", self.selection, SELECTIONS)
+        if self.distill and not self.distill_weight:
+            raise ValueError("distill groups carry only teacher scores: give distill_weight > 0 to train on them")
         if self.windows < 1:
             raise ValueError(f"windows must be at least 1, got {self.windows}")
         if self.negatives < 1 or self.random_negatives > self.negatives:
             raise ValueError("need negatives >= 1 and random_negatives <= negatives")
+
+
+def batch_loss(logits, batch: list[Group], params: TrainParams):
+    """The training loss of one micro-batch: `group_loss` over its labelled groups plus `distill_weight` times the
+    teacher's KL term over its groups with teacher scores; `logits` is (groups, 1 + negatives)."""
+    import torch
+
+    from earlyrank.engine.distillation import distill_loss
+
+    total = logits.new_zeros(())
+    labelled = [i for i, g in enumerate(batch) if g.labelled]
+    if labelled:
+        total = total + group_loss(logits[labelled], params.loss) * len(labelled) / len(batch)
+    taught = [i for i, g in enumerate(batch) if g.teacher is not None]
+    if params.distill_weight and taught:
+        teacher = torch.tensor([batch[i].teacher for i in taught], dtype=logits.dtype)
+        total = total + params.distill_weight * distill_loss(logits[taught], teacher) * len(taught) / len(batch)
+    return total
 
 
 def group_loss(logits, loss: str):
@@ -156,7 +181,7 @@ def train(groups: list[Group], dev: DevCandidates, out: Path, params: TrainParam
             encoded = tokenizer(queries, passages, truncation="longest_first", max_length=params.max_length,
                                 padding=True, return_tensors="pt")
             logits = model(**encoded).logits.view(len(batch), -1)
-            loss = group_loss(logits, params.loss) / params.accumulation
+            loss = batch_loss(logits, batch, params) / params.accumulation
             loss.backward()
             running.append(loss.item() * params.accumulation)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -175,8 +200,9 @@ def train(groups: list[Group], dev: DevCandidates, out: Path, params: TrainParam
             state["history"].append({"step": state["step"], "loss": float(np.mean(running[-200:])),
                                      "dev_ndcg@10": score, "minutes": elapsed / 60})
             bar.set_postfix(loss=f"{np.mean(running[-200:]):.3f}", dev_ndcg=f"{score:.4f}")
-            if score > state["best"]:
-                state["best"] = score
+            if score > state["best"] or params.selection == "last":
+                state["best"] = max(score, state["best"])
+                state["kept"] = {"step": state["step"], "dev_ndcg@10": score}
                 _save_model(model, tokenizer, out)
             state["seconds"] = time.time() - started
             _save_checkpoint(model, tokenizer, optimizer, scheduler, state, params, checkpoint)
@@ -194,6 +220,7 @@ def train(groups: list[Group], dev: DevCandidates, out: Path, params: TrainParam
         "total_steps": total_steps,
         "minutes": (time.time() - started) / 60,
         "best_dev_ndcg@10": state["best"],
+        "kept": state.get("kept"),  # the saved model's step and dev score (selection "last" keeps the last)
         "history": state["history"],
         "machine": {"cores": __import__("os").cpu_count(), "platform": platform.platform(),
                     "torch": torch.__version__},
@@ -203,6 +230,22 @@ def train(groups: list[Group], dev: DevCandidates, out: Path, params: TrainParam
         card["previous_stage"] = json.loads(previous.read_text())
     (out / CARD).write_text(json.dumps(card, indent=2))
     return card
+
+
+def _add_teacher(groups: list[Group], indexes: list, dev: DevCandidates, params: TrainParams) -> list[Group]:
+    """Teacher scores on the labelled groups, plus `params.distill` label-free groups per corpus (never drawn from
+    a dev passage), shuffled in."""
+    from earlyrank.engine.distillation import distill_groups, with_teacher
+
+    rng = random.Random(params.seed + 1)
+    dev_docs = frozenset(d for judged in dev.qrels.values() for d in judged)
+    for index in indexes:
+        groups = with_teacher(groups, index)
+        if params.distill:
+            groups += distill_groups(index, params.distill, size=1 + params.negatives, depth=params.mining_depth,
+                                     rng=rng, exclude=dev_docs)
+    rng.shuffle(groups)
+    return groups
 
 
 # Limits on when a run stops or reports do not change what it learns, so a resumed run may set them anew.
@@ -265,6 +308,8 @@ def run_training(data_dirs: list[Path], out: Path, params: TrainParams, progress
         self_supervised_kind=params.self_supervised_kind)
     if not groups:
         raise ValueError("no training groups: do the data sets have qrels/train.tsv with positive judgements?")
+    if params.distill_weight:
+        groups = _add_teacher(groups, [index for _, index in datasets], dev, params)
     card = train(groups, dev, out, params, progress)
     card["data"] = [str(d) for d in data_dirs]
     (out / CARD).write_text(json.dumps(card, indent=2))

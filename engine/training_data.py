@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from earlyrank.engine.answer_sentence import sentences
 from earlyrank.engine.datasets import Dataset, Qrels
@@ -31,12 +31,18 @@ class DevCandidates:
 @dataclass(frozen=True)
 class Group:
     """One training example: a question, its positive passage and its negatives, with the `source` it came from (the
-    data set's name, or ``<index>:self`` / ``<index>:sentence`` for self-supervised groups)."""
+    data set's name, or ``<index>:self`` / ``<index>:sentence`` / ``<index>:distill`` for label-free groups).
+
+    `teacher` holds a teacher's score for each passage, positive first (shape 1 + negatives), when distilling.
+    A group with `labelled` False has no known positive: only the teacher's scores train on it.
+    """
 
     query: str
     positive: str
     negatives: tuple[str, ...]
     source: str
+    teacher: tuple[float, ...] | None = None
+    labelled: bool = True
 
 
 DEV_SPLITS = ("query", "title")
@@ -242,5 +248,5 @@ def best_windows(groups: list[Group], scorer) -> list[Group]:
                 best, best_overlap = (passage if first == 0 else text), overlap
         return best
 
-    return [Group(g.query, cut(g.query, g.positive), tuple(cut(g.query, n) for n in g.negatives), g.source)
+    return [replace(g, positive=cut(g.query, g.positive), negatives=tuple(cut(g.query, n) for n in g.negatives))
             for g in groups]

@@ -1,0 +1,95 @@
+"""Distillation from the bi-encoder: teacher scores for training groups, and label-free groups to carry them.
+
+The teacher is the dense recall model (all-MiniLM-L6-v2): its cosine between a question and a passage, with the
+passage vectors read from the index (stored at build time, so only the questions are encoded). The student
+cross-encoder learns to reproduce the teacher's ranking of each group (`distill_loss`) besides, or instead of,
+the labels: a knowledge-distillation set-up (Hinton et al., 2015, "Distilling the Knowledge in a Neural
+Network"; for rankers, Hofstätter et al., 2020, "Improving Efficient Neural Ranking Models with Cross-Architecture
+Knowledge Distillation"). The aim is that the student keeps what the bi-encoder learnt from its billion pairs of
+many kinds, which fine-tuning on two small domains alone loses.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from earlyrank.engine.answer_sentence import sentences
+from earlyrank.engine.training_data import Group
+from earlyrank.indexes.store import LoadedIndex
+
+TEMPERATURE = 0.05  # cosine / 0.05: the scale (20) all-MiniLM-L6-v2 was trained with
+
+
+def teacher_scores(index: LoadedIndex, query: str, positions: Sequence[int]) -> tuple[float, ...]:
+    """The bi-encoder's cosine between `query` and the documents at `positions` of `index`, shape (len(positions),);
+    IndexStoreError if the index has no dense part."""
+    dense = index.retriever("dense")
+    vectors = dense.vectors(np.asarray(positions, dtype=np.int64))
+    return tuple(float(x) for x in vectors @ dense.query_vector(query))
+
+
+def with_teacher(groups: list[Group], index: LoadedIndex) -> list[Group]:
+    """`groups` with teacher scores attached where every passage of the group is a document of `index` (as the
+    labelled groups' passages are, verbatim); the others are returned unchanged."""
+    position = {d.full_text: i for i, d in enumerate(index.docs)}
+    out = []
+    for g in groups:
+        passages = (g.positive, *g.negatives)
+        if g.teacher is None and all(p in position for p in passages):
+            g = replace(g, teacher=teacher_scores(index, g.query, [position[p] for p in passages]))
+        out.append(g)
+    return out
+
+
+def distill_groups(index: LoadedIndex, count: int, *, size: int, depth: int, rng: random.Random,
+                   exclude: frozenset[str] = frozenset(), min_words: int = 6, max_words: int = 40) -> list[Group]:
+    """Up to `count` label-free groups of `size` passages, each with the teacher's scores.
+
+    The question is one sentence of a corpus passage (inverse cloze), or, for a third of the groups where the
+    corpus has titles, a passage's title. Its candidates are `size` passages drawn from the hybrid top `depth`
+    for it, its own passage, its article's other passages (same title) and any in `exclude` (e.g. dev
+    passages) left out, so that the teacher ranks by
+    meaning rather than by a copy of the question. ValueError if `size` < 2.
+    """
+    if size < 2:
+        raise ValueError(f"a distillation group needs at least 2 passages, got size={size}")
+    hybrid = index.retriever("hybrid")
+    usable = [d for d in index.docs if d.id not in exclude]
+    titled = [d for d in usable if d.title]
+    groups: list[Group] = []
+    for _ in range(count * 3):  # some draws yield no question or too few candidates
+        if len(groups) >= count or not usable:
+            break
+        doc = rng.choice(usable)
+        if titled and rng.random() < 1 / 3:
+            doc = rng.choice(titled)
+            question = doc.title
+        else:
+            choices = [s for s in sentences(doc.text) if min_words <= len(s.split()) <= max_words]
+            if not choices:
+                continue
+            question = rng.choice(choices)
+        hits = [h.doc_id for h in hybrid.search(question, depth)
+                if h.doc_id != doc.id and h.doc_id not in exclude
+                and not (doc.title and index.doc(h.doc_id).title == doc.title)]
+        if len(hits) < size:
+            continue
+        chosen = rng.sample(hits, size)
+        scores = teacher_scores(index, question, [index.position(d) for d in chosen])
+        texts = [index.doc(d).full_text for d in chosen]
+        groups.append(Group(question, texts[0], tuple(texts[1:]), f"{index.path.name}:distill", teacher=scores,
+                            labelled=False))
+    return groups
+
+
+def distill_loss(logits, teacher, temperature: float = TEMPERATURE):
+    """KL(teacher || student) per group, averaged: `logits` and `teacher` are (groups, passages) tensors; the teacher's
+    cosines become a distribution by softmax(cosine / temperature), the student's logits by softmax."""
+    import torch.nn.functional as F
+
+    target = F.softmax(teacher / temperature, dim=-1)
+    return F.kl_div(F.log_softmax(logits, dim=-1), target, reduction="batchmean")

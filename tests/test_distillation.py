@@ -1,0 +1,92 @@
+"""Distillation from the bi-encoder: the teacher's scores, label-free groups, and the loss that trains on them."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from earlyrank.engine.distillation import TEMPERATURE, distill_groups, distill_loss, teacher_scores, with_teacher
+from earlyrank.engine.training import TrainParams, batch_loss
+from earlyrank.engine.training_data import Group
+from earlyrank.indexes.corpus import load_corpus
+from earlyrank.indexes.store import build_index, load_index
+
+
+@pytest.fixture(scope="module")
+def tiny_index(tmp_path_factory):
+    from tests.conftest import TINY
+
+    return load_index(build_index(load_corpus(TINY / "corpus.jsonl"), tmp_path_factory.mktemp("d") / "idx",
+                                  progress=False, corpus_name="tiny"))
+
+
+def test_teacher_scores_are_the_cosines_of_the_stored_vectors(tiny_index):
+    from sentence_transformers import SentenceTransformer
+
+    from earlyrank.indexes.dense import default_model_path
+
+    query = "Which animal hunts mice?"
+    scores = teacher_scores(tiny_index, query, [0, 1, 2])
+    model = SentenceTransformer(str(default_model_path()), device="cpu")
+    texts = [d.full_text for d in tiny_index.docs[:3]]
+    vectors = model.encode([query, *texts], normalize_embeddings=True)
+    np.testing.assert_allclose(scores, vectors[1:] @ vectors[0], atol=1e-4)
+    assert scores[0] == max(scores)  # the cat passage is the teacher's first
+
+
+def test_with_teacher_scores_groups_of_index_passages_only(tiny_index):
+    docs = tiny_index.docs
+    known = Group("Which animal hunts mice?", docs[0].full_text, (docs[1].full_text, docs[2].full_text), "t")
+    unknown = Group("q", "a passage in no index", (docs[1].full_text,), "t")
+    scored, untouched = with_teacher([known, unknown], tiny_index)
+    assert scored.teacher == teacher_scores(tiny_index, known.query, [0, 1, 2]) and scored.labelled
+    assert untouched.teacher is None
+
+
+def test_distill_groups_are_label_free_and_never_hold_their_own_or_excluded_passage(tiny_index):
+    groups = distill_groups(tiny_index, 8, size=3, depth=12, rng=random.Random(0), exclude=frozenset({"d2"}),
+                            min_words=3)
+    assert groups
+    by_text = {d.full_text: d for d in tiny_index.docs}
+    for g in groups:
+        passages = [by_text[p] for p in (g.positive, *g.negatives)]
+        assert not g.labelled and g.source == "idx:distill" and len(g.teacher) == 3
+        assert all(d.id != "d2" for d in passages)
+        assert all(g.query not in d.full_text for d in passages)  # the question's own passage is left out
+        assert g.teacher == teacher_scores(tiny_index, g.query, [tiny_index.position(d.id) for d in passages])
+    with pytest.raises(ValueError, match="at least 2"):
+        distill_groups(tiny_index, 1, size=1, depth=5, rng=random.Random(0))
+
+
+def test_the_distill_loss_is_zero_only_when_the_student_ranks_as_the_teacher():
+    import torch
+
+    teacher = torch.tensor([[0.8, 0.5, 0.1]])
+    assert distill_loss(teacher / TEMPERATURE + 3.0, teacher).item() == pytest.approx(0.0, abs=1e-6)  # shift-free
+    assert distill_loss(torch.tensor([[0.0, 0.0, 0.0]]), teacher).item() > 0.1
+    assert distill_loss(torch.tensor([[-1.0, 0.0, 1.0]]), teacher).item() > distill_loss(
+        torch.tensor([[1.0, 0.0, -1.0]]), teacher).item()
+
+
+def test_a_label_free_group_trains_on_the_teacher_alone():
+    import torch
+
+    teacher = (0.8, 0.5, 0.1)
+    free = Group("q", "a", ("b", "c"), "t", teacher=teacher, labelled=False)
+    matched = torch.tensor(teacher) / TEMPERATURE
+    params = TrainParams(distill_weight=1.0)
+    # The student matches the teacher: no loss, though the label loss would punish this "positive" ranking.
+    assert batch_loss(matched.view(1, 3), [free], params).item() == pytest.approx(0.0, abs=1e-6)
+    labelled = Group("q", "a", ("b", "c"), "t", teacher=teacher)
+    assert batch_loss(matched.view(1, 3), [labelled], params).item() > 0.0
+    # Without a distill weight, teacher scores are ignored and a label-free group adds nothing.
+    assert batch_loss(torch.zeros(1, 3), [free], TrainParams()).item() == 0.0
+
+
+def test_distill_groups_need_a_distill_weight():
+    with pytest.raises(ValueError, match="distill_weight"):
+        TrainParams(distill=10)
+    with pytest.raises(ValueError, match="selection"):
+        TrainParams(selection="best")
