@@ -91,6 +91,11 @@ def bench(
         "noveleval-2306 under --datasets) and print one table."))] = False,
     datasets: Annotated[Path, typer.Option("--datasets", help="Where the suite's data sets are.")] = Path(
         "../shared/datasets"),
+    only: Annotated[list[str] | None, typer.Option("--only", metavar="SET", help=(
+        "With --suite: only this set of the suite; repeatable."))] = None,
+    source: Annotated[list[str] | None, typer.Option("--source", help=(
+        "With --suite: the candidate lists to rerank, 'run' (a set's own first-stage run, where it has one) "
+        "and/or 'hybrid'; repeatable (default: both)."))] = None,
     run: Annotated[Path | None, typer.Option("--run", help=(
         "Rerank this first-stage run (TREC format; relative to --data or absolute) instead of hybrid recall, "
         "as a search backend would."))] = None,
@@ -123,10 +128,18 @@ def bench(
     if suite:
         from earlyrank.engine.suite import SUITE, run_suite
 
-        check_data([datasets / s.name for s in SUITE])
-        record = run_suite(datasets, model, out, backend, fusion_model=fusion)
-        typer.echo((out / "suite.md").read_text())
-        typer.echo(f"wrote {out / 'suite.json'} in {record['seconds']:.0f} s")
+        sets = tuple(s for s in SUITE if not only or s.name in only)
+        unknown = sorted(set(only or ()) - {s.name for s in SUITE})
+        if unknown:
+            fail(f"--only {', '.join(unknown)}: not in the suite; choose from {', '.join(s.name for s in SUITE)}")
+        sources = tuple(source or ("run", "hybrid"))
+        if bad := sorted(set(sources) - {"run", "hybrid"}):
+            fail(f"--source {', '.join(bad)}: choose 'run' or 'hybrid'")
+        check_data([datasets / s.name for s in sets])
+        stem = "suite" if sets == SUITE and len(sources) == 2 else "suite-" + "-".join(s.name for s in sets)
+        record = run_suite(datasets, model, out, backend, sets, sources, stem, fusion_model=fusion)
+        typer.echo((out / f"{stem}.md").read_text())
+        typer.echo(f"wrote {out / f'{stem}.json'} in {record['seconds']:.0f} s")
         return
     if not data:
         fail("give --data DIR (repeatable) or --suite")

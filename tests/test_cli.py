@@ -68,7 +68,18 @@ def test_train_refuses_a_bad_init(tiny_dir, tmp_path):
 @pytest.mark.parametrize(("option", "value", "message"), [
     ("--dev-split", "article", "dev_split must be one of query, title"),
     ("--self-supervised-kind", "words", "self-supervised kind must be one of title, sentence"),
+    ("--selection", "best", "selection must be one of dev, last"),
+    ("--distill", "5", "give distill_weight > 0"),
 ])
 def test_train_refuses_an_unknown_choice(tiny_dir, tmp_path, option, value, message):
     result = runner.invoke(app, ["train", "--data", str(tiny_dir), "--out", str(tmp_path / "m"), option, value])
+    assert result.exit_code == 2 and message in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--only", "msmarco"], "--only msmarco: not in the suite; choose from scifact, xquad-en"),
+    (["--source", "bm25"], "--source bm25: choose 'run' or 'hybrid'"),
+])
+def test_bench_suite_refuses_an_unknown_set_or_source(tmp_path, args, message):
+    result = runner.invoke(app, ["bench", "--suite", "--datasets", str(tmp_path), *args])
     assert result.exit_code == 2 and message in result.output
