@@ -238,3 +238,46 @@ def train(
     card = run_training(list(data), out, params)
     typer.echo(f"trained {card['steps']} steps in {card['minutes']:.1f} min; "
                f"best dev nDCG@10 {card['best_dev_ndcg@10']:.4f}; model in {out}")
+
+
+@app.command()
+def adapt(
+    index: Annotated[Path, typer.Option("--index", "-i", help="An index of your corpus (earlyrank index), with "
+                                                              "both BM25 and dense parts.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the adapted model.")],
+    model: ModelDir = DEFAULT_MODEL,
+    distill: Annotated[int, typer.Option(min=0, help="Groups ranked by the bi-encoder teacher.")] = 1200,
+    sentence: Annotated[int, typer.Option(min=0, help="Inverse-cloze groups (a sentence asks for its "
+                                                      "passage).")] = 400,
+    max_minutes: Annotated[float, typer.Option(help="Stop training after this long (0: no limit).")] = 0.0,
+    recalibrate: Annotated[bool, typer.Option(help="Refit the calibration on held-out inverse-cloze groups of "
+                                                   "the corpus (else keep MODEL's).")] = True,
+) -> None:
+    """Adapt the cross-encoder to the corpus of INDEX without labels: train on pairs made from the corpus itself
+    (the bi-encoder's ranking of its passages, and sentences asking for their passage), then refit calibration.
+
+    Resumable: run the same command again and it continues from the checkpoint beside OUT. Serve the result with
+    --model OUT.
+    """
+    from earlyrank.engine.adaptation import AdaptParams
+    from earlyrank.engine.adaptation import adapt as run_adapt
+    from earlyrank.engine.model_files import ModelLoadError, check_model_dir
+    from earlyrank.indexes.store import IndexStoreError
+
+    try:
+        check_model_dir(model)
+        params = AdaptParams(distill=distill, sentence=sentence, max_minutes=max_minutes, recalibrate=recalibrate)
+    except (ModelLoadError, ValueError) as e:
+        fail(str(e))
+    if out.resolve() == model.resolve():
+        fail(f"--out is the base model's directory ({out}); write the adapted model somewhere else")
+    try:
+        record = run_adapt(index, model, out, params)
+    except (IndexStoreError, ValueError) as e:
+        fail(str(e))
+    line = f"adapted in {record['steps']} steps ({record['minutes']:.1f} min) on {record['groups']}"
+    if "calibration" in record:
+        c = record["calibration"]
+        line += f"; calibration refit on {c['pairs']} held-out pairs, pseudo-label ECE {c['pseudo_ece_before']:.3f}"
+        line += f" -> {c['pseudo_ece_after']:.3f}"
+    typer.echo(f"{line}; model in {out}")

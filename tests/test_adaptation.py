@@ -1,0 +1,68 @@
+"""`earlyrank adapt`: label-free adaptation to a corpus, its checks, and (slow) a real run on a small corpus."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from earlyrank.cli import app
+from earlyrank.engine.adaptation import ADAPTATION, AdaptParams, adapt
+from earlyrank.engine.model_files import CALIBRATION, DEFAULT_MODEL, INFERENCE, OPERATING_POINT
+from earlyrank.indexes.store import build_index
+from earlyrank.indexes.types import Document
+
+runner = CliRunner()
+TOPICS = ("glaciers", "volcanoes", "rivers", "deserts", "forests", "oceans", "caves", "islands")
+
+
+def corpus() -> list[Document]:
+    """Sixteen passages of three sentences each, two per topic, with topic words to tell them apart."""
+    docs = []
+    for topic in TOPICS:
+        for part in range(2):
+            text = " ".join(f"Sentence {s} of part {part} explains how {topic} change over long periods of time "
+                            f"and why {topic} matter {s}." for s in range(3))
+            docs.append(Document(f"{topic}-{part}", text))
+    return docs
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"distill": -1}, "distill must be >= 0"),
+    ({"distill": 0, "sentence": 0}, "nothing to train on"),
+    ({"held_out": 5}, "at least 10 held-out groups"),
+])
+def test_adapt_params_refuse_what_cannot_work(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AdaptParams(**kwargs)
+    assert AdaptParams(held_out=0, recalibrate=False).held_out == 0
+
+
+def test_adapt_refuses_a_missing_index_and_its_own_base_as_output(tmp_path):
+    result = runner.invoke(app, ["adapt", "--index", str(tmp_path / "nope"), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "nope" in result.output
+    result = runner.invoke(app, ["adapt", "--index", str(tmp_path), "--out", str(DEFAULT_MODEL)])
+    assert result.exit_code == 2 and "somewhere else" in result.output
+
+
+def test_adapt_needs_a_dense_part(tmp_path):
+    index = build_index(corpus(), tmp_path / "idx", dense=False, progress=False)
+    result = runner.invoke(app, ["adapt", "--index", str(index), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "hybrid mode needs both parts" in result.output
+
+
+@pytest.mark.slow
+def test_adapt_trains_on_the_corpus_and_refits_calibration(tmp_path):
+    index = build_index(corpus(), tmp_path / "idx", progress=False)
+    out = tmp_path / "adapted"
+    params = AdaptParams(distill=4, sentence=4, held_out=10, negatives=3, depth=16, max_length=48, seed=3)
+    record = adapt(index, DEFAULT_MODEL, out, params, progress=False)
+    assert record["steps"] >= 1
+    assert set(record["groups"]) == {"idx:distill", "idx:sentence"}
+    for name in (INFERENCE, OPERATING_POINT, CALIBRATION, ADAPTATION, "model.safetensors"):
+        assert (out / name).is_file()
+    fitted = record["calibration"]
+    assert fitted["pairs"] == 40 and fitted["pseudo_ece_after"] <= fitted["pseudo_ece_before"] + 1e-9
+    assert json.loads((out / CALIBRATION).read_text())["scale"] == pytest.approx(fitted["fitted"]["scale"])
+    assert json.loads((out / ADAPTATION).read_text())["base_model"] == str(DEFAULT_MODEL)
