@@ -16,9 +16,12 @@ from pydantic_core import PydanticCustomError
 from earlyrank.engine.abstention import NO_CONFIDENT_ANSWER
 from earlyrank.engine.pipeline import Answer
 from earlyrank.engine.rerank import RerankResult, has_content
+from earlyrank.indexes.filters import FilterError, MetadataFilter
 from earlyrank.indexes.types import Document, Hit, RecallMode
 
 Mode = Annotated[RecallMode, Strict(False)]  # strict models still take the mode by its value
+FilterScalar = str | bool | int | float | None
+FilterValue = FilterScalar | Annotated[list[FilterScalar], Field(min_length=1)]  # a list: any of its values
 
 
 def _has_content(text: str) -> str:
@@ -84,6 +87,20 @@ class AnswerRequest(StrictRequest):
     max_candidates: int | None = Field(None, ge=1, description="Recalled candidates offered to the reranker.")
     timeout_ms: int | None = Field(
         None, ge=1, le=600_000, description="Budget for reranking; a partial answer is marked `degraded`.")
+    filter: dict[str, FilterValue] | None = Field(
+        None, description="Recall only documents whose metadata has every field equal to its value, or to any value "
+        "of a list: `{\"category\": [\"billing\", \"delivery\"], \"year\": 2024}`. Equality is by JSON type "
+        "(2 equals 2.0, not \"2\"); a document's list matches if any item does; a field no document has matches "
+        "nothing.", examples=[{"category": "billing"}])
+
+    @field_validator("filter", mode="before")
+    @classmethod
+    def _valid_filter(cls, value: Any) -> Any:
+        try:
+            MetadataFilter.parse(value)
+        except FilterError as e:
+            raise PydanticCustomError("filter_invalid", "{reason}", {"reason": str(e)}) from None
+        return value
 
 
 class SearchRequest(AnswerRequest):

@@ -27,6 +27,7 @@ from earlyrank.cli.common import (
     hits_table,
     load_index_or_fail,
 )
+from earlyrank.cli.filter_option import FilterOption, filter_spec
 from earlyrank.engine.datasets import DEFAULT_CORPUS
 
 
@@ -72,12 +73,16 @@ def search(
     mode: Mode = "hybrid",
     k: Annotated[int, typer.Option("-k", help="How many hits.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    filters: FilterOption = None,
 ) -> None:
     """Recall only: the top K passages for QUERY from BM25, dense or hybrid search."""
+    from earlyrank.engine.pipeline import Pipeline
+
     check_request(query, k, mode)
+    spec = filter_spec(filters)
     loaded = load_index_or_fail(index_dir)
     try:
-        hits = loaded.retriever(mode).search(query, k)
+        hits = Pipeline(loaded, mode=mode).search(query, k, filter=spec)
     except Exception as e:  # an index without the asked part, or a broken model install
         fail(str(e))
     if as_json:
@@ -95,6 +100,7 @@ def ask(
     k: Annotated[int, typer.Option("-k", help="How many ranked hits to show.")] = 5,
     depth: Annotated[int, typer.Option(help="Recall candidates the reranker may score.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    filters: FilterOption = None,
 ) -> None:
     """Answer QUERY: recall, rerank with early stopping, and print the answer, its confidence and the cost."""
     from earlyrank.engine.model_files import ModelLoadError
@@ -105,11 +111,12 @@ def ask(
     check_request(query, k, mode)
     if depth <= 0:
         fail(f"--depth must be positive, got {depth}")
+    spec = filter_spec(filters)
     try:
         pipeline = load_pipeline(index_dir, model, mode, depth)
         if pipeline.scorer is not None:  # passages with no letter or digit never reach the model, and rank last
             pipeline.scorer = ContentGuard(pipeline.scorer)
-        answer = pipeline.ask(query, k)
+        answer = pipeline.ask(query, k, filter=spec)
     except (IndexStoreError, ModelLoadError, ValueError) as e:
         fail(str(e))
     best = answer.answer if answer.answer and has_content(answer.answer.full_text) and not answer.abstained else None

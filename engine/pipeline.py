@@ -18,6 +18,8 @@ from earlyrank.engine.language import unreadable_warning
 from earlyrank.engine.rerank import Policy, RerankResult, chunk_within_deadline, has_content, rerank
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import BoundStop, FullRerank, StopReason
+from earlyrank.indexes.base import search_within
+from earlyrank.indexes.filters import FilterSpec
 from earlyrank.indexes.types import Document, Hit, RecallMode
 
 if TYPE_CHECKING:  # a run-time import would make `import indexes` (before `engine`) circular
@@ -78,18 +80,25 @@ class Pipeline:
         return Pipeline(self.index, scorer, self.policy, self.mode, self.depth, self.blend, self.fusion,
                         self.fusion_stop, self.answer_gate)
 
-    def search(self, query: str, k: int = 10, mode: str | None = None) -> list[Hit]:
-        """Recall only."""
-        return self.index.retriever(mode or self.mode).search(check_query(query), k)
+    def search(self, query: str, k: int = 10, mode: str | None = None, filter: FilterSpec = None) -> list[Hit]:
+        """Recall only; with a metadata `filter` (``{"category": "billing"}``, see `indexes.filters`), up to `k` of
+        the documents that match. FilterError (a ValueError) for a filter that is not one."""
+        return self._recall(check_query(query), k, mode, filter)
+
+    def _recall(self, query: str, k: int, mode: str | None, filter: FilterSpec) -> list[Hit]:
+        # The filter applies inside recall, so that k matching documents come back whenever k exist.
+        allowed = None if filter is None else self.index.metadata.allowed(filter)
+        return search_within(self.index.retriever(mode or self.mode), query, k, allowed)
 
     def rerank(self, query: str, k: int = 10, mode: str | None = None, policy: Policy | None = None,
-               depth: int | None = None, deadline: float | None = None, cancel: threading.Event | None = None
-               ) -> RerankResult:
-        """Recall `depth` candidates and rerank them; the result holds the top `k`."""
+               depth: int | None = None, deadline: float | None = None, cancel: threading.Event | None = None,
+               filter: FilterSpec = None) -> RerankResult:
+        """Recall `depth` candidates (only documents matching the metadata `filter`, if given) and rerank them; the
+        result holds the top `k`."""
         if self.scorer is None:
             raise ValueError("this pipeline has no reranker; load one with a model directory")
         query = check_query(query)
-        candidates = self.index.retriever(mode or self.mode).search(query, depth or self.depth)
+        candidates = self._recall(query, depth or self.depth, mode, filter)
         passages = [self.index.doc(h.doc_id).full_text for h in candidates]
         if self.fusion is not None and policy is None:
             result = self._rerank_fused(query, candidates, passages, depth or self.depth, deadline, cancel)

@@ -1,4 +1,5 @@
-"""The recall interface: anything with ``search(query, k) -> list[Hit]``."""
+"""The recall interface: anything with ``search(query, k) -> list[Hit]``; a retriever that can recall from part
+of the corpus (for a metadata filter) also takes the positions it may return: ``search(query, k, allowed)``."""
 
 from __future__ import annotations
 
@@ -16,8 +17,27 @@ class Retriever(Protocol):
         """Up to `k` hits for `query`, best first; ValueError if `k` is not a positive integer."""
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores, best first; ties broken by lower index, so results are stable."""
+class FilteredRetriever(Protocol):
+    """A retriever that can recall from part of the corpus: only the documents at the corpus positions
+    `allowed` (sorted, no repeats; None for all), and still up to `k` of them."""
+
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[Hit]:
+        """Up to `k` hits for `query` among `allowed`, best first; ValueError if `k` is not a positive integer."""
+
+
+def search_within(retriever: FilteredRetriever, query: str, k: int, allowed: np.ndarray | None) -> list[Hit]:
+    """`retriever.search(query, k)`, from the positions `allowed` when there are any: a retriever that cannot
+    filter still serves unfiltered searches, and fails loudly (TypeError) on a filtered one."""
+    if allowed is None:
+        return retriever.search(query, k)
+    return retriever.search(query, k, allowed)
+
+
+def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the k highest scores, best first; ties broken by lower index, so results are stable. With
+    `allowed` (sorted indices), only among those."""
+    if allowed is not None:
+        return allowed[top_k(scores[allowed], k)]
     k = min(k, scores.shape[0])
     if k <= 0:
         return np.empty(0, dtype=np.int64)

@@ -58,9 +58,10 @@ def idf_weights(df: np.ndarray, n_docs: int, params: BM25Params) -> np.ndarray:
     return np.where(idf < 0, floor, idf)
 
 
-def bm25_hits(doc_ids: Sequence[str], scores: np.ndarray, k: int) -> list[Hit]:
-    """The k best documents with a positive score, best first."""
-    best = top_k(scores, k)
+def bm25_hits(doc_ids: Sequence[str], scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Hit]:
+    """The k best documents with a positive score, best first; with `allowed` (sorted positions), the k best of
+    those."""
+    best = top_k(scores, k, allowed)
     values = scores[best]
     keep = values > 0
     pairs = zip(best[keep].tolist(), values[keep].tolist(), strict=True)
@@ -128,10 +129,11 @@ class BM25Index:
         weights = np.concatenate([w.data[row] * n for row, n in zip(rows, counts.values(), strict=True)])
         return np.bincount(docs, weights=weights, minlength=len(self.doc_ids)).astype(np.float32)
 
-    def search(self, query: str, k: int) -> list[Hit]:
-        """The `k` best documents with a positive score, best first; ValueError if `k` is not a positive integer."""
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[Hit]:
+        """The `k` best documents with a positive score, best first, among the positions `allowed` if given;
+        ValueError if `k` is not a positive integer."""
         check_k(k)
-        return bm25_hits(self.doc_ids, self.scores(query), k)
+        return bm25_hits(self.doc_ids, self.scores(query), k, allowed)
 
     # --- persistence: two plain files, checksummed by the index manifest ---
     FILES = ("bm25_weights.npz", "bm25_vocab.json")
@@ -186,7 +188,8 @@ class RankBM25Index:
         """rank-bm25's score of every document for `query`, shape (docs,), float64."""
         return np.asarray(self._bm25.get_scores(self._tokenizer(query)), dtype=np.float64)
 
-    def search(self, query: str, k: int) -> list[Hit]:
-        """The `k` best documents with a positive score, best first; ValueError if `k` is not a positive integer."""
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[Hit]:
+        """The `k` best documents with a positive score, best first, among the positions `allowed` if given;
+        ValueError if `k` is not a positive integer."""
         check_k(k)
-        return bm25_hits(self.doc_ids, self.scores(query), k)
+        return bm25_hits(self.doc_ids, self.scores(query), k, allowed)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from earlyrank.indexes.base import check_k
+from earlyrank.indexes.base import check_k, top_k
 from earlyrank.indexes.types import Hit
 
 
@@ -35,6 +35,11 @@ def model_identity(path: Path) -> dict[str, str]:
         raise FileNotFoundError(f"{path}: no model.safetensors; is this a sentence-transformers model directory?")
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     return {"name": path.name if path.name != "model" else "all-MiniLM-L6-v2", "sha256": digest}
+
+
+# A filtered HNSW search over at most this many documents scores them all directly: a walk through the graph
+# would pass mostly over documents it may not return, and can come back short; 4,096 dot products are cheap.
+EXACT_BELOW = 4096
 
 
 @dataclass(frozen=True)
@@ -123,11 +128,11 @@ class DenseIndex:
         index.add(vectors)
         return cls(doc_ids, index, params, model_path)
 
-    def search(self, query: str, k: int) -> list[Hit]:
-        """The `k` documents nearest `query` by cosine similarity, best first; ValueError if `k` is not a positive
-        integer."""
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[Hit]:
+        """The `k` documents nearest `query` by cosine similarity, best first, among the positions `allowed` if
+        given; ValueError if `k` is not a positive integer."""
         check_k(k)
-        return self.search_vector(self.query_vector(query), k)
+        return self.search_vector(self.query_vector(query), k, allowed)
 
     def query_vector(self, query: str) -> np.ndarray:
         """The query's normalized embedding, shape (dim,); the last 1,024 queries are kept, so recall and the
@@ -138,12 +143,44 @@ class DenseIndex:
         """The stored embeddings of the documents at `positions` (corpus order), shape (len(positions), dim)."""
         return self.index.reconstruct_batch(np.asarray(positions, dtype=np.int64))
 
-    def search_vector(self, vector: np.ndarray, k: int) -> list[Hit]:
+    def search_vector(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Hit]:
         """The `k` documents nearest `vector` (shape (dim,), normalized) by inner product, best first; fewer when the
-        corpus or HNSW's search yields fewer."""
-        scores, ids = self.index.search(vector.reshape(1, -1).astype(np.float32), min(k, len(self.doc_ids)))
+        corpus or HNSW's search yields fewer. With `allowed` (sorted positions), the `k` nearest of those, through
+        faiss's ID selector (exact on a flat index); on HNSW, a small set is scored directly, and a walk through the
+        graph that comes back with fewer than `k` is redone that way.
+        """
+        query = vector.reshape(1, -1).astype(np.float32)
+        if allowed is None:
+            scores, ids = self.index.search(query, min(k, len(self.doc_ids)))
+        else:
+            k = min(k, len(allowed))
+            if k == 0:
+                return []
+            narrow = self.params.index == "hnsw" and len(allowed) <= EXACT_BELOW
+            scores, ids = self._exact(query, k, allowed) if narrow else self._selected(query, k, allowed)
+            if int((ids[0] >= 0).sum()) < k:  # HNSW's walk can miss members of a narrow subset
+                scores, ids = self._exact(query, k, allowed)
         return [Hit(self.doc_ids[i], float(s), r, {"dense": float(s)})
                 for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True), 1) if i >= 0]
+
+    def _exact(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """faiss's (scores, ids) of the `k` stored vectors at `allowed` nearest `query`, by brute force."""
+        scores = self.vectors(allowed) @ query[0]
+        best = top_k(scores, k)
+        return scores[best][None, :], allowed[best][None, :]
+
+    def _selected(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """faiss's own search restricted to `allowed` by an ID selector (a bitmap over the corpus)."""
+        import faiss
+
+        member = np.zeros(len(self.doc_ids), dtype=bool)
+        member[allowed] = True
+        bitmap = np.packbits(member, bitorder="little")  # faiss reads bit i of the map as byte i >> 3, bit i & 7
+        # faiss keeps raw pointers to the bitmap and the selector: both stay referenced here until the search ends.
+        selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+        params = faiss.SearchParameters()
+        params.sel = selector
+        return self.index.search(query, k, params=params)
 
     def save(self, directory: Path) -> list[Path]:
         """Write the faiss index into `directory` (`FILE`); returns its path, for the manifest."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from earlyrank.indexes.base import Retriever, check_k
+import numpy as np
+
+from earlyrank.indexes.base import FilteredRetriever, check_k, search_within
 from earlyrank.indexes.types import Hit
 
 
@@ -43,13 +45,13 @@ class HybridRetriever:
 
     name = "hybrid"
 
-    def __init__(self, retrievers: Sequence[Retriever], params: FusionParams | None = None):
+    def __init__(self, retrievers: Sequence[FilteredRetriever], params: FusionParams | None = None):
         self.retrievers = list(retrievers)
         self.params = params or FusionParams()
 
-    def search(self, query: str, k: int) -> list[Hit]:
-        """The top `k` of the fused lists, each retriever asked for max(depth, k) hits; ValueError if `k` is not a
-        positive integer."""
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[Hit]:
+        """The top `k` of the fused lists, each retriever asked for max(depth, k) hits (from the positions
+        `allowed` only, if given); ValueError if `k` is not a positive integer."""
         check_k(k)
         depth = max(self.params.depth, k)
-        return rrf([r.search(query, depth) for r in self.retrievers], self.params.k)[:k]
+        return rrf([search_within(r, query, depth, allowed) for r in self.retrievers], self.params.k)[:k]

@@ -23,6 +23,7 @@ import numpy as np
 
 from earlyrank.indexes.bm25 import BM25Index, BM25Params
 from earlyrank.indexes.dense import DenseIndex, DenseParams, default_model_path, encode, model_identity
+from earlyrank.indexes.filters import MetadataIndex
 from earlyrank.indexes.hybrid import FusionParams, HybridRetriever
 from earlyrank.indexes.manifest import (
     DOCS,
@@ -73,6 +74,11 @@ class LoadedIndex:
     def position(self, doc_id: str) -> int:
         """Where `doc_id` sits in corpus order (the row of its vectors and weights); KeyError if absent."""
         return self._positions[doc_id]
+
+    @cached_property
+    def metadata(self) -> MetadataIndex:
+        """Where each metadata value occurs, for filtered recall (`indexes.filters`); built field by field."""
+        return MetadataIndex(self.docs)
 
     @cached_property
     def _by_id(self) -> dict[str, Document]:
