@@ -19,7 +19,7 @@ from typing import cast
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from earlyrank.api import explain, ops, routes
+from earlyrank.api import documents, explain, ops, routes
 from earlyrank.api.batching import BatchingScorer, LogitModel
 from earlyrank.api.deps import Runtime, get_pipeline, get_runtime, get_settings
 from earlyrank.api.errors import install_error_handlers
@@ -103,6 +103,7 @@ def create_app(settings: Settings, pipeline_factory: PipelineFactory | None = No
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(explain.router)
+    app.include_router(documents.router)
     app.include_router(ops.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)  # outermost: counts 413s too

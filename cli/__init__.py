@@ -10,7 +10,7 @@ import typer
 from earlyrank.cli.common import app
 
 # Each module registers its commands; `earlyrank --help` lists them in this order: everyday use first.
-for _module in ("query_commands", "lab_commands", "fit_commands"):
+for _module in ("query_commands", "document_commands", "lab_commands", "fit_commands"):
     importlib.import_module(f"earlyrank.cli.{_module}")
 
 __all__ = ["app", "main"]

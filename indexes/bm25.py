@@ -8,7 +8,9 @@ query is the sum of a few matrix rows. Two IDF variants:
   more than half the documents) is replaced by ``epsilon * mean IDF`` exactly as rank-bm25 does; with the
   same tokens, k1, b and epsilon both backends give identical scores.
 
-Both variants use the term-frequency part ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))``.
+Both variants use the term-frequency part ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))``. Every weight
+depends on the corpus (N, avgdl, df), so the index also stores each document's term frequencies: adding or
+deleting documents recomputes the weights from them without tokenizing the whole corpus again.
 """
 
 from __future__ import annotations
@@ -58,6 +60,44 @@ def idf_weights(df: np.ndarray, n_docs: int, params: BM25Params) -> np.ndarray:
     return np.where(idf < 0, floor, idf)
 
 
+def count_terms(texts: Sequence[str], tokenizer: Tokenizer, vocab: dict[str, int], progress: bool = False):
+    """How often each term occurs in each text: an int32 CSR matrix, shape (len(vocab), len(texts)). A term not
+    in `vocab` yet is added to it, in place, with the next id."""
+    from scipy import sparse
+    from tqdm import tqdm
+
+    rows: list[int] = []
+    cols: list[int] = []
+    tfs: list[int] = []
+    for doc, text in enumerate(tqdm(texts, desc="BM25 tokenize", unit="doc", disable=not progress)):
+        counts: dict[int, int] = {}
+        for token in tokenizer(text):
+            term = vocab.setdefault(token, len(vocab))
+            counts[term] = counts.get(term, 0) + 1
+        rows.extend(counts)
+        cols.extend([doc] * len(counts))
+        tfs.extend(counts.values())
+    return sparse.csr_matrix((np.asarray(tfs, dtype=np.int32), (rows, cols)), shape=(len(vocab), len(texts)))
+
+
+def bm25_weights(term_frequencies, params: BM25Params):
+    """Every (term, document) BM25 weight, a float32 CSR matrix shaped like `term_frequencies` (terms by
+    documents); a document's length is its number of tokens, the sum of its column."""
+    from scipy import sparse
+
+    counts = term_frequencies.tocoo()
+    row, col = counts.row.astype(np.int64), counts.col.astype(np.int64)
+    tf = counts.data.astype(np.float64)
+    n_terms, n_docs = term_frequencies.shape
+    lengths = np.bincount(col, weights=tf, minlength=n_docs)
+    df = np.bincount(row, minlength=n_terms).astype(np.float64)
+    idf = idf_weights(df, n_docs, params)
+    avgdl = lengths.mean() if n_docs else 0.0
+    norm = params.k1 * (1 - params.b + params.b * lengths[col] / max(avgdl, 1e-9))
+    data = idf[row] * tf * (params.k1 + 1) / (tf + norm)
+    return sparse.csr_matrix((data.astype(np.float32), (row, col)), shape=(n_terms, n_docs))
+
+
 def bm25_hits(doc_ids: Sequence[str], scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Hit]:
     """The k best documents with a positive score, best first; with `allowed` (sorted positions), the k best of
     those."""
@@ -73,11 +113,13 @@ class BM25Index:
 
     name = "bm25"
 
-    def __init__(self, doc_ids: Sequence[str], vocab: dict[str, int], weights, params: BM25Params):
+    def __init__(self, doc_ids: Sequence[str], vocab: dict[str, int], weights, params: BM25Params,
+                 term_frequencies=None):
         self.doc_ids = list(doc_ids)
         self.vocab = vocab
         self.weights = weights  # scipy.sparse.csr_matrix, shape (terms, docs)
         self.params = params
+        self.term_frequencies = term_frequencies  # int32 CSR (terms, docs) when built here; not kept by `load`
         self._tokenizer = params.tokenizer()
 
     @classmethod
@@ -85,36 +127,10 @@ class BM25Index:
               progress: bool = False) -> BM25Index:
         """Tokenize `texts` and precompute every (term, document) BM25 weight into a float32 CSR matrix, shape (terms,
         docs); `doc_ids[i]` names `texts[i]`."""
-        from scipy import sparse
-        from tqdm import tqdm
-
         params = params or BM25Params()
-        tokenizer = params.tokenizer()
         vocab: dict[str, int] = {}
-        rows: list[int] = []
-        cols: list[int] = []
-        tfs: list[int] = []
-        lengths = np.zeros(len(texts), dtype=np.float64)
-        for doc, text in enumerate(tqdm(texts, desc="BM25 tokenize", unit="doc", disable=not progress)):
-            tokens = tokenizer(text)
-            lengths[doc] = len(tokens)
-            counts: dict[int, int] = {}
-            for token in tokens:
-                term = vocab.setdefault(token, len(vocab))
-                counts[term] = counts.get(term, 0) + 1
-            rows.extend(counts)
-            cols.extend([doc] * len(counts))
-            tfs.extend(counts.values())
-        tf = np.asarray(tfs, dtype=np.float64)
-        row = np.asarray(rows, dtype=np.int64)
-        col = np.asarray(cols, dtype=np.int64)
-        df = np.bincount(row, minlength=len(vocab)).astype(np.float64)
-        idf = idf_weights(df, len(texts), params)
-        avgdl = lengths.mean() if len(texts) else 0.0
-        norm = params.k1 * (1 - params.b + params.b * lengths[col] / max(avgdl, 1e-9))
-        data = idf[row] * tf * (params.k1 + 1) / (tf + norm)
-        weights = sparse.csr_matrix((data.astype(np.float32), (row, col)), shape=(len(vocab), len(texts)))
-        return cls(doc_ids, vocab, weights, params)
+        tf = count_terms(texts, params.tokenizer(), vocab, progress)
+        return cls(doc_ids, vocab, bm25_weights(tf, params), params, tf)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document (0 where no query term occurs); repeated query terms count twice."""
@@ -135,12 +151,13 @@ class BM25Index:
         check_k(k)
         return bm25_hits(self.doc_ids, self.scores(query), k, allowed)
 
-    # --- persistence: two plain files, checksummed by the index manifest ---
+    # --- persistence: plain files, checksummed by the index manifest ---
     FILES = ("bm25_weights.npz", "bm25_vocab.json")
+    TF_FILE = "bm25_tf.npz"  # the term frequencies, for updates; an index built before them has none
 
     def save(self, directory: Path) -> list[Path]:
-        """Write the weights (an uncompressed .npz) and the vocabulary (a JSON list in term-id order) into `directory`;
-        returns both paths, for the manifest."""
+        """Write the weights (an uncompressed .npz), the vocabulary (a JSON list in term-id order) and, if this index
+        has them, the term frequencies into `directory`; returns the paths, for the manifest."""
         import json
 
         from scipy import sparse
@@ -149,7 +166,24 @@ class BM25Index:
         sparse.save_npz(weights_path, self.weights, compressed=False)
         terms = sorted(self.vocab, key=self.vocab.__getitem__)
         vocab_path.write_text(json.dumps(terms, ensure_ascii=False))
-        return [weights_path, vocab_path]
+        if self.term_frequencies is None:
+            return [weights_path, vocab_path]
+        sparse.save_npz(directory / self.TF_FILE, self.term_frequencies, compressed=False)
+        return [weights_path, vocab_path, directory / self.TF_FILE]
+
+    @classmethod
+    def load_term_frequencies(cls, directory: Path, shape: tuple[int, int]):
+        """The term frequencies `save` wrote in `directory` (an int32 CSR matrix), or None if it wrote none;
+        ValueError if their shape is not `shape` (terms, docs)."""
+        from scipy import sparse
+
+        path = directory / cls.TF_FILE
+        if not path.is_file():
+            return None
+        tf = sparse.load_npz(path).tocsr()
+        if tf.shape != shape:
+            raise ValueError(f"{path}: shape {tf.shape} does not match the vocabulary and corpus {shape}")
+        return tf
 
     @classmethod
     def load(cls, directory: Path, doc_ids: Sequence[str], params: BM25Params) -> BM25Index:

@@ -1,19 +1,16 @@
 """The index on disk: a directory with a manifest, written crash-safely and verified on load.
 
 Layout of an index at ``PATH``: ``PATH`` is a symbolic link to a sibling ``PATH.v-<id>`` directory that
-holds ``manifest.json``, ``docs.jsonl`` and each part's files. A build writes a fresh ``.tmp`` directory,
-fsyncs every file and the directory, renames it to its ``.v-<id>`` name, then atomically replaces the link
-(``rename(2)``). A crash at any moment leaves either the old or the new index behind ``PATH``, both whole.
-Loading checks every file's size and SHA-256 against the manifest and refuses anything that differs.
+holds ``manifest.json``, ``docs.jsonl`` and each part's files. A build (or an update, `indexes.update`)
+writes a whole new version and swaps it in atomically (`indexes.versions`): a crash at any moment leaves
+either the old or the new index behind ``PATH``, both whole. Loading checks every file's size and SHA-256
+against the manifest and refuses anything that differs.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -36,24 +33,11 @@ from earlyrank.indexes.manifest import (
     verify_files,
 )
 from earlyrank.indexes.types import Document, RecallMode
+from earlyrank.indexes.versions import commit_version, index_link, writer_lock
 
 # How a build turns passages into dense vectors: `indexes.dense.encode` or anything with its signature and
 # result (one normalized float32 row per text, in order), e.g. `indexes.ray_build.RayDenseEncoder`.
 Encoder = Callable[[Sequence[str], DenseParams, str | None, bool], np.ndarray]
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _crash_point(name: str) -> None:
-    """Test hook: die here, as a kill would, when EARLYRANK_CRASH_AT names this point."""
-    if os.environ.get("EARLYRANK_CRASH_AT") == name:
-        os._exit(137)
 
 
 @dataclass(frozen=True)
@@ -118,7 +102,8 @@ def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True,
                 bm25_params: BM25Params | None = None, dense_params: DenseParams | None = None,
                 fusion: FusionParams | None = None, model_path: str | None = None,
                 progress: bool = True, corpus_name: str = "", encoder: Encoder = encode) -> Path:
-    """Build the requested parts for `docs` and swap them in at `out` atomically; returns `out`.
+    """Build the requested parts for `docs` and swap them in at `out` atomically, after any build or update of
+    `out` already running; returns `out`.
 
     `encoder` computes the dense vectors (default: `indexes.dense.encode`, in this process); whichever computes
     them, the parts, manifest and swap are written by this one path.
@@ -127,88 +112,48 @@ def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True,
         raise ValueError("nothing to build: ask for bm25, dense or both")
     if not docs:
         raise ValueError("cannot index an empty corpus")
-    out = Path(out).absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists() and not out.is_symlink():
-        raise IndexStoreError(f"{out} exists and is not an earlyrank index link; choose another --out or remove it")
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        manifest = _write_parts(tmp, docs, bm25, dense, bm25_params or BM25Params(),
-                                dense_params or DenseParams(), fusion or FusionParams(), model_path, progress,
-                                encoder)
-        manifest["corpus"]["name"] = corpus_name
-        _crash_point("parts")
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        for f in tmp.iterdir():
-            _fsync_path(f)
-        _fsync_path(tmp)
-        final = out.parent / f"{out.name}.v-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        _crash_point("synced")
-        os.rename(tmp, final)
-        _crash_point("renamed")
-        link_tmp = out.parent / f".{out.name}.link-{uuid.uuid4().hex[:8]}"
-        os.symlink(final.name, link_tmp)
-        previous = out.resolve() if out.is_symlink() else None
-        _crash_point("linked")
-        os.replace(link_tmp, out)  # the one atomic step: readers see the old index or the new one
-        _fsync_path(out.parent)
-        _crash_point("swapped")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if previous is not None and previous != final and previous.is_dir():
-        os.utime(previous)  # its mtime now says when it was superseded: readers may still be opening it
-    _remove_leftovers(out)
-    return out
+    out = index_link(out)
+
+    def write(tmp: Path) -> dict:
+        texts = [d.full_text for d in docs]
+        index = BM25Index.build([d.id for d in docs], texts, bm25_params, progress=progress) if bm25 else None
+        index_d = None
+        if dense:
+            vectors = encoder(texts, dense_params or DenseParams(), model_path, progress)
+            index_d = dense_from_vectors(docs, vectors, dense_params or DenseParams(), model_path)
+        model = model_identity(Path(model_path) if model_path else default_model_path()) if dense else None
+        return save_version(tmp, docs, index, index_d, model, fusion or FusionParams(), {"name": corpus_name})
+
+    with writer_lock(out):
+        return commit_version(out, write)
 
 
-# A superseded version stays this long after its swap: a reader that resolved the link just before the swap
-# is still opening its files (loading takes seconds; once loaded, an index no longer reads them).
-SUPERSEDED_GRACE_SECONDS = 600.0
+def dense_from_vectors(docs: Sequence[Document], vectors: np.ndarray, params: DenseParams,
+                       model_path: str | None) -> DenseIndex:
+    """The dense part over an encoder's `vectors` for `docs`; ValueError if there is not one row per document."""
+    if vectors.shape[0] != len(docs):
+        raise ValueError(f"the encoder returned {vectors.shape[0]} vectors for {len(docs)} documents")
+    return DenseIndex.from_vectors([d.id for d in docs], vectors, params, model_path)
 
 
-def _remove_leftovers(out: Path, grace: float | None = None) -> None:
-    """Delete temporary directories of interrupted builds beside `out`, and versions superseded more than
-    `grace` seconds ago (default `SUPERSEDED_GRACE_SECONDS`; a version's mtime is set when it is superseded)."""
-    live = out.resolve()
-    cutoff = time.time() - (SUPERSEDED_GRACE_SECONDS if grace is None else grace)
-    for sibling in out.parent.glob(f"*{out.name}.*"):
-        superseded = sibling.name.startswith(f"{out.name}.v-") and sibling != live
-        stale = sibling.name.startswith((f".{out.name}.tmp-", f".{out.name}.link-")) or (
-            superseded and sibling.lstat().st_mtime < cutoff)
-        if stale:
-            if sibling.is_symlink() or sibling.is_file():
-                sibling.unlink(missing_ok=True)
-            else:
-                shutil.rmtree(sibling, ignore_errors=True)
-
-
-def _write_parts(tmp: Path, docs: Sequence[Document], bm25: bool, dense: bool, bm25_params: BM25Params,
-                 dense_params: DenseParams, fusion: FusionParams, model_path: str | None,
-                 progress: bool, encoder: Encoder) -> dict:
-    doc_ids = [d.id for d in docs]
-    texts = [d.full_text for d in docs]
+def save_version(tmp: Path, docs: Sequence[Document], bm25: BM25Index | None, dense: DenseIndex | None,
+                 dense_model: dict | None, fusion: FusionParams, corpus: dict) -> dict:
+    """Write `docs` and the parts into the new version's directory `tmp`; returns its manifest, listing every
+    file's size and checksum. `dense_model` is the encoder's `model_identity`; `corpus` goes into the manifest's
+    "corpus" (its name, and for an update what it changed)."""
     write_docs(tmp / DOCS, docs)
     parts: dict[str, dict] = {}
-    if bm25:
-        index = BM25Index.build(doc_ids, texts, bm25_params, progress=progress)
-        index.save(tmp)
-        parts["bm25"] = {"params": asdict(bm25_params), "vocabulary": len(index.vocab)}
-    if dense:
-        path = Path(model_path) if model_path else default_model_path()
-        vectors = encoder(texts, dense_params, model_path, progress)
-        if vectors.shape[0] != len(docs):
-            raise ValueError(f"the encoder returned {vectors.shape[0]} vectors for {len(docs)} documents")
-        index_d = DenseIndex.from_vectors(doc_ids, vectors, dense_params, model_path)
-        index_d.save(tmp)
-        parts["dense"] = {"params": asdict(dense_params), "model": model_identity(path),
-                          "dimension": index_d.index.d}
+    if bm25 is not None:
+        bm25.save(tmp)
+        parts["bm25"] = {"params": asdict(bm25.params), "vocabulary": len(bm25.vocab)}
+    if dense is not None:
+        dense.save(tmp)
+        parts["dense"] = {"params": asdict(dense.params), "model": dense_model, "dimension": dense.index.d}
     files = {f.name: {"bytes": f.stat().st_size, "sha256": sha256_file(f)} for f in sorted(tmp.iterdir())}
     return {
         "format_version": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "corpus": {"documents": len(docs), "sha256": files[DOCS]["sha256"]},
+        "corpus": {**corpus, "documents": len(docs), "sha256": files[DOCS]["sha256"]},
         "parts": parts,
         "fusion": asdict(fusion),
         "files": files,

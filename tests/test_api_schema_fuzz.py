@@ -27,7 +27,7 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance  # noqa: E402
 
 OPERATIONS = [("/v1/answer", "POST"), ("/v1/search", "POST"), ("/v1/rerank", "POST"), ("/v2/rerank", "POST"),
-              ("/v1/explain", "POST"),
+              ("/v1/explain", "POST"), ("/v1/documents", "POST"), ("/v1/documents/{doc_id}", "DELETE"),
               ("/health", "GET"),
               ("/ready", "GET"), ("/info", "GET")]
 EXAMPLES = int(os.environ.get("EARLYRANK_FUZZ_EXAMPLES", "30"))  # per case; raise it for a deeper run

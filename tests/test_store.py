@@ -6,11 +6,12 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
 
 import pytest
 
 from earlyrank.engine.datasets import load_corpus
-from earlyrank.indexes import store
+from earlyrank.indexes import versions
 from earlyrank.indexes.bm25 import BM25Index
 from earlyrank.indexes.store import IndexStoreError, build_index, load_index
 from earlyrank.indexes.types import Document
@@ -25,7 +26,7 @@ def test_build_and_load_bm25_only(tiny_dir, tmp_path):
     loaded = load_index(out)
     assert len(loaded.docs) == 12 and loaded.dense is None
     assert loaded.manifest["corpus"]["documents"] == 12
-    assert set(loaded.manifest["files"]) == {"docs.jsonl", "bm25_weights.npz", "bm25_vocab.json"}
+    assert set(loaded.manifest["files"]) == {"docs.jsonl", "bm25_weights.npz", "bm25_vocab.json", "bm25_tf.npz"}
     assert [h.doc_id for h in loaded.retriever("bm25").search("capital of France", 2)] == ["d3", "d4"]
     with pytest.raises(IndexStoreError, match="no dense part"):
         loaded.retriever("dense")
@@ -62,11 +63,36 @@ def test_rebuild_keeps_the_old_version_for_readers_then_cleans_it(tiny_dir, tmp_
     build_index(docs[:5], out, dense=False, progress=False)
     assert len(load_index(out).docs) == 5
     assert len(load_index(first).docs) == len(docs)  # a reader that resolved the link before the swap
-    old = first.stat().st_mtime - store.SUPERSEDED_GRACE_SECONDS - 1
+    old = first.stat().st_mtime - versions.SUPERSEDED_GRACE_SECONDS - 1
     os.utime(first, (old, old))  # superseded longer ago than the grace period
     second = out.resolve()
     build_index(docs[:4], out, dense=False, progress=False)
     assert not first.exists() and second.exists() and len(load_index(out).docs) == 4
+
+
+def read_while(out, sizes: set[int], write: Callable[[], object], readers: int = 3) -> list[BaseException]:
+    """Load the index at `out` again and again in `readers` threads while `write()` runs; returns every failure
+    (a load whose document count is not in `sizes` included)."""
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                assert len(load_index(out).docs) in sizes
+            except BaseException as e:  # noqa: BLE001 - every failure counts
+                errors.append(e)
+
+    threads = [threading.Thread(target=read) for _ in range(readers)]
+    for r in threads:
+        r.start()
+    try:
+        write()
+    finally:
+        done.set()
+        for r in threads:
+            r.join()
+    return errors
 
 
 def test_readers_never_fail_while_the_index_is_rebuilt(tiny_dir, tmp_path):
@@ -74,27 +100,12 @@ def test_readers_never_fail_while_the_index_is_rebuilt(tiny_dir, tmp_path):
     just resolved."""
     docs = _docs(tiny_dir)
     out = build_index(docs, tmp_path / "idx", dense=False, progress=False)
-    errors: list[BaseException] = []
-    done = threading.Event()
 
-    def read() -> None:
-        while not done.is_set():
-            try:
-                assert len(load_index(out).docs) in (len(docs), len(docs) - 1)
-            except BaseException as e:  # noqa: BLE001 - every failure counts
-                errors.append(e)
-
-    readers = [threading.Thread(target=read) for _ in range(3)]
-    for r in readers:
-        r.start()
-    try:
+    def rebuild() -> None:
         for i in range(40):
             build_index(docs[:len(docs) - i % 2], out, dense=False, progress=False)
-    finally:
-        done.set()
-        for r in readers:
-            r.join()
-    assert errors == []
+
+    assert read_while(out, {len(docs), len(docs) - 1}, rebuild) == []
 
 
 CRASH_SCRIPT = textwrap.dedent("""
@@ -121,12 +132,12 @@ def test_kill_during_build_leaves_a_whole_index(tiny_dir, tmp_path, point):
     query = "capital of France, mice"
     assert loaded.retriever("bm25").search(query, 5) == fresh.search(query, 5)
     # The next build cleans whatever the crashed one left behind: no temporary directory or link; superseded
-    # versions stay only for the readers' grace period.
+    # versions stay only for the readers' grace period, and the writers' lock file stays.
     build_index(_docs(tiny_dir), out, dense=False, progress=False)
     leftovers = sorted(p.name for p in tmp_path.iterdir())
-    assert "idx" in leftovers and all(n == "idx" or n.startswith("idx.v-") for n in leftovers)
-    store._remove_leftovers(out, grace=-1)  # once the grace period is over
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", out.resolve().name]
+    assert "idx" in leftovers and all(n in ("idx", ".idx.lock") or n.startswith("idx.v-") for n in leftovers)
+    versions.remove_leftovers(out, grace=-1)  # once the grace period is over
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.lock", "idx", out.resolve().name]
 
 
 def test_kill_at_random_moments_never_breaks_the_index(tmp_path):

@@ -1,0 +1,62 @@
+"""Commands that change the documents of a built index: add (or replace) and delete.
+
+Each writes a new version of the index and swaps it in atomically, as `earlyrank index` does; a server
+already running keeps serving the version it loaded until it restarts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from earlyrank.cli.common import DEFAULT_INDEX, IdField, TextField, TitleField, app, check_text, fail
+
+IndexDir = Annotated[Path, typer.Option("--index", "-i", help="Index directory to update.")]
+
+
+@app.command()
+def add(
+    documents: Annotated[Path, typer.Argument(help=(
+        "The documents, read as `earlyrank index` reads a corpus: a .jsonl, .json, .csv or .tsv file, a BEIR "
+        "directory, or a folder of .txt, .md, .html and .pdf files."))],
+    index_dir: IndexDir = DEFAULT_INDEX,
+    text_field: TextField = "text",
+    id_field: IdField = None,
+    title_field: TitleField = None,
+) -> None:
+    """Add DOCUMENTS to the index; a document whose id the index already holds replaces it. Only the new
+    documents are tokenized and encoded; the new version is swapped in atomically."""
+    from earlyrank.indexes.corpus import DatasetError
+    from earlyrank.indexes.document_files import Fields, read_documents
+    from earlyrank.indexes.store import IndexStoreError
+    from earlyrank.indexes.update import update_index
+
+    try:
+        docs = read_documents(documents, Fields(text=text_field, id=id_field, title=title_field))
+        result = update_index(index_dir, add=docs)
+    except (DatasetError, IndexStoreError, ValueError) as e:
+        fail(str(e))
+    typer.echo(f"added {len(result.added)} and replaced {len(result.replaced)} documents in {index_dir} "
+               f"({len(result.index.docs)} documents now; {result.seconds:.1f} s)")
+
+
+@app.command()
+def delete(
+    ids: Annotated[list[str], typer.Argument(help="Ids of the documents to delete.")],
+    index_dir: IndexDir = DEFAULT_INDEX,
+) -> None:
+    """Delete the documents with these IDS from the index. An id it does not hold is an error, and then
+    nothing is deleted."""
+    from earlyrank.indexes.store import IndexStoreError
+    from earlyrank.indexes.update import update_index
+
+    for doc_id in ids:
+        check_text("document id", doc_id)
+    try:
+        result = update_index(index_dir, delete=ids)
+    except (IndexStoreError, ValueError) as e:
+        fail(str(e))
+    typer.echo(f"deleted {len(result.deleted)} documents from {index_dir} "
+               f"({len(result.index.docs)} documents now; {result.seconds:.1f} s)")
