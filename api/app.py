@@ -1,16 +1,23 @@
 """``create_app(settings)`` builds the earlyrank service; nothing is built or loaded at import time.
 
-The index and the cross-encoder are loaded once, in the lifespan, by `pipeline_factory(settings)` (default
-`load_served_pipeline`); a failure there stops the server with the loader's message. At shutdown (SIGTERM:
-uvicorn stops accepting, lets in-flight requests finish, then runs the lifespan's end) readiness turns 503
-and the micro-batcher stops.
+The index and the cross-encoder are loaded once, by `pipeline_factory(settings)` (default `load_served_pipeline`)
+in a thread the lifespan starts: the server listens at once, and /ready and the work endpoints answer 503
+``loading`` until the load is done. Under a server (the lifespan runs on the main thread) a failed load logs the
+loader's message, stops the server as SIGTERM would, and exits with status 3, uvicorn's startup failure; under a
+test client the lifespan's end waits for the load and raises its error. SIGTERM is `api.shutdown`'s: readiness
+turns 503 at once, work still running after the grace period is answered 503, and at the lifespan's end the
+micro-batcher stops.
 
     settings = Settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)  # api.server.serve: exit statuses too
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -25,6 +32,7 @@ from earlyrank.api.deps import Runtime, get_pipeline, get_runtime, get_settings
 from earlyrank.api.errors import install_error_handlers
 from earlyrank.api.limits import BodyLimitMiddleware, WorkLimiter
 from earlyrank.api.metrics import Metrics, MetricsMiddleware
+from earlyrank.api.shutdown import Shutdown, ShutdownMiddleware
 from earlyrank.engine.pipeline import Pipeline
 from earlyrank.engine.rerank import ContentGuard
 from earlyrank.engine.scoring import PairScorer
@@ -36,6 +44,8 @@ __all__ = [
 ]
 
 PipelineFactory = Callable[[Settings], Pipeline]
+STARTUP_FAILURE = 3  # uvicorn's exit status for an app that could not start; its worker supervisor stops on it
+log = logging.getLogger("earlyrank.api")
 
 
 def load_served_pipeline(settings: Settings) -> Pipeline:
@@ -61,6 +71,11 @@ def batcher_of(pipeline: Pipeline | None) -> BatchingScorer | None:
     return scorer if isinstance(scorer, BatchingScorer) else None
 
 
+def exit_server(status: int) -> None:
+    """Raise SystemExit(`status`): called on the server's event loop, it ends the server process with `status`."""
+    raise SystemExit(status)
+
+
 def app_from_env() -> FastAPI:
     """`create_app(Settings())`: the zero-argument factory each of `uvicorn --workers N` processes calls."""
     return create_app(Settings())
@@ -73,6 +88,25 @@ def _version() -> str:
         return "0+unknown"
 
 
+def start_loading(runtime: Runtime, factory: PipelineFactory, loop: asyncio.AbstractEventLoop,
+                  serving: bool) -> threading.Thread:
+    """Load `runtime.pipeline` with `factory` in a daemon thread; on failure set `runtime.load_error`, log it and,
+    when `serving`, stop the server as SIGTERM would."""
+
+    def load() -> None:
+        try:
+            runtime.pipeline = factory(runtime.settings)
+        except Exception as error:
+            runtime.load_error = error
+            log.error("could not load the index and model: %s", error, exc_info=error)
+            if serving:
+                loop.call_soon_threadsafe(signal.raise_signal, signal.SIGTERM)
+
+    loader = threading.Thread(target=load, name="earlyrank-loader", daemon=True)
+    loader.start()
+    return loader
+
+
 def create_app(settings: Settings, pipeline_factory: PipelineFactory | None = None) -> FastAPI:
     """The FastAPI app for `settings`; `pipeline_factory(settings)` is called once, at startup."""
     factory = pipeline_factory or load_served_pipeline
@@ -82,19 +116,29 @@ def create_app(settings: Settings, pipeline_factory: PipelineFactory | None = No
         batcher = batcher_of(runtime.pipeline)
         return batcher.queue_depth() if batcher else 0
 
-    runtime = Runtime(settings, limiter, Metrics(lambda: limiter.in_flight, batch_queue_depth))
+    runtime = Runtime(settings, limiter, Metrics(lambda: limiter.in_flight, batch_queue_depth),
+                      Shutdown(settings.shutdown_grace_seconds, settings.retry_after_seconds))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime.pipeline = await run_in_threadpool(factory, settings)
-        runtime.draining = False
+        loop = asyncio.get_running_loop()
+        serving = threading.current_thread() is threading.main_thread()
+        runtime.shutdown.attach(loop, hook_signals=serving)
+        loader = start_loading(runtime, factory, loop, serving)
         try:
             yield
         finally:
-            runtime.draining = True
+            runtime.shutdown.detach()
+            if not serving:  # a stopping server does not wait for a load nobody will use
+                await run_in_threadpool(loader.join)
             batcher = batcher_of(runtime.pipeline)
             if batcher is not None:
                 await run_in_threadpool(batcher.close)
+        if runtime.load_error is not None:
+            if serving:  # raised on the loop, not here, where the lifespan protocol would catch it
+                loop.call_soon(exit_server, STARTUP_FAILURE)
+            else:
+                raise runtime.load_error
 
     app = FastAPI(title="earlyrank", version=_version(), lifespan=lifespan,
                   description="Retrieve-then-rerank question answering with a calibrated, early-stopping "
@@ -106,5 +150,6 @@ def create_app(settings: Settings, pipeline_factory: PipelineFactory | None = No
     app.include_router(documents.router)
     app.include_router(ops.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ShutdownMiddleware, shutdown=runtime.shutdown)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)  # outermost: counts 413s too
     return app

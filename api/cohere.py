@@ -11,6 +11,7 @@ accepted and ignored: this server has one model.
 from __future__ import annotations
 
 import math
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import Annotated
@@ -149,11 +150,13 @@ def check_document_count(documents: Sequence[object], limit: int) -> None:
                       "too_long")
 
 
-def score_documents(query: str, texts: list[str], scorer: PairScorer, chunk: int) -> RerankResult:
-    """Rerank every document (no recall, no early stop), `chunk` pairs per scoring call; a document with no
-    letter or digit is not sent to the model and comes last, at confidence 0."""
+def score_documents(query: str, texts: list[str], scorer: PairScorer, chunk: int,
+                    cancel: threading.Event | None = None) -> RerankResult:
+    """Rerank every document (no recall, no early stop), `chunk` pairs per scoring call, starting no call once
+    `cancel` is set; a document with no letter or digit is not sent to the model and comes last, at confidence 0."""
     candidates = [Hit(str(i), 0.0, i + 1) for i in range(len(texts))]
-    return rerank(query, candidates, texts, ContentGuard(scorer), FullRerank(depth=len(texts), chunk=chunk))
+    return rerank(query, candidates, texts, ContentGuard(scorer), FullRerank(depth=len(texts), chunk=chunk),
+                  cancel=cancel)
 
 
 def cohere_response(request: CohereRerankRequest, texts: list[str], result: RerankResult) -> CohereRerankResponse:

@@ -44,9 +44,10 @@ async def health() -> StatusResponse:
 @router.get("/ready", response_model=StatusResponse, responses={503: {"model": ErrorResponse}})
 async def ready(runtime: Runtime = Depends(get_runtime),
                 pipeline: Pipeline = Depends(get_pipeline)) -> StatusResponse:
-    """Readiness: 200 once the index and model are loaded; 503 before that and while shutting down."""
-    if runtime.draining:
-        raise ApiError(503, "not_ready", "not ready: shutting down")
+    """Readiness: 200 once the index and model are loaded; 503 before that (`loading`) and from SIGTERM on
+    (`shutting_down`)."""
+    if runtime.shutdown.draining:
+        raise ApiError(503, "shutting_down", "not ready: shutting down")
     return StatusResponse(status="ready")
 
 

@@ -39,6 +39,7 @@ from earlyrank.api.schemas import (
     answer_response,
     search_response,
 )
+from earlyrank.api.shutdown import Shutdown
 from earlyrank.engine.pipeline import Pipeline
 from earlyrank.engine.rerank import Policy, RerankResult
 from earlyrank.engine.scoring import PairScorer
@@ -115,14 +116,16 @@ def check_deadline(scored: int, candidates: int, reason: str, timeout_ms: int | 
 
 
 @asynccontextmanager
-async def client_watch(request: Request) -> AsyncIterator[threading.Event]:
-    """An event set once the client has gone (it closed the connection), checked every 50 ms while the block
-    runs: reranking for nobody stops at its next chunk."""
+async def client_watch(request: Request, shutdown: Shutdown) -> AsyncIterator[threading.Event]:
+    """An event set once nobody waits for the answer: the client has gone (it closed the connection) or the shutdown
+    grace period has ended (the client got a 503 instead), checked every 50 ms while the block runs; and set on
+    leaving the block, which a cancelled request leaves with its engine thread still running. Reranking stops at
+    its next chunk."""
     gone = threading.Event()
 
     async def watch() -> None:
         while not gone.is_set():
-            if await request.is_disconnected():
+            if shutdown.ended.is_set() or await request.is_disconnected():
                 gone.set()
                 return
             await asyncio.sleep(0.05)
@@ -131,6 +134,7 @@ async def client_watch(request: Request) -> AsyncIterator[threading.Event]:
     try:
         yield gone
     finally:
+        gone.set()
         watcher.cancel()
 
 
@@ -141,7 +145,7 @@ async def answer(body: AnswerRequest, request: Request, pipeline: Pipeline = Dep
     p = plan(body, runtime.settings)
     require_reranker(pipeline)
     with runtime.limiter.slot():
-        async with client_watch(request) as gone:
+        async with client_watch(request, runtime.shutdown) as gone:
             result = await run_engine(pipeline.ask, body.query, p.k, mode=p.mode, policy=p.policy, depth=p.depth,
                                       deadline=p.deadline, cancel=gone, filter=body.filter)
     degraded = check_deadline(result.scored, result.candidates, result.reason, body.timeout_ms)
@@ -162,7 +166,7 @@ async def search(body: SearchRequest, request: Request, pipeline: Pipeline = Dep
             return search_response(body.query, p.mode, hits, pipeline.index.doc, None, False,
                                    time.perf_counter() - started)
         require_reranker(pipeline)
-        async with client_watch(request) as gone:
+        async with client_watch(request, runtime.shutdown) as gone:
             result = await run_engine(pipeline.rerank, body.query, p.k, mode=p.mode, policy=p.policy, depth=p.depth,
                                       deadline=p.deadline, cancel=gone, filter=body.filter)
     degraded = check_deadline(result.scored, result.candidates, result.reason, body.timeout_ms)
@@ -174,35 +178,38 @@ async def search(body: SearchRequest, request: Request, pipeline: Pipeline = Dep
 
 @router.post("/v1/rerank", response_model=CohereRerankResponse, response_model_exclude_none=True,
              responses=ERRORS)
-async def rerank_documents(body: CohereRerankRequest, pipeline: Pipeline = Depends(get_pipeline),
+async def rerank_documents(body: CohereRerankRequest, request: Request, pipeline: Pipeline = Depends(get_pipeline),
                            runtime: Runtime = Depends(get_runtime)) -> CohereRerankResponse:
     """Cohere-compatible: score every document against the query (no recall), most relevant first."""
     check_query_length(body.query, runtime.settings)
     check_document_count(body.documents, runtime.settings.max_documents)
     texts = document_texts(body, runtime.settings.max_document_chars)
     chunks, owners = chunked(texts, body.max_chunks_per_doc or DEFAULT_MAX_CHUNKS)
-    result = await rerank_every_document("/v1/rerank", body.query, chunks, pipeline, runtime)
+    result = await rerank_every_document("/v1/rerank", body.query, chunks, pipeline, runtime, request)
     return cohere_response(body, texts, best_chunks(result, owners, len(texts)))
 
 
 @router.post("/v2/rerank", response_model=CohereV2RerankResponse, responses=ERRORS)
-async def rerank_documents_v2(body: CohereV2RerankRequest, pipeline: Pipeline = Depends(get_pipeline),
+async def rerank_documents_v2(body: CohereV2RerankRequest, request: Request,
+                              pipeline: Pipeline = Depends(get_pipeline),
                               runtime: Runtime = Depends(get_runtime)) -> CohereV2RerankResponse:
     """Cohere v2-compatible: score every document against the query (no recall), most relevant first."""
     check_query_length(body.query, runtime.settings)
     check_document_count(body.documents, runtime.settings.max_documents)
     texts = v2_document_texts(body, runtime.settings.max_document_chars)
     chunks, owners = chunked(texts, DEFAULT_MAX_CHUNKS)
-    result = await rerank_every_document("/v2/rerank", body.query, chunks, pipeline, runtime)
+    result = await rerank_every_document("/v2/rerank", body.query, chunks, pipeline, runtime, request)
     return cohere_v2_response(body, texts, best_chunks(result, owners, len(texts)))
 
 
 async def rerank_every_document(endpoint: str, query: str, texts: list[str], pipeline: Pipeline,
-                                runtime: Runtime) -> RerankResult:
-    """Score every text against `query` under the work limiter (no recall, no early stop); counted under
-    `endpoint` in the metrics. A 503 if no reranker is loaded, a 429 beyond the concurrency limit."""
+                                runtime: Runtime, request: Request) -> RerankResult:
+    """Score every text against `query` under the work limiter (no recall, no early stop but for a client that has
+    gone or a shutdown); counted under `endpoint` in the metrics. A 503 if no reranker is loaded, a 429 beyond the
+    concurrency limit."""
     scorer = require_reranker(pipeline)
     with runtime.limiter.slot():
-        result = await run_engine(score_documents, query, texts, scorer, runtime.settings.max_batch_pairs)
+        async with client_watch(request, runtime.shutdown) as gone:
+            result = await run_engine(score_documents, query, texts, scorer, runtime.settings.max_batch_pairs, gone)
     runtime.metrics.observe_rerank(endpoint, result.scored, result.candidates, result.stopped_early, result.reason)
     return result

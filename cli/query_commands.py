@@ -215,12 +215,12 @@ def serve(
     """Run the HTTP service. Options override EARLYRANK_* environment variables, which override defaults.
 
     With no index built yet at the default path, the bundled demo corpus (XQuAD) is indexed first. With
-    --workers N, uvicorn runs N processes on one port, each with cores // N torch threads.
+    --workers N, uvicorn runs N processes on one port, each with cores // N torch threads. SIGTERM drains the
+    service and exits with status 0; a failed load exits with status 3.
     """
-    import uvicorn
     from pydantic import ValidationError
 
-    from earlyrank.api.app import create_app
+    from earlyrank.api.server import serve as run_server
     from earlyrank.engine.settings import Settings
 
     overrides: dict[str, Any] = {k: v for k, v in {"index_path": index_dir, "model_path": model, "host": host,
@@ -240,14 +240,11 @@ def serve(
     typer.echo(f"earlyrank serving {settings.index_path} at {base}/  (docs: {base}/docs)\n"
                f"try: curl -s {base}/v1/answer -H 'content-type: application/json' "
                f"-d '{{\"query\": \"{question}\"}}'")
-    if settings.workers == 1:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, timeout_graceful_shutdown=30)
-        return
-    # Worker processes rebuild the settings from the environment, so hand the command-line options down.
-    for key, value in overrides.items():
-        os.environ[f"EARLYRANK_{key.upper()}"] = str(value)
-    os.environ.setdefault("EARLYRANK_THREADS", str(max(1, (os.cpu_count() or 1) // settings.workers)))
-    uvicorn.run("earlyrank.api.app:app_from_env", factory=True, workers=settings.workers, host=settings.host,
-                port=settings.port, timeout_graceful_shutdown=30)
+    if settings.workers > 1:
+        # Worker processes rebuild the settings from the environment, so hand the command-line options down.
+        for key, value in overrides.items():
+            os.environ[f"EARLYRANK_{key.upper()}"] = str(value)
+        os.environ.setdefault("EARLYRANK_THREADS", str(max(1, (os.cpu_count() or 1) // settings.workers)))
+    run_server(settings)
 
 

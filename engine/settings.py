@@ -46,7 +46,11 @@ class Settings(BaseSettings):
     max_document_chars: int = Field(20000, ge=1)
 
     max_concurrent: int = Field(4, ge=1, description="Requests doing work at once; more get 429.")
-    retry_after_seconds: int = Field(1, ge=0, description="Retry-After sent with a 429.")
+    retry_after_seconds: int = Field(1, ge=0, description="Retry-After sent with a 429 or 503.")
+    shutdown_grace_seconds: float = Field(
+        25.0, gt=0, description="After SIGTERM, how long requests already running may take; any still running then "
+        "is answered 503 shutting_down. Give the supervisor's kill timeout a few seconds more (the default fits "
+        "Kubernetes' 30 s).")
     batching: bool = Field(False, description="Score pairs of concurrent requests together (micro-batching); "
                            "off by default: on 2 cores it cost throughput (benchmarks/load.py).")
     batch_wait_ms: float = Field(5.0, ge=0, description="How long the micro-batcher waits for company.")

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from earlyrank.engine.calibration import Calibration, sigmoid
 from earlyrank.engine.scoring import ScoredPairs
@@ -53,3 +55,17 @@ class FakeScorer:
 @pytest.fixture
 def fake_scorer() -> FakeScorer:
     return FakeScorer()
+
+
+class LoadedClient(TestClient):
+    """A TestClient whose ``with`` block starts once the app's pipeline has loaded or failed to: the lifespan loads it
+    in a thread, and /ready answers 503 loading until then."""
+
+    def __enter__(self) -> LoadedClient:
+        super().__enter__()
+        deadline = time.monotonic() + 30
+        while self.get("/ready").json().get("error_type") == "loading":
+            if time.monotonic() > deadline:
+                raise TimeoutError("the app was still loading after 30 s")
+            time.sleep(0.01)
+        return self

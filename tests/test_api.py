@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import TINY, FakeScorer
+from conftest import TINY, FakeScorer, LoadedClient
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -335,10 +335,10 @@ def test_health_and_readiness_through_the_lifespan(tiny_index, scorer):
         loads.append(settings)
         return Pipeline(tiny_index, scorer, mode="bm25")
     app = create_app(Settings(mode="bm25"), pipeline_factory=factory)
-    client = TestClient(app)
+    client = LoadedClient(app)
     assert client.get("/health").json() == {"status": "ok"}
     not_loaded = client.get("/ready")
-    assert not_loaded.status_code == 503 and not_loaded.json()["error_type"] == "not_ready"
+    assert not_loaded.status_code == 503 and not_loaded.json()["error_type"] == "loading"
     assert client.post("/v1/answer", json={"query": FRANCE}).status_code == 503
     with client:
         assert client.get("/ready").json() == {"status": "ready"}
@@ -372,7 +372,7 @@ def test_info_names_the_model_behind_the_served_wrappers(tiny_index):
 
     served = Pipeline(tiny_index, ContentGuard(NamedScorer()), mode="bm25")
     app = create_app(Settings(mode="bm25"), lambda settings: served)
-    with TestClient(app) as client:
+    with LoadedClient(app) as client:
         assert client.get("/info").json()["model"] == {"name": "earlyrank-minilm-ce", "path": "/models/ce"}
 
 

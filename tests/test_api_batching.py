@@ -8,8 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-from conftest import FakeScorer
-from fastapi.testclient import TestClient
+from conftest import FakeScorer, LoadedClient
 from test_api import build_tiny_index
 
 from earlyrank.api.app import batcher_of, create_app, load_served_pipeline
@@ -158,7 +157,7 @@ def test_concurrent_rerank_requests_share_batches_and_match_scoring_alone(tiny_i
     settings = Settings(mode="bm25", max_batch_pairs=total, batching=True)
     app = create_app(settings, pipeline_factory=lambda _: Pipeline(tiny_index, batcher, mode="bm25"))
     bodies: list[dict | None] = [None] * len(REQUESTS)
-    with TestClient(app) as client:
+    with LoadedClient(app) as client:
         start = threading.Barrier(len(REQUESTS))
 
         def work(i: int) -> None:

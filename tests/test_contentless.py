@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import FakeScorer
+from conftest import FakeScorer, LoadedClient
 from fastapi.testclient import TestClient
 from test_api import FRANCE, build_tiny_index, make_app
 from typer.testing import CliRunner
@@ -118,7 +118,7 @@ def served(monkeypatch):
     def serve(texts: list[str]) -> TestClient:
         loaded = Pipeline(FixedRecall(docs(texts)), ShortIsBest(), mode="bm25")  # type: ignore[arg-type]
         monkeypatch.setattr("earlyrank.engine.pipeline.load_pipeline", lambda *a, **k: loaded)
-        return TestClient(create_app(Settings(mode="bm25", batching=True, batch_wait_ms=1)))
+        return LoadedClient(create_app(Settings(mode="bm25", batching=True, batch_wait_ms=1)))
     return serve
 
 

@@ -1,4 +1,5 @@
-"""`earlyrank serve --workers 2`: two server processes on one port, each answering like a single process."""
+"""`earlyrank serve --workers 2`: two server processes on one port, each answering like a single process, 503
+loading until its model has loaded, and a clean exit on SIGTERM."""
 
 from __future__ import annotations
 
@@ -51,6 +52,20 @@ def test_two_workers_share_the_port_and_answer_alike(tmp_path):
         while time.monotonic() < deadline and len(workers(server.pid)) < 2:
             time.sleep(0.5)
         assert len(workers(server.pid)) == 2, "uvicorn did not start two worker processes"
+        # Once a worker has started, the port answers while the models load: /ready is a 503 loading (before,
+        # it was refused, or with two workers hung, until a model had loaded).
+        seen = set()
+        while time.monotonic() < deadline:
+            try:
+                ready = httpx.get(f"{base}/ready", timeout=15)
+            except httpx.ConnectError:  # no worker listens yet
+                time.sleep(0.2)
+                continue
+            if ready.status_code == 200:
+                break
+            seen.add(ready.json()["error_type"])
+            time.sleep(0.2)
+        assert seen == {"loading"}
         answers = set()
         while time.monotonic() < deadline and len(answers) < 1:
             try:
@@ -69,9 +84,7 @@ def test_two_workers_share_the_port_and_answer_alike(tmp_path):
             assert response.status_code == 200, response.text
             answers.add(response.json()["answer"]["id"])
         assert len(answers) == 1 and answers <= {"d1", "d10"}
-    finally:
         server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        assert server.wait(timeout=60) == 0  # a clean stop, as a supervisor expects
+    finally:
+        server.kill()
