@@ -32,6 +32,7 @@ from earlyrank.api.deps import Runtime, get_pipeline, get_runtime, get_settings
 from earlyrank.api.errors import install_error_handlers
 from earlyrank.api.limits import BodyLimitMiddleware, WorkLimiter
 from earlyrank.api.metrics import Metrics, MetricsMiddleware
+from earlyrank.api.openapi import install_openapi
 from earlyrank.api.shutdown import Shutdown, ShutdownMiddleware
 from earlyrank.engine.pipeline import Pipeline
 from earlyrank.engine.rerank import ContentGuard
@@ -144,6 +145,7 @@ def create_app(settings: Settings, pipeline_factory: PipelineFactory | None = No
                   description="Retrieve-then-rerank question answering with a calibrated, early-stopping "
                               "cross-encoder.")
     app.state.runtime = runtime
+    install_openapi(app, settings)
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(explain.router)

@@ -19,7 +19,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from earlyrank.api.errors import UNION_TAGS, invalid
-from earlyrank.api.schemas import Body, QueryText, StrictRequest
+from earlyrank.api.openapi import limit
+from earlyrank.api.schemas import Body, OptionalInteger, QueryText, StrictRequest
 from earlyrank.engine.rerank import ContentGuard, RerankResult, rerank
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import FullRerank
@@ -61,12 +62,13 @@ class CohereRerankRequest(StrictRequest):
     model: str | None = Field(None, description="Accepted for compatibility; this server has one model.")
     query: QueryText
     documents: list[DocumentIn] = Field(
-        min_length=1, description="Strings, or objects with a `text` field and any other string fields.")
-    top_n: int | None = Field(None, ge=1, description="Results to return (default: all).")
+        min_length=1, description="Strings, or objects with a `text` field and any other string fields.",
+        json_schema_extra=limit(maxItems="max_documents"))
+    top_n: OptionalInteger = Field(None, ge=1, description="Results to return (default: all).")
     rank_fields: list[Annotated[str, Field(min_length=1)]] | None = Field(
         None, min_length=1, description="Object fields the model reads, in order (default: `text`).")
     return_documents: bool = Field(False, description="Return each document with its result.")
-    max_chunks_per_doc: int | None = Field(None, ge=1, description=(
+    max_chunks_per_doc: OptionalInteger = Field(None, ge=1, description=(
         "A long document is read in at most this many overlapping chunks of 120 words (default 10); it scores as "
         "its best chunk."))
 

@@ -11,13 +11,13 @@ close count of Cohere's tokens, and the model itself reads at most two windows o
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 from pydantic import Field
 
 from earlyrank.api.cohere import CohereMeta, cohere_meta
 from earlyrank.api.errors import invalid
-from earlyrank.api.schemas import Body, QueryText, StrictRequest
+from earlyrank.api.openapi import limit
+from earlyrank.api.schemas import Body, OptionalInteger, QueryText, StrictRequest
 from earlyrank.engine.rerank import RerankResult
 
 
@@ -26,12 +26,13 @@ class CohereV2RerankRequest(StrictRequest):
 
     model: str | None = Field(None, description="Accepted for compatibility; this server has one model.")
     query: QueryText
-    documents: list[str] = Field(min_length=1, description="The texts to rank against the query.")
-    top_n: int | None = Field(None, ge=1, description="Results to return (default: all).")
-    max_tokens_per_doc: Annotated[int, Field(ge=1)] | None = Field(
-        None, description="Read at most this many words of each document (default: all of it).")
-    priority: int | None = Field(None, ge=0, description="Accepted for compatibility; requests are answered in "
-                                                         "order.")
+    documents: list[str] = Field(min_length=1, description="The texts to rank against the query.",
+                                 json_schema_extra=limit(maxItems="max_documents"))
+    top_n: OptionalInteger = Field(None, ge=1, description="Results to return (default: all).")
+    max_tokens_per_doc: OptionalInteger = Field(
+        None, ge=1, description="Read at most this many words of each document (default: all of it).")
+    priority: OptionalInteger = Field(None, ge=0, description="Accepted for compatibility; requests are answered "
+                                                             "in order.")
 
 
 class CohereV2Result(Body):

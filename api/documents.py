@@ -21,6 +21,7 @@ from pydantic import AfterValidator, Field
 
 from earlyrank.api.deps import Runtime, get_pipeline, get_runtime
 from earlyrank.api.errors import ApiError, invalid
+from earlyrank.api.openapi import limit
 from earlyrank.api.schemas import Body, ErrorResponse, StrictRequest
 from earlyrank.engine.pipeline import Pipeline
 from earlyrank.indexes.document_files import content_id
@@ -56,7 +57,7 @@ class DocumentIn(StrictRequest):
 class AddDocumentsRequest(StrictRequest):
     """The body of ``POST /v1/documents``."""
 
-    documents: list[DocumentIn] = Field(min_length=1, description=(
+    documents: list[DocumentIn] = Field(min_length=1, json_schema_extra=limit(maxItems="max_documents"), description=(
         "Documents to add, ids unique; at most the server's max_documents."))
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from earlyrank.api.deps import Runtime, get_pipeline, get_runtime
 from earlyrank.api.errors import ApiError, invalid
+from earlyrank.api.openapi import CONTENT_PATTERN, limit
 from earlyrank.api.routes import ERRORS, check_query_length, require_reranker, run_engine
-from earlyrank.api.schemas import Body, QueryText, StrictRequest
+from earlyrank.api.schemas import Body, Integer, QueryText, StrictRequest
 from earlyrank.engine.explain import MAX_SAMPLES, Explanation, explain
 from earlyrank.engine.pipeline import Pipeline
 
@@ -17,14 +18,20 @@ router = APIRouter()
 
 class ExplainRequest(StrictRequest):
     """The body of ``POST /v1/explain``: a question and one passage, as text or as an indexed `doc_id`, and how many
-    perturbed passages to score. Giving both or neither passage is a 422."""
+    perturbed passages to score. Giving both or neither passage is a 422, and the schema says so (`oneOf`)."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": [name], "properties": {name: {"type": "string"}}} for name in ("document", "doc_id")]})
 
     query: QueryText
-    document: str | None = Field(None, min_length=1, description="The passage text (or give doc_id).")
+    document: str | None = Field(None, min_length=1, description="The passage text (or give doc_id); at least one "
+                                 "letter or digit.",
+                                 json_schema_extra={"pattern": CONTENT_PATTERN,
+                                                    **limit(maxLength="max_document_chars")})
     doc_id: str | None = Field(None, min_length=1, description="Id of an indexed passage (or give document).")
-    num_samples: int = Field(150, ge=2, le=MAX_SAMPLES, description="Perturbed passages to score.")
-    num_features: int = Field(10, ge=1, le=100, description="Words to return, strongest first.")
-    seed: int = Field(0, ge=0, description="Random seed; the same seed gives the same explanation.")
+    num_samples: Integer = Field(150, ge=2, le=MAX_SAMPLES, description="Perturbed passages to score.")
+    num_features: Integer = Field(10, ge=1, le=100, description="Words to return, strongest first.")
+    seed: Integer = Field(0, ge=0, description="Random seed; the same seed gives the same explanation.")
 
     @model_validator(mode="after")
     def _one_passage(self) -> ExplainRequest:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, PlainTextResponse, Response
 
 from earlyrank.api.deps import Runtime, get_pipeline, get_runtime
 from earlyrank.api.errors import ApiError
@@ -58,8 +58,10 @@ async def info(runtime: Runtime = Depends(get_runtime), pipeline: Pipeline = Dep
                         settings=runtime.settings.model_dump(mode="json"))
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(runtime: Runtime = Depends(get_runtime)) -> Response:
+    """Prometheus metrics in the text exposition format: requests by endpoint and status, latencies, pairs
+    scored, early stops, work in flight."""
     return Response(runtime.metrics.render(), media_type=CONTENT_TYPE)
 
 

@@ -48,8 +48,8 @@ from earlyrank.engine.stopping import StopReason, Threshold
 from earlyrank.indexes.store import IndexStoreError
 
 router = APIRouter()
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (413, 422, 429, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (413, 422, 429, 503)}
+TIMED_ERRORS = {**ERRORS, 504: {"model": ErrorResponse}}  # with `timeout_ms`: a budget that scored nothing
 T = TypeVar("T")
 
 
@@ -138,7 +138,7 @@ async def client_watch(request: Request, shutdown: Shutdown) -> AsyncIterator[th
         watcher.cancel()
 
 
-@router.post("/v1/answer", response_model=AnswerResponse, responses=ERRORS)
+@router.post("/v1/answer", response_model=AnswerResponse, responses=TIMED_ERRORS)
 async def answer(body: AnswerRequest, request: Request, pipeline: Pipeline = Depends(get_pipeline),
                  runtime: Runtime = Depends(get_runtime)) -> AnswerResponse:
     """The best passage for a question, its calibrated confidence, the ranking and what it cost."""
@@ -154,7 +154,7 @@ async def answer(body: AnswerRequest, request: Request, pipeline: Pipeline = Dep
     return answer_response(result, pipeline.index.doc, degraded)
 
 
-@router.post("/v1/search", response_model=SearchResponse, responses=ERRORS)
+@router.post("/v1/search", response_model=SearchResponse, responses=TIMED_ERRORS)
 async def search(body: SearchRequest, request: Request, pipeline: Pipeline = Depends(get_pipeline),
                  runtime: Runtime = Depends(get_runtime)) -> SearchResponse:
     """Recall, optionally reranked; every hit carries every stage's score."""

@@ -1,8 +1,9 @@
 """Request and response bodies of the earlyrank API, apart from the engine's dataclasses, with converters.
 
-Requests are strict (no coercion: ``"5"`` is not an integer), refuse unknown fields and refuse text that is
-not valid Unicode (a lone surrogate such as ``"\\ud800"``, which JSON allows) in any field, nested or not.
-Limits that depend on the settings (query length, candidate count) are checked by the routes, not here.
+Requests are strict (no coercion: ``"5"`` is not an integer, though ``5.0``, JSON's same number, is), refuse
+unknown fields and refuse text that is not valid Unicode (a lone surrogate such as ``"\\ud800"``, which JSON
+allows) in any field, nested or not. Limits that depend on the settings (query length, candidate count) are
+checked by the routes, not here, and written into the served schema by `api.openapi`.
 """
 
 from __future__ import annotations
@@ -10,9 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
+from earlyrank.api.openapi import CONTENT_PATTERN, limit
 from earlyrank.engine.abstention import NO_CONFIDENT_ANSWER
 from earlyrank.engine.pipeline import Answer
 from earlyrank.engine.rerank import RerankResult, has_content
@@ -30,9 +41,20 @@ def _has_content(text: str) -> str:
     return text
 
 
-# The schema's pattern says less than the check: JSON Schema's `\w` is ASCII-only, Python's is not.
 QueryText = Annotated[str, Field(min_length=1, description="The question; at least one letter or digit.",
-                                 json_schema_extra={"pattern": r"\S"}), AfterValidator(_has_content)]
+                                 json_schema_extra={"pattern": CONTENT_PATTERN,
+                                                    **limit(maxLength="max_query_chars")}),
+                      AfterValidator(_has_content)]
+
+
+def _whole_number(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# JSON has one number type, and JSON Schema's `integer` takes 5.0: read it as 5 (strict still refuses "5", 5.5).
+# The validator wraps `int | None` whole: on a member of a union it would keep `ge` and `le` out of the schema.
+Integer = Annotated[int, BeforeValidator(_whole_number)]
+OptionalInteger = Annotated[int | None, BeforeValidator(_whole_number)]
 
 
 def invalid_unicode(value: Any, where: str = "") -> tuple[str, int] | None:
@@ -79,13 +101,14 @@ class AnswerRequest(StrictRequest):
     """The body of ``POST /v1/answer``: a question, and overrides of the server's recall and stopping settings."""
 
     query: QueryText
-    top_k: int | None = Field(None, ge=1, le=1000, description="Hits to return (default: the server's).")
+    top_k: OptionalInteger = Field(None, ge=1, le=1000, description="Hits to return (default: the server's).")
     mode: Mode | None = Field(None, description="Recall mode (default: the server's).")
     threshold: float | None = Field(
         None, ge=0, le=1, description="Stop reranking once a passage reaches this confidence (default: the "
         "server's).")
-    max_candidates: int | None = Field(None, ge=1, description="Recalled candidates offered to the reranker.")
-    timeout_ms: int | None = Field(
+    max_candidates: OptionalInteger = Field(None, ge=1, description="Recalled candidates offered to the reranker.",
+                                            json_schema_extra=limit(maximum="max_documents"))
+    timeout_ms: OptionalInteger = Field(
         None, ge=1, le=600_000, description="Budget for reranking; a partial answer is marked `degraded`.")
     filter: dict[str, FilterValue] | None = Field(
         None, description="Recall only documents whose metadata has every field equal to its value, or to any value "
