@@ -69,8 +69,8 @@ class CohereRerankRequest(StrictRequest):
         None, min_length=1, description="Object fields the model reads, in order (default: `text`).")
     return_documents: bool = Field(False, description="Return each document with its result.")
     max_chunks_per_doc: OptionalInteger = Field(None, ge=1, description=(
-        "A long document is read in at most this many overlapping chunks of 120 words (default 10); it scores as "
-        "its best chunk."))
+        "A long document is read in at most this many overlapping chunks of whole sentences, up to 120 words each "
+        "(default 10); it scores as its best chunk."))
 
 
 class ReturnedDocument(BaseModel):

@@ -1,9 +1,11 @@
 """Long documents sent to the rerank endpoints, read in overlapping chunks; a document scores as its best chunk.
 
-A document longer than `CHUNK_WORDS` words is cut into chunks of that many words, each starting
-`CHUNK_WORDS - CHUNK_OVERLAP` words after the previous one, at most `max_chunks` of them (Cohere's
-`max_chunks_per_doc`, default 10). 120 words fit the cross-encoder's first window of 192 word pieces, so a fact
-late in a long document is read as surely as one at its start (MaxP, Dai & Callan, SIGIR 2019).
+A document longer than `CHUNK_WORDS` words is cut as the index cuts long documents into passages
+(`indexes.passages`), measured in words: chunks of whole sentences of at most `CHUNK_WORDS` words, each
+repeating the last `CHUNK_OVERLAP` sentence of the one before, a longer sentence cut between words; at most
+`max_chunks` of them are read (Cohere's `max_chunks_per_doc`, default 10). 120 words fit the cross-encoder's
+first window of 192 word pieces, so a fact late in a long document is read as surely as one at its start
+(MaxP, Dai & Callan, SIGIR 2019).
 """
 
 from __future__ import annotations
@@ -11,21 +13,17 @@ from __future__ import annotations
 from collections import Counter
 
 from earlyrank.engine.rerank import NO_CONTENT_LOGIT, RerankResult
+from earlyrank.indexes.passages import Words, passage_spans
 from earlyrank.indexes.types import CONFIDENCE, LOGIT, Hit
 
 CHUNK_WORDS = 120
-CHUNK_OVERLAP = 30
+CHUNK_OVERLAP = 1  # sentences
 DEFAULT_MAX_CHUNKS = 10  # Cohere's default max_chunks_per_doc
 
 
 def document_chunks(text: str, max_chunks: int = DEFAULT_MAX_CHUNKS) -> list[str]:
     """`text` itself if it has at most `CHUNK_WORDS` words, else its first `max_chunks` overlapping chunks."""
-    words = text.split()
-    if len(words) <= CHUNK_WORDS:
-        return [text]
-    step = CHUNK_WORDS - CHUNK_OVERLAP
-    starts = list(range(0, len(words) - CHUNK_OVERLAP, step))[:max_chunks]
-    return [" ".join(words[s:s + CHUNK_WORDS]) for s in starts]
+    return [text[a:b] for a, b in passage_spans(text, CHUNK_WORDS, CHUNK_OVERLAP, Words())[:max_chunks]]
 
 
 def chunked(texts: list[str], max_chunks: int) -> tuple[list[str], list[int]]:

@@ -135,7 +135,7 @@ async def add_documents(body: AddDocumentsRequest, pipeline: Pipeline = Depends(
     docs = to_documents(body.documents)
     result = await run_in_threadpool(apply_update, runtime, pipeline, docs, ())
     return AddDocumentsResponse(ids=[d.id for d in docs], added=len(result.added), replaced=len(result.replaced),
-                                documents=len(result.index.docs), seconds=result.seconds)
+                                documents=len(result.index.documents), seconds=result.seconds)
 
 
 @router.delete("/v1/documents/{doc_id:path}", response_model=DeleteDocumentResponse,
@@ -144,4 +144,4 @@ async def delete_document(doc_id: str, pipeline: Pipeline = Depends(get_pipeline
                           runtime: Runtime = Depends(get_runtime)) -> DeleteDocumentResponse:
     """Delete one document from the served index; 404 if it holds no document with this id."""
     result = await run_in_threadpool(apply_update, runtime, pipeline, (), (doc_id,))
-    return DeleteDocumentResponse(deleted=doc_id, documents=len(result.index.docs), seconds=result.seconds)
+    return DeleteDocumentResponse(deleted=doc_id, documents=len(result.index.documents), seconds=result.seconds)

@@ -147,7 +147,8 @@ async def answer(body: AnswerRequest, request: Request, pipeline: Pipeline = Dep
     with runtime.limiter.slot():
         async with client_watch(request, runtime.shutdown) as gone:
             result = await run_engine(pipeline.ask, body.query, p.k, mode=p.mode, policy=p.policy, depth=p.depth,
-                                      deadline=p.deadline, cancel=gone, filter=body.filter)
+                                      deadline=p.deadline, cancel=gone, filter=body.filter,
+                                      all_passages=body.all_passages)
     degraded = check_deadline(result.scored, result.candidates, result.reason, body.timeout_ms)
     runtime.metrics.observe_rerank("/v1/answer", result.scored, result.candidates, result.stopped_early,
                                    result.reason)
@@ -162,13 +163,14 @@ async def search(body: SearchRequest, request: Request, pipeline: Pipeline = Dep
     started = time.perf_counter()
     with runtime.limiter.slot():
         if not body.rerank:
-            hits = await run_engine(pipeline.search, body.query, p.k, p.mode, body.filter)
+            hits = await run_engine(pipeline.search, body.query, p.k, p.mode, body.filter, body.all_passages)
             return search_response(body.query, p.mode, hits, pipeline.index.doc, None, False,
                                    time.perf_counter() - started)
         require_reranker(pipeline)
         async with client_watch(request, runtime.shutdown) as gone:
             result = await run_engine(pipeline.rerank, body.query, p.k, mode=p.mode, policy=p.policy, depth=p.depth,
-                                      deadline=p.deadline, cancel=gone, filter=body.filter)
+                                      deadline=p.deadline, cancel=gone, filter=body.filter,
+                                      all_passages=body.all_passages)
     degraded = check_deadline(result.scored, result.candidates, result.reason, body.timeout_ms)
     runtime.metrics.observe_rerank("/v1/search", result.scored, result.candidates, result.stopped_early,
                                    result.reason)

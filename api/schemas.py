@@ -28,6 +28,7 @@ from earlyrank.engine.abstention import NO_CONFIDENT_ANSWER
 from earlyrank.engine.pipeline import Answer
 from earlyrank.engine.rerank import RerankResult, has_content
 from earlyrank.indexes.filters import FilterError, MetadataFilter
+from earlyrank.indexes.passage_table import located
 from earlyrank.indexes.types import Document, Hit, RecallMode
 
 Mode = Annotated[RecallMode, Strict(False)]  # strict models still take the mode by its value
@@ -115,6 +116,9 @@ class AnswerRequest(StrictRequest):
         "of a list: `{\"category\": [\"billing\", \"delivery\"], \"year\": 2024}`. Equality is by JSON type "
         "(2 equals 2.0, not \"2\"); a document's list matches if any item does; a field no document has matches "
         "nothing.", examples=[{"category": "billing"}])
+    all_passages: bool = Field(False, description=(
+        "Return every passage that ranks in the top k, several of one long document among them; by default, one "
+        "hit per document, its best passage."))
 
     @field_validator("filter", mode="before")
     @classmethod
@@ -134,14 +138,20 @@ class SearchRequest(AnswerRequest):
 
 class HitOut(Body):
     """One ranked passage with every score it got: recall's score and rank, the reranker's logit and calibrated
-    confidence, and each stage's score."""
+    confidence, and each stage's score; and where the passage lies in its document."""
 
-    doc_id: str
+    doc_id: str = Field(description="The document's id.")
+    passage: int = Field(description="Which passage of the document this is, from 0 (a long document is split "
+                         "into passages when indexed; a short one is its own passage 0).")
+    start: int = Field(description="Where the passage starts in the document's text (a character offset).")
+    end: int = Field(description="Where it ends: `text` is the document's text from `start` to `end`.")
+    passage_id: str = Field(description="The indexed passage's id: the document's id for a document indexed whole, "
+                            "DOCID#pN for passage N of a long one (what /v1/explain's doc_id takes).")
     rank: int
     score: float = Field(description="The score the ranking was made by (-1 for candidates left unscored, -2 "
                          "for passages with no letter or digit).")
     title: str
-    text: str
+    text: str = Field(description="The passage's text.")
     recall_score: float
     recall_rank: int
     confidence: float | None = Field(description="Calibrated probability of relevance; null if not scored.")
@@ -150,17 +160,22 @@ class HitOut(Body):
 
 
 class Passage(Body):
-    """The answer passage and its calibrated confidence (null if it was not scored)."""
+    """The answer passage and its calibrated confidence (null if it was not scored): its document's id, title and
+    the passage's text, with the passage's number and offsets in the document's text."""
 
-    id: str
+    id: str = Field(description="The document's id.")
+    passage: int = Field(description="Which passage of the document this is, from 0.")
+    start: int = Field(description="Where the passage starts in the document's text.")
+    end: int = Field(description="Where it ends (exclusive).")
     title: str
-    text: str
+    text: str = Field(description="The passage's text.")
     confidence: float | None
 
 
 class SentenceOut(Body):
     """The answer passage's sentence most likely to hold the answer: its text, its character offsets in the
-    passage's text (``text[start:end]``) and the calibrated confidence of the question with that sentence."""
+    passage's text (``answer.text[start:end]``; in the document's, add ``answer.start``) and the calibrated
+    confidence of the question with that sentence."""
 
     text: str
     start: int
@@ -237,9 +252,11 @@ class InfoResponse(Body):
 
 
 def hit_out(hit: Hit, doc: Document) -> HitOut:
-    """A recall hit or a reranked one (whose stage scores carry the recall score and rank)."""
+    """A recall hit or a reranked one (whose stage scores carry the recall score and rank); `doc` is its passage."""
     stages = dict(hit.stage_scores)
-    return HitOut(doc_id=hit.doc_id, rank=hit.rank, score=hit.score, title=doc.title, text=doc.text,
+    where = located(hit.passage, doc)
+    return HitOut(doc_id=where.doc_id, passage=where.number, start=where.start, end=where.end, passage_id=hit.doc_id,
+                  rank=hit.rank, score=hit.score, title=doc.title, text=doc.text,
                   recall_score=stages.get("recall", hit.score), recall_rank=int(stages.get("recall_rank", hit.rank)),
                   confidence=hit.confidence, logit=hit.logit, stage_scores=stages)
 
@@ -250,8 +267,9 @@ def answer_response(answer: Answer, doc: Callable[[str], Document], degraded: bo
     ``no_confident_answer``, and the hits are still listed)."""
     best = None
     if answer.answer is not None and has_content(answer.answer.full_text) and not answer.abstained:
-        best = Passage(id=answer.answer.id, title=answer.answer.title, text=answer.answer.text,
-                       confidence=answer.confidence)
+        where = located(answer.answer_passage, answer.answer)
+        best = Passage(id=where.doc_id, passage=where.number, start=where.start, end=where.end,
+                       title=answer.answer.title, text=answer.answer.text, confidence=answer.confidence)
     sentence = answer.sentence
     sentence_out = (SentenceOut(text=sentence.text, start=sentence.start, end=sentence.end,
                                 confidence=sentence.confidence) if best is not None and sentence else None)

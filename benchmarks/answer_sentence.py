@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from earlyrank.engine.answer_sentence import MAX_SENTENCES, sentence_spans, shared_words
+from earlyrank.engine.answer_sentence import MAX_SENTENCES, shared_words
 from earlyrank.engine.bench_record import git_commit, machine
 from earlyrank.engine.corpora import dataset_index
 from earlyrank.engine.cross_encoder import CrossEncoder
@@ -29,6 +29,7 @@ from earlyrank.engine.model_files import DEFAULT_MODEL
 from earlyrank.engine.operating_point import load_operating_point
 from earlyrank.engine.pipeline import Pipeline
 from earlyrank.engine.tuning import split_queries
+from earlyrank.indexes.sentences import sentence_spans
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

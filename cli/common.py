@@ -143,8 +143,9 @@ def load_index_or_fail(path: Path):
 
 
 def hits_table(hits, docs_of, width: int = 90) -> str:
-    """Hits as a plain-text table: rank, score, doc id (24 characters at most) and the passage cut to `width`
-    characters; `docs_of(doc_id)` gives each hit's document."""
+    """Hits as a plain-text table: rank, score, passage id (24 characters at most: the document's id, with ``#pN``
+    for passage N of a long one) and the passage cut to `width` characters; `docs_of(doc_id)` gives each hit's
+    passage."""
     lines = [f"{'rank':>4}  {'score':>9}  {'doc':<24}  passage"]
     for h in hits:
         doc = docs_of(h.doc_id)
@@ -155,9 +156,14 @@ def hits_table(hits, docs_of, width: int = 90) -> str:
 
 
 def hit_json(hit, doc) -> dict:
-    """A hit and its document as one item of the ``--json`` output: rank, doc_id, score, stage scores, title, text and
-    metadata."""
-    return {"rank": hit.rank, "doc_id": hit.doc_id, "score": hit.score, "stage_scores": hit.stage_scores,
+    """A hit and its passage `doc` as one item of the ``--json`` output: rank, the document's id, the passage's
+    number and offsets in the document's text, its id in the index (what ``explain --doc`` takes), score, stage
+    scores, title, the passage's text and metadata."""
+    from earlyrank.indexes.passage_table import located
+
+    where = located(hit.passage, doc)
+    return {"rank": hit.rank, "doc_id": where.doc_id, "passage": where.number, "start": where.start,
+            "end": where.end, "passage_id": hit.doc_id, "score": hit.score, "stage_scores": hit.stage_scores,
             "title": doc.title, "text": doc.text, "metadata": doc.metadata}
 
 

@@ -29,6 +29,11 @@ from earlyrank.cli.common import (
 )
 from earlyrank.cli.filter_option import FilterOption, filter_spec
 from earlyrank.engine.datasets import DEFAULT_CORPUS
+from earlyrank.indexes.passages import PassageParams
+
+AllPassages = Annotated[bool, typer.Option("--all-passages", help=(
+    "List every passage that ranks in the top K, several of one long document among them (default: one per "
+    "document, its best passage)."))]
 
 
 @app.command()
@@ -45,14 +50,32 @@ def index(
     title_field: TitleField = None,
     ray: RayAddress = None,
     ray_workers: RayWorkers = 2,
+    passage_tokens: Annotated[int, typer.Option("--passage-tokens", help=(
+        "Split a document longer than this many word pieces of the cross-encoder into overlapping passages of "
+        "whole sentences, each at most this long; 0: never split."))] = PassageParams().tokens,
+    passage_overlap: Annotated[int, typer.Option("--passage-overlap", help=(
+        "Sentences each passage repeats from the end of the one before."))] = PassageParams().overlap,
+    no_split: Annotated[bool, typer.Option("--no-split", help="Index every document whole (--passage-tokens 0).")
+                        ] = False,
 ) -> None:
-    """Build an index of CORPUS (both parts unless --bm25 or --dense picks one), replacing OUT atomically."""
+    """Build an index of CORPUS (both parts unless --bm25 or --dense picks one), replacing OUT atomically.
+
+    A long document is indexed as overlapping passages (see --passage-tokens); search and ask return each
+    document once, by its best passage."""
+    from earlyrank.engine.model_files import DEFAULT_MODEL
     from earlyrank.indexes.corpus import DatasetError
     from earlyrank.indexes.dense import DenseParams, encode
     from earlyrank.indexes.document_files import Fields, read_documents
-    from earlyrank.indexes.store import IndexStoreError, build_index
+    from earlyrank.indexes.passages import Splitter
+    from earlyrank.indexes.store import IndexStoreError, build_index, read_manifest
 
     check_ray(ray, ray_workers)
+    try:
+        params = PassageParams(0 if no_split else passage_tokens, passage_overlap)
+    except ValueError as e:
+        fail(str(e))
+    # Passages are measured in the word pieces of the bundled cross-encoder, which the index keeps a copy of.
+    splitter = Splitter(params, DEFAULT_MODEL / "tokenizer.json") if params.tokens else None
     if ray is not None:
         from earlyrank.indexes.ray_build import RayDenseEncoder
     try:
@@ -60,10 +83,11 @@ def index(
         both = not (bm25 or dense)
         build_index(docs, out, bm25=bm25 or both, dense=dense or both, corpus_name=corpus.name,
                     dense_params=DenseParams(index="hnsw" if hnsw else "flat"),
-                    encoder=encode if ray is None else RayDenseEncoder(ray_workers, ray))
+                    encoder=encode if ray is None else RayDenseEncoder(ray_workers, ray), passages=splitter)
     except (DatasetError, IndexStoreError, ValueError) as e:
         fail(str(e))
-    typer.echo(f"indexed {len(docs)} documents from {corpus} into {out}")
+    passages = read_manifest(out)[1]["corpus"]["passages"]
+    typer.echo(f"indexed {len(docs)} documents ({passages} passages) from {corpus} into {out}")
 
 
 @app.command()
@@ -74,15 +98,16 @@ def search(
     k: Annotated[int, typer.Option("-k", help="How many hits.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     filters: FilterOption = None,
+    all_passages: AllPassages = False,
 ) -> None:
-    """Recall only: the top K passages for QUERY from BM25, dense or hybrid search."""
+    """Recall only: the top K documents (each by its best passage) for QUERY from BM25, dense or hybrid search."""
     from earlyrank.engine.pipeline import Pipeline
 
     check_request(query, k, mode)
     spec = filter_spec(filters)
     loaded = load_index_or_fail(index_dir)
     try:
-        hits = Pipeline(loaded, mode=mode).search(query, k, filter=spec)
+        hits = Pipeline(loaded, mode=mode).search(query, k, filter=spec, all_passages=all_passages)
     except Exception as e:  # an index without the asked part, or a broken model install
         fail(str(e))
     if as_json:
@@ -101,6 +126,7 @@ def ask(
     depth: Annotated[int, typer.Option(help="Recall candidates the reranker may score.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     filters: FilterOption = None,
+    all_passages: AllPassages = False,
 ) -> None:
     """Answer QUERY: recall, rerank with early stopping, and print the answer, its confidence and the cost."""
     from earlyrank.engine.model_files import ModelLoadError
@@ -116,13 +142,13 @@ def ask(
         pipeline = load_pipeline(index_dir, model, mode, depth)
         if pipeline.scorer is not None:  # passages with no letter or digit never reach the model, and rank last
             pipeline.scorer = ContentGuard(pipeline.scorer)
-        answer = pipeline.ask(query, k, filter=spec)
+        answer = pipeline.ask(query, k, filter=spec, all_passages=all_passages)
     except (IndexStoreError, ModelLoadError, ValueError) as e:
         fail(str(e))
     best = answer.answer if answer.answer and has_content(answer.answer.full_text) and not answer.abstained else None
     if as_json:
         typer.echo(json.dumps({
-            "query": answer.query, "answer": best and {"id": best.id, "title": best.title, "text": best.text},
+            "query": answer.query, "answer": best and answer_json(best, answer.answer_passage),
             "answer_sentence": best and answer.sentence and {"text": answer.sentence.text,
                                                              "start": answer.sentence.start,
                                                              "end": answer.sentence.end},
@@ -149,6 +175,16 @@ def ask(
     typer.echo(f"confidence {answer.confidence:.3f}; scored {answer.scored} of {answer.candidates} candidates "
                f"({answer.reason}); {answer.seconds * 1000:.0f} ms\n")
     typer.echo(hits_table(answer.hits, pipeline.index.doc))
+
+
+def answer_json(passage, where) -> dict:
+    """The answer passage in ``ask --json``: its document's id, the passage's number and offsets in the document's
+    text, title and the passage's text."""
+    from earlyrank.indexes.passage_table import located
+
+    spot = located(where, passage)
+    return {"id": spot.doc_id, "passage": spot.number, "start": spot.start, "end": spot.end, "title": passage.title,
+            "text": passage.text}
 
 
 @app.command()

@@ -1,11 +1,11 @@
 """The sentence of an answer passage most likely to hold the answer, with its character offsets.
 
-The passage is cut into sentences (after '.', '!' or '?' followed by a space and a capital letter or digit:
-good enough for prose). Two orders of the sentences are fused by reciprocal rank (k = 60; Cormack et al.,
-SIGIR 2009): the cross-encoder's confidence for each (question, sentence) pair (a handful of short pairs, one
-scoring call) and the number of distinct words the sentence shares with the question. Chosen on XQuAD dev over
-either order alone and the cross-encoder reading "title. sentence" (docs/experiments/answer-sentence.md);
-measured by `benchmarks/answer_sentence.py`.
+The passage is cut into sentences by `indexes.sentences` (after '.', '!' or '?' followed by a space and a
+capital letter or digit: good enough for prose). Two orders of the sentences are fused by reciprocal rank
+(k = 60; Cormack et al., SIGIR 2009): the cross-encoder's confidence for each (question, sentence) pair (a
+handful of short pairs, one scoring call) and the number of distinct words the sentence shares with the
+question. Chosen on XQuAD dev over either order alone and the cross-encoder reading "title. sentence"
+(docs/experiments/answer-sentence.md); measured by `benchmarks/answer_sentence.py`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from earlyrank.engine.scoring import PairScorer
+from earlyrank.indexes.sentences import sentence_spans
 
 WORD = re.compile(r"\w+")
 RRF_K = 60
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 MAX_SENTENCES = 64  # a longer passage is read in its first 64 sentences
 
 
@@ -31,29 +31,6 @@ class AnswerSentence:
     start: int
     end: int
     confidence: float
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) character offsets of each sentence of `text`, in order, without surrounding spaces."""
-    spans, start = [], 0
-    for cut in SENTENCE_END.finditer(text):
-        spans.append((start, cut.start()))
-        start = cut.end()
-    spans.append((start, len(text)))
-    out = []
-    for a, b in spans:
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if b > a:
-            out.append((a, b))
-    return out
-
-
-def sentences(text: str) -> list[str]:
-    """The sentences of `text`, as `sentence_spans` cuts them."""
-    return [text[a:b] for a, b in sentence_spans(text)]
 
 
 def shared_words(query: str, sentence: str) -> int:

@@ -224,7 +224,7 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     record = {
         "dataset": data.name, "split": split, "queries": len(data.scored), "depth": depth, "blend": blend,
         "git_commit": git_commit(), "machine": machine(), "model": scorer.identity(),
-        "index": {"documents": len(index.docs), "manifest_corpus": index.manifest["corpus"]},
+        "index": {"documents": len(index.documents), "manifest_corpus": index.manifest["corpus"]},
         "seconds_per_pair": seconds_per_pair, "measures": list(DEFAULT_MEASURES),
         "calibration_on_split": {"ece_15": expected_calibration_error(calibration.confidence(logits), labels),
                                  "pairs": int(labels.size)},

@@ -19,10 +19,11 @@ def corpus_fingerprint(dataset: Dataset) -> str:
 
 
 def dataset_index(dataset: Dataset, progress: bool = True) -> LoadedIndex:
-    """A BM25 + dense index of `dataset`'s corpus, loaded from the cache or built into it."""
+    """A BM25 + dense index of `dataset`'s corpus, loaded from the cache or built into it. Its documents are never
+    split into passages: the data set's judgements are of its own passages, so every figure measures those."""
     path = cache_root() / "indexes" / f"{dataset.name}-{corpus_fingerprint(dataset)}"
     try:
         return load_index(path)
     except IndexStoreError:
-        build_index(dataset.corpus, path, progress=progress, corpus_name=dataset.name)
+        build_index(dataset.corpus, path, progress=progress, corpus_name=dataset.name, passages=None)
         return load_index(path)

@@ -17,8 +17,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from earlyrank.engine.answer_sentence import sentences
 from earlyrank.engine.training_data import Group
+from earlyrank.indexes.sentences import sentences
 from earlyrank.indexes.store import LoadedIndex
 
 TEMPERATURE = 0.05  # cosine / 0.05: the scale (20) all-MiniLM-L6-v2 was trained with

@@ -32,8 +32,14 @@ def evaluate_run(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mappi
 
 
 def run_from_hits(results: Mapping[str, list[Hit]]) -> dict[str, dict[str, float]]:
-    """A run (query -> doc -> score) whose scores reproduce the hits' ranks exactly, ties included."""
-    return {q: {h.doc_id: float(len(hits) - i) for i, h in enumerate(hits)} for q, hits in results.items()}
+    """A run (query -> document -> score) whose scores reproduce the hits' ranks exactly, ties included. Judgements
+    are of documents: several passages of one document (`Hit.document_id`) score as its best, the first."""
+    run: dict[str, dict[str, float]] = {}
+    for q, hits in results.items():
+        run[q] = {}
+        for i, h in enumerate(hits):
+            run[q].setdefault(h.document_id, float(len(hits) - i))
+    return run
 
 
 def paired_test(a: dict[str, float], b: dict[str, float]) -> dict:

@@ -1,4 +1,9 @@
-"""The pipeline: recall, then (optionally) early-stopping rerank. ``Pipeline.ask(query, k)``."""
+"""The pipeline: recall, then (optionally) early-stopping rerank. ``Pipeline.ask(query, k)``.
+
+Recall and the reranker work on the index's passages (a long document is several, `indexes.passages`); the
+results are one hit per document, its best passage, unless `all_passages` asks for every passage. Each hit
+says which document its passage comes from and where (`Hit.passage`).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import BoundStop, FullRerank, StopReason
 from earlyrank.indexes.base import search_within
 from earlyrank.indexes.filters import FilterSpec
-from earlyrank.indexes.types import Document, Hit, RecallMode
+from earlyrank.indexes.passage_table import by_document, with_passages
+from earlyrank.indexes.types import Document, Hit, Passage, RecallMode
 
 if TYPE_CHECKING:  # a run-time import would make `import indexes` (before `engine`) circular
     from earlyrank.indexes.store import LoadedIndex
@@ -29,7 +35,9 @@ if TYPE_CHECKING:  # a run-time import would make `import indexes` (before `engi
 
 @dataclass(frozen=True)
 class Answer:
-    """The best passage for a question, the ranked hits and what the answer cost."""
+    """The best passage for a question, the ranked hits and what the answer cost. `answer` is the passage as
+    it was read (a long document's passage, under the document's title); `answer_passage` says which document
+    it comes from and where."""
 
     query: str
     answer: Document | None
@@ -44,6 +52,7 @@ class Answer:
     answer_confidence: float | None = None  # P(the top passage answers the question); None without a gate
     abstained: bool = False  # no confident answer: below the gate's threshold, or a question it cannot read
     warning: str | None = None  # e.g. the question is not in a script the model reads
+    answer_passage: Passage | None = None  # the answer's document, and the passage's offsets in its text
 
 
 def check_query(query: str) -> str:
@@ -80,10 +89,21 @@ class Pipeline:
         return Pipeline(self.index, scorer, self.policy, self.mode, self.depth, self.blend, self.fusion,
                         self.fusion_stop, self.answer_gate)
 
-    def search(self, query: str, k: int = 10, mode: str | None = None, filter: FilterSpec = None) -> list[Hit]:
-        """Recall only; with a metadata `filter` (``{"category": "billing"}``, see `indexes.filters`), up to `k` of
-        the documents that match. FilterError (a ValueError) for a filter that is not one."""
-        return self._recall(check_query(query), k, mode, filter)
+    def search(self, query: str, k: int = 10, mode: str | None = None, filter: FilterSpec = None,
+               all_passages: bool = False) -> list[Hit]:
+        """Recall only: the `k` best documents, each by its best passage, or with `all_passages` the `k` best
+        passages; with a metadata `filter` (``{"category": "billing"}``, see `indexes.filters`), of the documents
+        that match. FilterError (a ValueError) for a filter that is not one."""
+        query = check_query(query)
+        if all_passages:
+            return with_passages(self._recall(query, k, mode, filter), self.index.passage)
+        wanted = k
+        while True:  # recall more passages until they come from k documents, or there are no more
+            hits = self._recall(query, wanted, mode, filter)
+            best = by_document(hits, self.index.passage, k)
+            if len(best) == k or len(hits) < wanted or wanted >= len(self.index.docs):
+                return best
+            wanted *= 4
 
     def _recall(self, query: str, k: int, mode: str | None, filter: FilterSpec) -> list[Hit]:
         # The filter applies inside recall, so that k matching documents come back whenever k exist.
@@ -92,9 +112,10 @@ class Pipeline:
 
     def rerank(self, query: str, k: int = 10, mode: str | None = None, policy: Policy | None = None,
                depth: int | None = None, deadline: float | None = None, cancel: threading.Event | None = None,
-               filter: FilterSpec = None) -> RerankResult:
-        """Recall `depth` candidates (only documents matching the metadata `filter`, if given) and rerank them; the
-        result holds the top `k`."""
+               filter: FilterSpec = None, all_passages: bool = False) -> RerankResult:
+        """Recall `depth` candidate passages (only of documents matching the metadata `filter`, if given) and
+        rerank them; the result holds the top `k` documents, each by its best passage, or with `all_passages`
+        the top `k` passages."""
         if self.scorer is None:
             raise ValueError("this pipeline has no reranker; load one with a model directory")
         query = check_query(query)
@@ -105,8 +126,10 @@ class Pipeline:
         else:
             result = rerank(query, candidates, passages, self.scorer, policy or self.policy, self.blend, deadline,
                             cancel)
-        return RerankResult(result.hits[:k], result.scored, result.candidates, result.stopped_early,
-                            result.reason, result.seconds)
+        hits = (with_passages(result.hits[:k], self.index.passage) if all_passages
+                else by_document(result.hits, self.index.passage, k))
+        return RerankResult(hits, result.scored, result.candidates, result.stopped_early, result.reason,
+                            result.seconds)
 
     def _rerank_fused(self, query: str, candidates: list[Hit], passages: list[str], depth: int,
                       deadline: float | None, cancel: threading.Event | None = None) -> RerankResult:
@@ -121,7 +144,8 @@ class Pipeline:
     def ask(self, query: str, k: int = 10, sentence_too: bool = True, **options) -> Answer:
         """Answer a question: the top reranked passage, its confidence, the ranking and the cost; with
         `sentence_too`, also the passage's sentence most likely to hold the answer (one more scoring call of a
-        few short pairs, counted in `seconds`, not in `scored`). `options` go to `rerank`."""
+        few short pairs, counted in `seconds`, not in `scored`), with offsets in the answer passage's text.
+        `options` go to `rerank` (`all_passages` among them)."""
         started = time.perf_counter()
         result = self.rerank(query, k, **options)
         top = result.hits[0] if result.hits else None
@@ -141,7 +165,7 @@ class Pipeline:
                 sentence = best_sentence(self.scorer, query, passage.text, room)
         return Answer(query, passage, confidence, result.hits, result.scored, result.candidates,
                       result.stopped_early, result.reason, time.perf_counter() - started, sentence,
-                      answer_confidence, abstained, warning)
+                      answer_confidence, abstained, warning, top.passage if top else None)
 
 
 def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 100,

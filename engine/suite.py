@@ -151,8 +151,8 @@ def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion 
                 "pairs_mean": float(np.mean(r["pairs"])), "share_of_full": float(np.mean(r["pairs"]) / full_pairs),
                 "ece": ece_of(features, r["probabilities"], spec.relevance_level) if r["probabilities"] else None,
                 "vs_best_recall": paired_test(best_recall["per_query"], per_query), "per_query": per_query})
-    doc_ids = {d.id for d in index.docs}
-    return {"set": asdict(spec), "queries": len(queries), "documents": len(index.docs),
+    doc_ids = {d.id for d in index.documents}
+    return {"set": asdict(spec), "queries": len(queries), "documents": len(index.documents),
             "judged_missing_from_corpus": sum(d not in doc_ids for j in qrels.values() for d in j),
             "best_recall": best_recall["config"], "rows": rows}
 

@@ -14,8 +14,8 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from earlyrank.engine.answer_sentence import sentences
 from earlyrank.engine.datasets import Dataset, Qrels
+from earlyrank.indexes.sentences import sentences
 from earlyrank.indexes.store import LoadedIndex
 from earlyrank.indexes.types import Document, Query
 

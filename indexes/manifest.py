@@ -11,6 +11,7 @@ from pathlib import Path
 FORMAT_VERSION = 2  # 2: BM25 tokens are NFKC-normalized and case-folded (1 only lowercased)
 MANIFEST = "manifest.json"
 DOCS = "docs.jsonl"
+TOKENIZER = "passage_tokenizer.json"  # the tokenizer passages are measured in, for the documents added later
 
 
 class IndexStoreError(RuntimeError):
@@ -90,6 +91,19 @@ def manifest_problem(manifest: dict) -> str | None:
     model = manifest["parts"].get("dense", {}).get("model")
     if "dense" in manifest["parts"] and not (isinstance(model, dict) and isinstance(model.get("sha256"), str)):
         return "parts['dense'] needs a 'model' object with a string 'sha256'"
+    return passages_problem(manifest)
+
+
+def passages_problem(manifest: dict) -> str | None:
+    """What is wrong with the manifest's "passages" (how documents are split; absent: kept whole), or None."""
+    if "passages" not in manifest:
+        return None
+    entry = manifest["passages"]
+    if not (isinstance(entry, dict) and isinstance(entry.get("params"), dict)
+            and isinstance(entry.get("tokenizer"), dict)):
+        return "'passages' needs a 'params' and a 'tokenizer' object"
+    if TOKENIZER not in manifest["files"]:
+        return f"'passages' is set but files has no {TOKENIZER!r}"
     return None
 
 

@@ -10,6 +10,7 @@ against the manifest and refuses anything that differs.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -26,13 +27,16 @@ from earlyrank.indexes.manifest import (
     DOCS,
     FORMAT_VERSION,
     MANIFEST,
+    TOKENIZER,
     IndexStoreError,
     read_manifest,
     rebuild_hint,
     sha256_file,
     verify_files,
 )
-from earlyrank.indexes.types import Document, RecallMode
+from earlyrank.indexes.passage_table import PassageTable
+from earlyrank.indexes.passages import PassageParams, Splitter
+from earlyrank.indexes.types import Document, Passage, RecallMode
 from earlyrank.indexes.versions import commit_version, index_link, writer_lock
 
 # How a build turns passages into dense vectors: `indexes.dense.encode` or anything with its signature and
@@ -42,22 +46,54 @@ Encoder = Callable[[Sequence[str], DenseParams, str | None, bool], np.ndarray]
 
 @dataclass(frozen=True)
 class LoadedIndex:
-    """An index read back from disk: the documents and whichever recall parts were built."""
+    """An index read back from disk: the documents, the passages indexed from them (`indexes.passage_table`)
+    and whichever recall parts were built.
+
+    `docs` are the indexed passages, one per row of each part, as `Document`s (a document indexed whole is its
+    own passage); `documents` are the documents themselves. `doc`, `position` and every hit's `doc_id` name a
+    passage; `passage` says which document it comes from and where.
+    """
 
     path: Path
     manifest: dict
-    docs: list[Document]
+    passages: PassageTable
     bm25: BM25Index | None
     dense: DenseIndex | None
     fusion: FusionParams
 
+    @property
+    def docs(self) -> list[Document]:
+        """The indexed passages, in row order."""
+        return self.passages.units
+
+    @property
+    def documents(self) -> list[Document]:
+        """The documents, whole, in corpus order."""
+        return self.passages.documents
+
     def doc(self, doc_id: str) -> Document:
-        """The document with id `doc_id`; KeyError if the index has none."""
+        """The indexed passage with id `doc_id`; KeyError if the index has none."""
         return self._by_id[doc_id]
 
+    def passage(self, doc_id: str) -> Passage:
+        """Where the indexed passage `doc_id` lies: its document, its number and its offsets; KeyError if absent."""
+        return self.passages.source(doc_id)
+
+    def document(self, doc_id: str) -> Document:
+        """The whole document with id `doc_id` (a document's id, not a passage's); KeyError if absent."""
+        return self.passages.document_by_id[doc_id]
+
     def position(self, doc_id: str) -> int:
-        """Where `doc_id` sits in corpus order (the row of its vectors and weights); KeyError if absent."""
+        """Where the passage `doc_id` sits in row order (the row of its vectors and weights); KeyError if absent."""
         return self._positions[doc_id]
+
+    def splitter(self) -> Splitter | None:
+        """How this index splits the documents added to it (as its build did), or None if it keeps them whole."""
+        entry = self.manifest.get("passages")
+        if not entry:
+            return None
+        return Splitter(PassageParams(**entry["params"]), self.path.resolve() / TOKENIZER,
+                        entry["tokenizer"].get("name"))
 
     @cached_property
     def metadata(self) -> MetadataIndex:
@@ -101,9 +137,13 @@ def write_docs(path: Path, docs: Sequence[Document]) -> None:
 def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True, dense: bool = True,
                 bm25_params: BM25Params | None = None, dense_params: DenseParams | None = None,
                 fusion: FusionParams | None = None, model_path: str | None = None,
-                progress: bool = True, corpus_name: str = "", encoder: Encoder = encode) -> Path:
+                progress: bool = True, corpus_name: str = "", encoder: Encoder = encode,
+                passages: Splitter | None = None) -> Path:
     """Build the requested parts for `docs` and swap them in at `out` atomically, after any build or update of
     `out` already running; returns `out`.
+
+    With a `passages` splitter, a long document is indexed as several passages (`indexes.passages`), and the
+    index keeps the splitter's settings and tokenizer to split the documents later added the same way.
 
     `encoder` computes the dense vectors (default: `indexes.dense.encode`, in this process); whichever computes
     them, the parts, manifest and swap are written by this one path.
@@ -114,15 +154,19 @@ def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True,
         raise ValueError("cannot index an empty corpus")
     out = index_link(out)
 
+    table = PassageTable.build(docs, passages)
+    units = table.units
+
     def write(tmp: Path) -> dict:
-        texts = [d.full_text for d in docs]
-        index = BM25Index.build([d.id for d in docs], texts, bm25_params, progress=progress) if bm25 else None
+        texts = [d.full_text for d in units]
+        index = BM25Index.build([d.id for d in units], texts, bm25_params, progress=progress) if bm25 else None
         index_d = None
         if dense:
             vectors = encoder(texts, dense_params or DenseParams(), model_path, progress)
-            index_d = dense_from_vectors(docs, vectors, dense_params or DenseParams(), model_path)
+            index_d = dense_from_vectors(units, vectors, dense_params or DenseParams(), model_path)
         model = model_identity(Path(model_path) if model_path else default_model_path()) if dense else None
-        return save_version(tmp, docs, index, index_d, model, fusion or FusionParams(), {"name": corpus_name})
+        return save_version(tmp, table, index, index_d, model, fusion or FusionParams(), {"name": corpus_name},
+                            passages)
 
     with writer_lock(out):
         return commit_version(out, write)
@@ -130,18 +174,25 @@ def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True,
 
 def dense_from_vectors(docs: Sequence[Document], vectors: np.ndarray, params: DenseParams,
                        model_path: str | None) -> DenseIndex:
-    """The dense part over an encoder's `vectors` for `docs`; ValueError if there is not one row per document."""
+    """The dense part over an encoder's `vectors` for `docs` (the indexed passages); ValueError if there is not one
+    row per passage."""
     if vectors.shape[0] != len(docs):
-        raise ValueError(f"the encoder returned {vectors.shape[0]} vectors for {len(docs)} documents")
+        raise ValueError(f"the encoder returned {vectors.shape[0]} vectors for {len(docs)} passages")
     return DenseIndex.from_vectors([d.id for d in docs], vectors, params, model_path)
 
 
-def save_version(tmp: Path, docs: Sequence[Document], bm25: BM25Index | None, dense: DenseIndex | None,
-                 dense_model: dict | None, fusion: FusionParams, corpus: dict) -> dict:
-    """Write `docs` and the parts into the new version's directory `tmp`; returns its manifest, listing every
-    file's size and checksum. `dense_model` is the encoder's `model_identity`; `corpus` goes into the manifest's
-    "corpus" (its name, and for an update what it changed)."""
-    write_docs(tmp / DOCS, docs)
+def save_version(tmp: Path, table: PassageTable, bm25: BM25Index | None, dense: DenseIndex | None,
+                 dense_model: dict | None, fusion: FusionParams, corpus: dict, splitter: Splitter | None) -> dict:
+    """Write the documents, their passages and the parts into the new version's directory `tmp`; returns its
+    manifest, listing every file's size and checksum. `dense_model` is the encoder's `model_identity`; `corpus`
+    goes into the manifest's "corpus" (its name, and for an update what it changed); `splitter`'s settings and
+    tokenizer are kept for the documents added later (none: documents are kept whole)."""
+    write_docs(tmp / DOCS, table.documents)
+    table.save(tmp)
+    split: dict[str, dict] = {}
+    if splitter is not None:
+        shutil.copyfile(splitter.tokenizer, tmp / TOKENIZER)
+        split = {"passages": {"params": asdict(splitter.params), "tokenizer": splitter.identity()}}
     parts: dict[str, dict] = {}
     if bm25 is not None:
         bm25.save(tmp)
@@ -153,10 +204,12 @@ def save_version(tmp: Path, docs: Sequence[Document], bm25: BM25Index | None, de
     return {
         "format_version": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "corpus": {**corpus, "documents": len(docs), "sha256": files[DOCS]["sha256"]},
+        "corpus": {**corpus, "documents": len(table.documents), "passages": len(table.units),
+                   "sha256": files[DOCS]["sha256"]},
         "parts": parts,
         "fusion": asdict(fusion),
         "files": files,
+        **split,
     }
 
 
@@ -177,10 +230,12 @@ def load_index(path: str | Path, model_path: str | None = None, verify: bool = T
     if verify:
         verify_files(Path(path), root, manifest)
     try:
-        docs = load_corpus(root / DOCS)
-    except DatasetError as e:
+        table = PassageTable.load(root, load_corpus(root / DOCS))
+    except (DatasetError, ValueError) as e:
         raise IndexStoreError(f"{e}; {rebuild_hint(Path(path))}") from None
-    doc_ids = [d.id for d in docs]
+    if "passages" in manifest:
+        _params(PassageParams, manifest["passages"]["params"], "passages", root, Path(path))
+    doc_ids = [d.id for d in table.units]
     parts = manifest["parts"]
     fusion = _params(FusionParams, manifest["fusion"], "fusion", root, Path(path))
     bm25 = None
@@ -196,4 +251,4 @@ def load_index(path: str | Path, model_path: str | None = None, verify: bool = T
                               f"({expected['sha256'][:12]}), but the encoder here is {actual['sha256'][:12]}; "
                               f"{rebuild_hint(Path(path))}")
         dense = DenseIndex.load(root, doc_ids, params, model_path)
-    return LoadedIndex(Path(path), manifest, docs, bm25, dense, fusion)
+    return LoadedIndex(Path(path), manifest, table, bm25, dense, fusion)

@@ -7,6 +7,8 @@ or the new version whole, a reader never sees a half-written one, and two writer
 - BM25: every weight depends on N, avgdl and df, so all are recomputed, from the stored term frequencies of
   the documents kept and those of the new documents (the only ones tokenized). Scores equal a fresh build's.
 - Dense: only the new documents are encoded; the others' stored vectors are reused.
+- Passages: an index built with a splitter splits the added documents as its build did, with the settings and
+  tokenizer it keeps (`indexes.passages`); deleting or replacing a document removes all of its passages.
 
 What an update means: a document added with an id the index holds replaces that document (upsert; the new
 one goes last in corpus order). Deleting an id the index does not hold is an `UnknownDocumentError` and
@@ -85,34 +87,37 @@ def update_index(path: str | Path, add: Sequence[Document] = (), delete: Sequenc
     with writer_lock(out):
         current = load_index(out, model_path)
         crash_point("loaded")
-        held = {d.id for d in current.docs}
+        held = {d.id for d in current.documents}
         missing = [doc_id for doc_id in delete if doc_id not in held]
         if missing:
             raise UnknownDocumentError(missing)
         replaced = tuple(d.id for d in add if d.id in held)
         removed = set(delete) | set(replaced)
-        keep = np.asarray([i for i, d in enumerate(current.docs) if d.id not in removed], dtype=np.int64)
-        docs = [current.docs[i] for i in keep] + list(add)
-        if not docs:
-            raise ValueError(f"an index needs at least one document; this update would delete all {len(keep)}")
-        bm25 = updated_bm25(current, keep, add, progress) if current.bm25 is not None else None
-        dense = updated_dense(current, keep, add, encoder, progress) if current.dense is not None else None
+        if not add and removed == held:
+            raise ValueError(f"an index needs at least one document; this update would delete all {len(held)}")
+        splitter = current.splitter()
+        table = current.passages.updated(removed, add, splitter)
+        keep = np.asarray(current.passages.rows_of(held - removed), dtype=np.int64)
+        new = table.units[len(keep):]
+        bm25 = updated_bm25(current, keep, new, progress) if current.bm25 is not None else None
+        dense = updated_dense(current, keep, new, encoder, progress) if current.dense is not None else None
         dense_model = current.manifest["parts"].get("dense", {}).get("model")
         change = {"added": len(add) - len(replaced), "replaced": len(replaced), "deleted": len(delete)}
         corpus = {"name": current.manifest["corpus"].get("name", ""), "last_update": change}
-        commit_version(out, lambda tmp: save_version(tmp, docs, bm25, dense, dense_model, current.fusion, corpus))
+        commit_version(out, lambda tmp: save_version(tmp, table, bm25, dense, dense_model, current.fusion, corpus,
+                                                     splitter))
         _, manifest = read_manifest(out)
     if bm25 is not None:  # the served index does not keep the term frequencies: the next update reads them
         bm25 = BM25Index(bm25.doc_ids, bm25.vocab, bm25.weights, bm25.params)
     added = tuple(d.id for d in add if d.id not in held)
-    return UpdateResult(LoadedIndex(Path(path), manifest, docs, bm25, dense, current.fusion), added, replaced,
+    return UpdateResult(LoadedIndex(Path(path), manifest, table, bm25, dense, current.fusion), added, replaced,
                         tuple(delete), time.perf_counter() - started)
 
 
 def updated_bm25(current: LoadedIndex, keep: np.ndarray, add: Sequence[Document], progress: bool) -> BM25Index:
-    """The BM25 part of the documents at positions `keep` followed by `add`: the stored term frequencies of the
-    kept ones (counted again for an index built before they were stored), the new ones counted, every weight
-    computed anew."""
+    """The BM25 part of the passages at rows `keep` followed by the new passages `add`: the stored term
+    frequencies of the kept ones (counted again for an index built before they were stored), the new ones
+    counted, every weight computed anew."""
     from scipy import sparse
 
     assert current.bm25 is not None  # checked by the caller
@@ -138,16 +143,16 @@ def updated_bm25(current: LoadedIndex, keep: np.ndarray, add: Sequence[Document]
 
 def updated_dense(current: LoadedIndex, keep: np.ndarray, add: Sequence[Document], encoder: Encoder,
                   progress: bool) -> DenseIndex:
-    """The dense part of the documents at positions `keep` followed by `add`: only `add` is encoded. With nothing
-    removed the loaded faiss index is extended (an HNSW graph grows in place); else it is rebuilt from the kept
-    documents' stored vectors and the new ones."""
+    """The dense part of the passages at rows `keep` followed by the new passages `add`: only `add` is encoded.
+    With nothing removed the loaded faiss index is extended (an HNSW graph grows in place); else it is rebuilt
+    from the kept passages' stored vectors and the new ones."""
     old = current.dense
     assert old is not None  # checked by the caller
     vectors = np.empty((0, old.index.d), dtype=np.float32)
     if add:
         vectors = encoder([d.full_text for d in add], old.params, old.model_path, progress)
         if vectors.shape != (len(add), old.index.d):
-            raise ValueError(f"the encoder returned vectors of shape {vectors.shape} for {len(add)} documents "
+            raise ValueError(f"the encoder returned vectors of shape {vectors.shape} for {len(add)} passages "
                              f"of an index of dimension {old.index.d}")
     doc_ids = [current.docs[i].id for i in keep] + [d.id for d in add]
     if len(keep) == old.index.ntotal:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from earlyrank.engine.answer_sentence import best_sentence, fused_ranks, sentence_spans, sentences, shared_words
+from earlyrank.engine.answer_sentence import best_sentence, fused_ranks, shared_words
+from earlyrank.indexes.sentences import sentence_spans, sentences
 
 
 def test_sentences_are_cut_with_their_offsets():

@@ -95,6 +95,9 @@ class SlowRecall:
     def doc(self, doc_id: str):
         return self.index.doc(doc_id)
 
+    def passage(self, doc_id: str):
+        return self.index.passage(doc_id)
+
     def retriever(self, mode: str):
         outer = self
 
@@ -110,7 +113,8 @@ class SlowRecall:
 def test_answer_returns_best_passage_ranking_and_cost(client, scorer):
     body = client.post("/v1/answer", json={"query": FRANCE, "threshold": 0.99}).json()
     assert body["answer"] == {"id": "d3", "title": "Paris", "confidence": pytest.approx(float(sigmoid(3.0))),
-                              "text": "Paris is the capital of France and home to the Eiffel Tower."}
+                              "text": "Paris is the capital of France and home to the Eiffel Tower.",
+                              "passage": 0, "start": 0, "end": 60}
     assert [h["doc_id"] for h in body["hits"]] == ["d3", "d4"]
     assert [h["confidence"] for h in body["hits"]] == pytest.approx([0.952574, 0.880797], abs=1e-6)
     assert [h["logit"] for h in body["hits"]] == [3.0, 2.0]

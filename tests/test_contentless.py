@@ -23,7 +23,7 @@ from earlyrank.engine.rerank import NO_CONTENT_LOGIT, ContentGuard, has_content,
 from earlyrank.engine.settings import Settings
 from earlyrank.engine.stopping import Threshold
 from earlyrank.indexes.store import LoadedIndex
-from earlyrank.indexes.types import Document, Hit
+from earlyrank.indexes.types import Document, Hit, Passage
 
 EMPTY = ["", "   ", "..."]
 REAL = ["Bananas are yellow and grow in warm countries.", "The stock market closed higher on Friday."]
@@ -58,6 +58,9 @@ class FixedRecall:
 
     def doc(self, doc_id: str) -> Document:
         return self.docs[doc_id]
+
+    def passage(self, doc_id: str) -> Passage:
+        return Passage(doc_id, 0, 0, len(self.docs[doc_id].text))
 
     def retriever(self, mode: str):
         ids = list(self.docs)
