@@ -1,13 +1,14 @@
 """Risk against coverage of the answer confidence, on answerable test questions and their unanswerable twins.
 
-    python benchmarks/risk_coverage.py --model MODEL_DIR [--depth 30]
+    python benchmarks/risk_coverage.py --model MODEL_DIR [--gate FILE] [--depth 30]
 
-MODEL_DIR holds an answer gate (`earlyrank fit-abstention`). For SciFact and XQuAD test, each question and its
-twin (its judged passages removed from the candidates) is answered by the model's stored stopping rule over the
-hybrid top-`depth` candidates (cached cross-encoder scores). Reports AURC, accuracy at 80% and 90% coverage,
-and what the gate's threshold does (share of answerable questions answered, precision of the answers), for the
-answer confidence and, as the baseline, the top passage's recall score. Prints a table and writes
-results/risk_coverage.json (with the curves) and results/risk_coverage.png.
+The gate is FILE, or the one stored in MODEL_DIR (`earlyrank fit-abstention`). For SciFact and XQuAD test, each
+question and its twin (its judged passages removed from the candidates) is answered by the model's stored
+stopping rule over the hybrid top-`depth` candidates (cached cross-encoder scores). Reports AURC, accuracy at 80%
+and 90% coverage, and what the gate's threshold does (share of answerable questions answered, precision of the
+answers), for the gate's answer confidence, the top logit alone (the first gate's confidence, a monotone map of
+it) and, as the baseline, the top passage's recall score. Prints a table and writes results/risk_coverage.json
+(with the curves) and results/risk_coverage.png.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from pathlib import Path
 from earlyrank.engine.abstention import AnswerGate
 from earlyrank.engine.abstention_fit import at_threshold, outcomes, risk_coverage
 from earlyrank.engine.bench_record import git_commit, machine
+from earlyrank.engine.corpora import dataset_index
 from earlyrank.engine.cross_encoder import CrossEncoder
+from earlyrank.engine.datasets import load_dataset
 from earlyrank.engine.operating_point import load_operating_point
 from earlyrank.engine.tuning import scored_split
 
@@ -30,24 +33,28 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--gate", type=Path, help="an answer gate file (default: the model's answer_gate.json)")
     parser.add_argument("--depth", type=int, default=30)
     parser.add_argument("--out", type=Path, default=Path("results/risk_coverage.json"))
     args = parser.parse_args()
-    gate = AnswerGate.load(args.model)
+    gate = AnswerGate.read(args.gate) if args.gate else AnswerGate.load(args.model)
     if gate is None:
         raise SystemExit(f"{args.model}: no answer gate; run earlyrank fit-abstention --model {args.model} first")
     scorer = CrossEncoder.load(args.model)
     policy, blend = load_operating_point(args.model, args.depth)
     calibration = scorer.calibration
     record: dict = {"command": " ".join(sys.argv), "git_commit": git_commit(), "machine": machine(),
-                    "gate": gate.as_dict(), "depth": args.depth, "sets": {}}
+                    "gate": gate.as_dict(), "gate_file": str(args.gate or args.model / "answer_gate.json"),
+                    "depth": args.depth, "sets": {}}
     print("| set | confidence | AURC | accuracy at 80% coverage | at 90% | answerable answered | precision |")
     print("|---|---|---|---|---|---|---|")
     curves = {}
     for name in ("scifact", "xquad-en"):
         data = scored_split(SHARED / name, "test", scorer, args.model, "hybrid", args.depth, progress=False)
-        o = outcomes(data.scored, data.qrels, policy, calibration, blend)
-        rows = {"answer confidence": risk_coverage(gate.calibration.confidence(o.top_logit), o.right),
+        index = dataset_index(load_dataset(SHARED / name, check_judged=False), progress=False)
+        o = outcomes(data.scored, data.qrels, policy, calibration, blend, index)
+        rows = {"answer confidence": risk_coverage(gate.confidences(o.gate_input(gate)), o.right),
+                "top logit (first gate)": risk_coverage(o.top_logit, o.right),
                 "recall score (baseline)": risk_coverage(o.top_recall, o.right)}
         gated = at_threshold(gate, o)
         record["sets"][name] = {"questions": len(o.right), "answerable": int(o.answerable.sum()),

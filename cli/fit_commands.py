@@ -72,28 +72,44 @@ def fit_abstention(
     depth: DevDepth = 100,
     precision: Annotated[float, typer.Option(min=0.5, max=1.0, help=(
         "Target precision of the answers given: the threshold is the lowest that reaches it on dev."))] = 0.9,
+    candidate: Annotated[Path | None, typer.Option(help=(
+        "Where to write the gate when it is not adopted (it beats the recall score on some dev set only)."))] = None,
     limit: DevLimit = None,
     backend: Backend = None,
 ) -> None:
-    """Fit the answer confidence and the threshold below which no answer is given, on the dev questions of DATA
-    and their unanswerable twins (judged passages removed); store them in MODEL/answer_gate.json."""
+    """Fit the answer confidence (a logistic regression over the top passage's features) and the threshold below
+    which no answer is given, on the dev questions of DATA and their unanswerable twins (judged passages removed).
+    Stored in MODEL/answer_gate.json only if its cross-validated dev AURC beats the recall score's on every set."""
     import json
 
-    from earlyrank.engine.abstention_fit import at_threshold, fit_gate, outcomes
+    from earlyrank.engine.abstention_fit import fit_answer_gate, outcomes
+    from earlyrank.engine.corpora import dataset_index
+    from earlyrank.engine.datasets import load_dataset
     from earlyrank.engine.model_files import ANSWER_GATE
     from earlyrank.engine.operating_point import load_operating_point
 
     dev = dev_scores(data, model, depth, limit, backend)
     policy, blend = load_operating_point(model, depth)
     calibration = load_calibration(model)
-    results = [outcomes(d.scored, d.qrels, policy, calibration, blend) for d in dev]
-    gate = fit_gate(results, precision)
-    (model / ANSWER_GATE).write_text(json.dumps(gate.as_dict(), indent=1))
-    for d, o in zip(dev, results, strict=True):
-        r = at_threshold(gate, o)
-        typer.echo(f"{d.name} dev: answers {r['answerable_answered']:.1%} of the answerable questions, "
-                   f"{r['precision']:.1%} of its {r['answered']} answers right ({r['questions']} questions with twins)")
-    typer.echo(f"threshold {gate.threshold:.3f} on the answer confidence; wrote {model / ANSWER_GATE}")
+    results = [outcomes(s.scored, s.qrels, policy, calibration, blend,
+                        dataset_index(load_dataset(d, check_judged=False), progress=False))
+               for d, s in zip(data, dev, strict=True)]
+    gate = fit_answer_gate(results, [s.name for s in dev], "hybrid", precision)
+    report = gate.report or {}
+    typer.echo("feature weights (standardized): " + ", ".join(
+        f"{name} {w:+.3f}" for name, w in report["standardized_weights"].items()))
+    for name, r in report["sets"].items():
+        t = r["at_threshold_cross_validated"]
+        typer.echo(f"{name} dev, {report['folds']}-fold cross-validated: AURC {r['aurc_cross_validated']:.3f} "
+                   f"(recall score {r['aurc_recall_score']:.3f}, top logit {r['aurc_top_logit']:.3f}); at the "
+                   f"threshold answers {t['answerable_answered']:.1%} of the answerable questions, "
+                   f"{t['precision']:.1%} of its {t['answered']} answers right ({t['questions']} with twins)")
+    path = model / ANSWER_GATE if report["adopted"] else candidate
+    if path is not None:
+        path.write_text(json.dumps(gate.as_dict(), indent=1))
+    verdict = "adopted" if report["adopted"] else "not adopted: it does not beat the recall score on every dev set"
+    typer.echo(f"threshold {gate.threshold:.3f} on the answer confidence; {verdict}"
+               + (f"; wrote {path}" if path is not None else "; nothing written"))
 
 
 def load_calibration(model: Path):

@@ -1,11 +1,12 @@
 """Fit the answer gate on dev questions and their unanswerable twins, and measure risk against coverage.
 
 An unanswerable twin is a question with its judged passages taken out of its candidates, as if the corpus
-lacked them: its top passage is then never right. Over answerable questions and their twins, the top passage's
-logit is mapped to the probability that the top passage is right (Platt scaling), and the threshold is the
-lowest answer confidence at which the answered questions are right at least `precision` of the time.
-Risk-coverage (Geifman & El-Yaniv, NeurIPS 2017): answer the most confident questions first; at each coverage
-the risk is the share of answered questions whose answer is wrong; AURC is the mean risk over coverages.
+lacked them: its top passage is then never right. Over answerable questions and their twins, a logistic
+regression of "the top passage is right" on the top passage's features (`engine.answer_features`) gives the
+answer confidence, and the threshold is the lowest answer confidence at which the answered questions are right
+at least `precision` of the time. Risk-coverage (Geifman & El-Yaniv, NeurIPS 2017): answer the most confident
+questions first; at each coverage the risk is the share of answered questions whose answer is wrong; AURC is the
+mean risk over coverages. The adoption rule is in docs/experiments/abstention.md.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from earlyrank.engine.abstention import AnswerGate
-from earlyrank.engine.calibration import Calibration, fit_platt
+from earlyrank.engine.answer_features import ANSWER_FEATURES, question_features
+from earlyrank.engine.calibration import Calibration, sigmoid
 from earlyrank.engine.offline import ScoredQuery, replay
 from earlyrank.indexes.types import Hit
 
@@ -33,30 +35,50 @@ def twin(sq: ScoredQuery, judged: dict[str, int]) -> ScoredQuery:
 
 @dataclass(frozen=True)
 class Outcomes:
-    """Per question (answerable ones, then their twins): the top passage's logit and recall score, whether it is
-    right, and whether the question is answerable. Arrays of shape (questions,)."""
+    """Per question (answerable ones, then their twins): the top passage's features (rows, `ANSWER_FEATURES`
+    order), whether it is right, whether the question is answerable, and the question's id (a twin's is its
+    question's, so the two fall in one fold)."""
 
-    top_logit: np.ndarray
-    top_recall: np.ndarray
+    features: np.ndarray
     right: np.ndarray
     answerable: np.ndarray
+    question: np.ndarray
+
+    @property
+    def top_logit(self) -> np.ndarray:
+        return self.features[:, ANSWER_FEATURES.index("top_logit")]
+
+    @property
+    def top_recall(self) -> np.ndarray:
+        return self.features[:, ANSWER_FEATURES.index("recall_score")]
+
+    def gate_input(self, gate: AnswerGate) -> np.ndarray:
+        """What `gate` reads of each question: the top logit, or every feature."""
+        return self.top_logit if gate.top_logit_only else self.features
+
+    def subset(self, mask: np.ndarray) -> Outcomes:
+        return Outcomes(self.features[mask], self.right[mask], self.answerable[mask], self.question[mask])
 
 
-def outcomes(scored: Sequence[ScoredQuery], qrels: dict, policy, calibration: Calibration, blend: float
+def outcomes(scored: Sequence[ScoredQuery], qrels: dict, policy, calibration: Calibration, blend: float, index
              ) -> Outcomes:
-    """Replay `policy` over each question and its twin; what the top passage was and whether it was right."""
+    """Replay `policy` over each question and its twin; the features of the top passage (signals from `index`)
+    and whether it was right."""
     questions = [sq for sq in scored if sq.candidates] + [twin(sq, qrels.get(sq.query_id, {})) for sq in scored]
     questions = [sq for sq in questions if sq.candidates]
     results, _, _ = replay(questions, policy, calibration, blend)
-    logits, recall, right, answerable = [], [], [], []
+    rows, right, answerable = [], [], []
     for sq in questions:
-        top = results[sq.query_id][0]
-        logits.append(top.logit if top.logit is not None else float(sq.logits[0]))
-        recall.append(float(top.stage_scores.get("recall", top.score)))
+        ranked = results[sq.query_id]
+        features = question_features(index, sq.text, ranked)
+        if features is None:
+            raise ValueError(f"question {sq.query_id}: the stopping rule scored no passage; no answer to judge")
+        rows.append(features)
         answerable.append(not sq.query_id.endswith(TWIN))
-        right.append(answerable[-1] and qrels.get(sq.query_id, {}).get(top.doc_id, 0) > 0)
-    return Outcomes(np.asarray(logits), np.asarray(recall), np.asarray(right, dtype=float),
-                    np.asarray(answerable, dtype=bool))
+        right.append(answerable[-1] and qrels.get(sq.query_id, {}).get(ranked[0].doc_id, 0) > 0)
+    ids = [sq.query_id.removesuffix(TWIN) for sq in questions]
+    return Outcomes(np.asarray(rows).reshape(-1, len(ANSWER_FEATURES)), np.asarray(right, dtype=float),
+                    np.asarray(answerable, dtype=bool), np.asarray(ids, dtype=object))
 
 
 def threshold_for_precision(confidence: np.ndarray, right: np.ndarray, precision: float) -> float:
@@ -71,12 +93,62 @@ def threshold_for_precision(confidence: np.ndarray, right: np.ndarray, precision
     return float(sorted_confidence[ok.max()]) if ok.size else 1.0
 
 
-def fit_gate(dev: Sequence[Outcomes], precision: float = 0.9) -> AnswerGate:
-    """Platt scaling of the top logit to P(right), over every dev set pooled, and its threshold for `precision`."""
-    logits = np.concatenate([o.top_logit for o in dev])
-    right = np.concatenate([o.right for o in dev])
-    calibration = fit_platt(logits, right)
-    return AnswerGate(calibration, threshold_for_precision(calibration.confidence(logits), right, precision))
+def fit_logistic(dev: Sequence[Outcomes]) -> tuple[np.ndarray, float, np.ndarray]:
+    """Logistic regression (scikit-learn, C = 1) of `right` on the standardized features, every set weighted
+    equally: (weights on the raw features, intercept, weights on the standardized features)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.vstack([o.features for o in dev])
+    y = np.concatenate([o.right for o in dev]) > 0
+    w = np.concatenate([np.full(len(o.right), 1.0 / len(o.right)) for o in dev])
+    if len(set(y)) < 2:
+        raise ValueError("the dev questions are all right or all wrong: nothing to tell apart")
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
+    model = LogisticRegression(C=1.0, max_iter=1000).fit((x - mean) / std, y, sample_weight=w * len(w))
+    standardized = model.coef_[0]
+    weights = standardized / std
+    return weights, float(model.intercept_[0] - np.sum(weights * mean)), standardized
+
+
+def cross_validated(dev: Sequence[Outcomes], folds: int = 5, seed: int = 0) -> list[np.ndarray]:
+    """Each dev question's answer confidence from a fit that saw neither it nor its twin: `folds` folds over the
+    questions of every set, a twin in its question's fold."""
+    rng = np.random.default_rng(seed)
+    fold_of = []
+    for o in dev:
+        ids = sorted(set(o.question))
+        fold = dict(zip(ids, rng.integers(0, folds, len(ids)), strict=True))
+        fold_of.append(np.asarray([fold[q] for q in o.question]))
+    out = [np.zeros(len(o.right)) for o in dev]
+    for k in range(folds):
+        weights, intercept, _ = fit_logistic([o.subset(f != k) for o, f in zip(dev, fold_of, strict=True)])
+        for o, f, confidence in zip(dev, fold_of, out, strict=True):
+            held = f == k
+            confidence[held] = sigmoid(intercept + o.features[held] @ weights)
+    return out
+
+
+def fit_answer_gate(dev: Sequence[Outcomes], names: Sequence[str], recall_mode: str, precision: float = 0.9,
+                    folds: int = 5) -> AnswerGate:
+    """The multi-feature gate fitted on every dev set, its threshold chosen on the cross-validated confidences,
+    and a report: per set the cross-validated AURC against the recall score's and the top logit's, what the
+    threshold does there, the standardized weights, and whether the adoption rule holds."""
+    weights, intercept, standardized = fit_logistic(dev)
+    held_out = cross_validated(dev, folds)
+    threshold = threshold_for_precision(np.concatenate(held_out), np.concatenate([o.right for o in dev]),
+                                        precision)
+    sets = {}
+    for name, o, confidence in zip(names, dev, held_out, strict=True):
+        sets[name] = {"questions": len(o.right), "answerable": int(o.answerable.sum()),
+                      "aurc_cross_validated": risk_coverage(confidence, o.right)["aurc"],
+                      "aurc_recall_score": risk_coverage(o.top_recall, o.right)["aurc"],
+                      "aurc_top_logit": risk_coverage(o.top_logit, o.right)["aurc"],
+                      "at_threshold_cross_validated": answered_share((confidence >= threshold) & (threshold < 1.0), o)}
+        sets[name]["beats_recall_score"] = sets[name]["aurc_cross_validated"] < sets[name]["aurc_recall_score"]
+    report = {"sets": sets, "folds": folds, "target_precision": precision,
+              "standardized_weights": dict(zip(ANSWER_FEATURES, standardized.tolist(), strict=True)),
+              "adopted": all(s["beats_recall_score"] for s in sets.values())}
+    return AnswerGate(tuple(weights.tolist()), intercept, threshold, ANSWER_FEATURES, recall_mode, report)
 
 
 def risk_coverage(confidence: np.ndarray, right: np.ndarray) -> dict:
@@ -93,9 +165,15 @@ def risk_coverage(confidence: np.ndarray, right: np.ndarray) -> dict:
             "curve": [[float(c), at(c)] for c in points], "coverage_all": [float(x) for x in coverage[-1:]]}
 
 
-def at_threshold(gate: AnswerGate, o: Outcomes) -> dict:
-    """What the gate does on `o`: the share of answerable questions answered, and the precision of all answers."""
-    answered = ~np.array([gate.withholds(c) for c in gate.calibration.confidence(o.top_logit)], dtype=bool)
+def answered_share(answered: np.ndarray, o: Outcomes) -> dict:
+    """Of the questions `answered` (a mask): the share of answerable questions answered, the precision of all
+    answers (1.0 when none), and the counts."""
     return {"answerable_answered": float(answered[o.answerable].mean()) if o.answerable.any() else 0.0,
             "precision": float(o.right[answered].mean()) if answered.any() else 1.0,
             "answered": int(answered.sum()), "questions": len(answered)}
+
+
+def at_threshold(gate: AnswerGate, o: Outcomes) -> dict:
+    """What the gate does on `o`: the share of answerable questions answered, and the precision of all answers."""
+    answered = ~np.array([gate.withholds(c) for c in gate.confidences(o.gate_input(gate))], dtype=bool)
+    return answered_share(answered, o)

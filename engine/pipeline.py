@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from earlyrank.engine.abstention import AnswerGate
+from earlyrank.engine.answer_features import question_features
 from earlyrank.engine.answer_sentence import MAX_SENTENCES, AnswerSentence, best_sentence
 from earlyrank.engine.fused_rerank import rerank_fused
 from earlyrank.engine.fusion import CandidateSignals, Fusion
@@ -116,16 +117,23 @@ class Pipeline:
         """Recall `depth` candidate passages (only of documents matching the metadata `filter`, if given) and
         rerank them; the result holds the top `k` documents, each by its best passage, or with `all_passages`
         the top `k` passages."""
+        return self._top(self._rerank_all(query, mode, policy, depth, deadline, cancel, filter), k, all_passages)
+
+    def _rerank_all(self, query: str, mode: str | None = None, policy: Policy | None = None,
+                    depth: int | None = None, deadline: float | None = None, cancel: threading.Event | None = None,
+                    filter: FilterSpec = None) -> RerankResult:
+        """`rerank`'s work before the cut to the top k: every candidate, best first."""
         if self.scorer is None:
             raise ValueError("this pipeline has no reranker; load one with a model directory")
         query = check_query(query)
         candidates = self._recall(query, depth or self.depth, mode, filter)
         passages = [self.index.doc(h.doc_id).full_text for h in candidates]
         if self.fusion is not None and policy is None:
-            result = self._rerank_fused(query, candidates, passages, depth or self.depth, deadline, cancel)
-        else:
-            result = rerank(query, candidates, passages, self.scorer, policy or self.policy, self.blend, deadline,
-                            cancel)
+            return self._rerank_fused(query, candidates, passages, depth or self.depth, deadline, cancel)
+        return rerank(query, candidates, passages, self.scorer, policy or self.policy, self.blend, deadline, cancel)
+
+    def _top(self, result: RerankResult, k: int, all_passages: bool = False) -> RerankResult:
+        """`result` cut to its top `k` documents, each by its best passage, or with `all_passages` passages."""
         hits = (with_passages(result.hits[:k], self.index.passage) if all_passages
                 else by_document(result.hits, self.index.passage, k))
         return RerankResult(hits, result.scored, result.candidates, result.stopped_early, result.reason,
@@ -147,15 +155,18 @@ class Pipeline:
         few short pairs, counted in `seconds`, not in `scored`), with offsets in the answer passage's text.
         `options` go to `rerank` (`all_passages` among them)."""
         started = time.perf_counter()
-        result = self.rerank(query, k, **options)
+        all_passages = options.pop("all_passages", False)
+        ranked = self._rerank_all(query, **options)
+        result = self._top(ranked, k, all_passages)
         top = result.hits[0] if result.hits else None
         confidence = top.confidence if top else None
         passage = self.index.doc(top.doc_id) if top else None
         warning = unreadable_warning(query)
         answer_confidence, abstained = None, warning is not None
-        if self.answer_gate is not None and top is not None and top.logit is not None:
-            answer_confidence = self.answer_gate.answer_confidence(top.logit)
-            abstained = abstained or self.answer_gate.withholds(answer_confidence)
+        if self.answer_gate is not None:
+            answer_confidence = self._answer_confidence(query, ranked.hits, options.get("mode") or self.mode)
+            if answer_confidence is not None:
+                abstained = abstained or self.answer_gate.withholds(answer_confidence)
         sentence = None
         if (sentence_too and not abstained and passage is not None and self.scorer is not None and result.scored
                 and result.reason not in (StopReason.DEADLINE, StopReason.CLIENT_GONE) and has_content(passage.text)):
@@ -166,6 +177,17 @@ class Pipeline:
         return Answer(query, passage, confidence, result.hits, result.scored, result.candidates,
                       result.stopped_early, result.reason, time.perf_counter() - started, sentence,
                       answer_confidence, abstained, warning, top.passage if top else None)
+
+    def _answer_confidence(self, query: str, ranked: list[Hit], mode: str) -> float | None:
+        """The gate's answer confidence for `ranked` (every candidate, reranked), or None where the gate cannot
+        judge it: its top passage unscored, or recalled in a mode the gate does not read."""
+        gate = self.answer_gate
+        if gate is None or not ranked or ranked[0].logit is None or not gate.reads(mode):
+            return None
+        if gate.top_logit_only:
+            return gate.answer_confidence(ranked[0].logit)
+        features = question_features(self.index, check_query(query), ranked)
+        return None if features is None else gate.answer_confidence(features)
 
 
 def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 100,
@@ -192,7 +214,14 @@ def load_pipeline(index_dir, model_dir=None, mode: str = "hybrid", depth: int = 
             "%s: the model's learned fusion needs an index with both BM25 and dense parts; this one has not, so "
             "answers use the blended confidence instead (rebuild the index with both parts to use it)", index.path)
         fusion, fusion_stop = None, None
-    return Pipeline(index, scorer, policy, mode, depth, blend, fusion, fusion_stop, AnswerGate.load(model))
+    gate = AnswerGate.load(model)
+    if gate is not None and not gate.reads(mode):
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "the model's answer gate reads %s recall; under %s recall answers come without an answer confidence "
+            "and are never withheld (ask with mode %s for one)", gate.recall_mode, mode, gate.recall_mode)
+    return Pipeline(index, scorer, policy, mode, depth, blend, fusion, fusion_stop, gate)
 
 
 def load_fusion(model_dir, depth: int = 100) -> tuple[Fusion | None, BoundStop | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -15,7 +16,7 @@ from earlyrank.engine.model_files import ANSWER_GATE
 from earlyrank.engine.pipeline import Pipeline
 
 # FakeScorer: logit = query words in the passage - 2. For FRANCE the top passage (d3, Paris) has logit 3.
-GATE = AnswerGate(Calibration(1.0, 0.0, "platt"), threshold=0.9)
+GATE = AnswerGate.platt(Calibration(1.0, 0.0, "platt"), threshold=0.9)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_a_gate_is_stored_with_the_model_and_refused_when_broken(tmp_path):
     with pytest.raises(ValueError, match="answer_gate.json.*fit it again"):
         AnswerGate.load(tmp_path)
     with pytest.raises(ValueError, match="probability"):
-        AnswerGate(Calibration(), 1.5)
+        AnswerGate.platt(Calibration(), 1.5)
 
 
 def test_twins_thresholds_and_risk_coverage_by_hand():
@@ -90,6 +91,122 @@ def test_tied_confidences_never_break_the_promised_precision():
 
 
 def test_a_threshold_of_one_answers_nothing():
-    gate = AnswerGate(Calibration(5.0, 0.0), 1.0)
+    gate = AnswerGate.platt(Calibration(5.0, 0.0), 1.0)
     assert gate.answer_confidence(10.0) == 1.0 and gate.withholds(1.0)
-    assert not AnswerGate(Calibration(), 0.5).withholds(0.5)
+    assert not AnswerGate.platt(Calibration(), 0.5).withholds(0.5)
+
+
+# The multi-feature gate: its features by hand, the gate in Pipeline.ask, and the first gate's file still read.
+
+def test_the_top_passages_features_by_hand():
+    import numpy as np
+
+    from earlyrank.engine.answer_features import ANSWER_FEATURES, answer_features, query_overlap
+    from earlyrank.engine.fusion import CandidateSignals
+    from earlyrank.engine.rerank import NO_CONTENT_LOGIT
+    from earlyrank.indexes.types import Hit
+
+    # Recall order a, b, c, d; the reranker put b first (logit 3.0), a second (1.0); c unscored; d contentless.
+    ranked = [Hit("b", 0.9, 1, {"recall": 0.030, "recall_rank": 2, "logit": 3.0}),
+              Hit("a", 0.7, 2, {"recall": 0.032, "recall_rank": 1, "logit": 1.0}),
+              Hit("c", -1.0, 3, {"recall": 0.020, "recall_rank": 3}),
+              Hit("d", -2.0, 4, {"recall": 0.010, "recall_rank": 4, "logit": NO_CONTENT_LOGIT})]
+    signals = CandidateSignals(np.array([0.8, 0.6, 0.5, 0.1]), np.array([10.0, 5.0, 0.0, 2.0]),
+                               np.array([1.0, 2.0, 3.0, 4.0]))
+    features = dict(zip(ANSWER_FEATURES, answer_features(ranked, signals, 0.5), strict=True))
+    assert features == pytest.approx({"top_logit": 3.0, "logit_margin": 2.0, "recall_score": 0.030,
+                                      "recall_top1": 0.0, "cosine": 0.6, "cosine_gap": -0.2, "bm25_rel": 0.5,
+                                      "query_overlap": 0.5})
+    # The only other scored passage is contentless: no rival, so the margin is the fixed 0.0 (not 3 + 1e4).
+    alone = answer_features([ranked[1], ranked[2], ranked[3]], signals, 0.0)
+    assert alone is not None and alone[1] == 0.0 and alone[3] == 1.0  # a, recall's first, on top
+    assert answer_features([ranked[2], ranked[0]], signals, 0.0) is None  # the top passage was not scored
+    # content words what, capit(al), franc(e): two of the three are in the passage
+    assert query_overlap("What is the capital of France?", "Paris. Paris is the capital of France.") == 2 / 3
+    assert query_overlap("capital cities", "the capital") == 0.5
+    assert query_overlap("Is it the?", "anything") == 0.0  # stop words only
+
+
+class BagOfWordsDense:
+    """Dense vectors without a model: stemmed content words hashed into 256 dimensions, normalized; the real
+    `DenseIndex` (faiss, flat) behind them, its query vector made the same way."""
+
+    @staticmethod
+    def embed(text: str):
+        import zlib
+
+        import numpy as np
+
+        from earlyrank.indexes.tokenize import Tokenizer
+
+        v = np.zeros(256, dtype=np.float32)
+        for word in Tokenizer()(text):
+            v[zlib.crc32(word.encode()) % 256] += 1.0
+        return v / max(float(np.linalg.norm(v)), 1e-9)
+
+    @classmethod
+    def index(cls, docs):
+        import numpy as np
+
+        from earlyrank.indexes.dense import DenseIndex, DenseParams
+
+        class Dense(DenseIndex):
+            def query_vector(self, query: str):
+                return cls.embed(query)
+
+        return Dense.from_vectors([d.id for d in docs], np.vstack([cls.embed(d.full_text) for d in docs]),
+                                  DenseParams())
+
+
+@pytest.fixture(scope="module")
+def hybrid_index(tiny_index):
+    return dataclasses.replace(tiny_index, dense=BagOfWordsDense.index(tiny_index.docs))
+
+
+def features_gate(threshold: float) -> AnswerGate:
+    """log-odds = top_logit + logit_margin + recall_top1 + 3 * query_overlap - 6 (the other weights 0)."""
+    from earlyrank.engine.answer_features import ANSWER_FEATURES
+
+    weights = {"top_logit": 1.0, "logit_margin": 1.0, "recall_top1": 1.0, "query_overlap": 3.0}
+    return AnswerGate(tuple(weights.get(f, 0.0) for f in ANSWER_FEATURES), -6.0, threshold, ANSWER_FEATURES, "hybrid")
+
+
+def test_the_multi_feature_gate_withholds_below_its_threshold_and_answers_above(hybrid_index):
+    # FakeScorer on FRANCE, every candidate scored: d3 (Paris) logit 3, best rival d4 (Berlin) 2, so margin 1;
+    # d3 is first in both recall lists (recall_top1 1); content words what/capit/franc, 2 in d3: overlap 2/3.
+    # log-odds 3 + 1 + 1 + 2 - 6 = 1: answer confidence sigmoid(1) = 0.731059.
+    answer = Pipeline(hybrid_index, FakeScorer(), mode="hybrid", answer_gate=features_gate(0.7)).ask(FRANCE)
+    assert answer.answer is not None and answer.answer.id == "d3" and not answer.abstained
+    assert answer.answer_confidence == pytest.approx(0.731059, abs=1e-6)
+    withheld = Pipeline(hybrid_index, FakeScorer(), mode="hybrid", answer_gate=features_gate(0.75)).ask(FRANCE)
+    assert withheld.abstained and withheld.answer_confidence == pytest.approx(0.731059, abs=1e-6)
+    assert withheld.sentence is None and [h.doc_id for h in withheld.hits][:2] == ["d3", "d4"]
+
+
+def test_the_multi_feature_gate_judges_only_the_recall_it_was_fitted_on(hybrid_index, tiny_index):
+    gate = features_gate(0.99)  # would withhold d3's answer under hybrid recall
+    for index in (hybrid_index, tiny_index):
+        answer = Pipeline(index, FakeScorer(), mode="bm25", answer_gate=gate).ask(FRANCE)
+        assert answer.answer_confidence is None and not answer.abstained and answer.answer.id == "d3"
+    assert Pipeline(hybrid_index, FakeScorer(), mode="bm25", answer_gate=gate).ask(FRANCE, mode="hybrid").abstained
+
+
+def test_a_first_format_gate_file_is_still_read_as_platt_scaling_of_the_top_logit(tmp_path, tiny_index):
+    (tmp_path / ANSWER_GATE).write_text(
+        '{"calibration": {"scale": 0.5, "bias": -1.0, "method": "platt"}, "threshold": 0.6}')
+    gate = AnswerGate.load(tmp_path)
+    assert gate is not None and gate.top_logit_only and gate.recall_mode is None
+    assert gate.answer_confidence(4.0) == pytest.approx(0.731059, abs=1e-6)  # sigmoid(0.5 * 4 - 1)
+    answer = Pipeline(tiny_index, FakeScorer(), mode="bm25", answer_gate=gate).ask(FRANCE)
+    assert answer.answer_confidence == pytest.approx(0.622459, abs=1e-6) and not answer.abstained  # sigmoid(0.5)
+    assert json.loads(json.dumps(gate.as_dict())) == json.loads((tmp_path / ANSWER_GATE).read_text())
+
+
+def test_a_multi_feature_gate_round_trips_and_a_wrong_feature_list_is_refused(tmp_path):
+    gate = features_gate(0.7)
+    (tmp_path / ANSWER_GATE).write_text(json.dumps(gate.as_dict()))
+    assert AnswerGate.load(tmp_path) == dataclasses.replace(gate, report={})
+    data = {**gate.as_dict(), "features": ["top_logit", "cosine"], "weights": [1.0, 1.0]}
+    (tmp_path / ANSWER_GATE).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="answer_gate.json.*fit it again"):
+        AnswerGate.load(tmp_path)
