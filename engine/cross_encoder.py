@@ -3,8 +3,9 @@
 This module is the only torch code on the scoring path: it produces raw logits. Turning logits into
 calibrated confidences is `engine.calibration`; deciding when to stop is `engine.stopping`.
 
-Scoring sorts pairs by length, batches them with dynamic padding (no batch is padded beyond its longest
-pair), truncates question and passage together (``longest_first``) and runs under ``torch.inference_mode``.
+Scoring sorts pairs by length, batches them with dynamic padding (a batch is padded to its longest pair, rounded
+up to a multiple of 16 tokens, and holds a power-of-two number of pairs unless full, so the model sees few
+shapes), truncates question and passage together (``longest_first``) and runs under ``torch.inference_mode``.
 A passage longer than the pair's room can be read in several overlapping windows, the pair keeping its best
 window's logit (``windows``, MaxP as in Dai & Callan, SIGIR 2019); the number is measured on dev and stored in
 the model's inference.json (`benchmarks/lengths.py`).
@@ -40,6 +41,9 @@ from earlyrank.engine.scoring import ScoredPairs
 from earlyrank.engine.token_cache import TokenCache
 
 MAX_POSITIONS = 512  # BERT's longest input; no pair keeps more of a text than this
+# Forward passes see few distinct shapes: torch keeps kernels and buffers for each (rows, width) it meets, a few
+# MB each, so a server fed every width and row count grew by hundreds of MB (benchmarks/load.py --soak).
+WIDTH_STEP = 16
 
 
 class TorchBackend:
@@ -62,6 +66,20 @@ class TorchBackend:
 
         with torch.inference_mode():
             return self.model(**batch).logits[:, 0].float().numpy()
+
+
+def row_counts(pairs: int, batch_size: int) -> list[int]:
+    """Rows of each forward pass over `pairs` pairs: full batches of `batch_size`, then the rest in powers of two
+    (13 -> 8, 4, 1), so at most log2(batch_size) + 2 row counts ever reach the model and no row is padding."""
+    counts = [batch_size] * (pairs // batch_size)
+    rest = pairs % batch_size
+    return counts + [1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1]
+
+
+def padded_width(longest: int, step: int, limit: int) -> int:
+    """`longest` rounded up to a multiple of `step`, but not past `limit` (nor below `longest`): the width a batch
+    is padded to, one of about limit / step."""
+    return max(longest, min(-(-longest // step) * step, limit))
 
 
 def window_starts(length: int, width: int, windows: int) -> list[int]:
@@ -158,9 +176,10 @@ class CrossEncoder:
                 owner.append(i)
         return pairs, np.asarray(owner)
 
-    def batch(self, pairs: Sequence[tuple[list[int], int]]):
-        """Model inputs for pairs from `pair_ids`, padded to the longest pair of this batch only."""
-        width = max(len(ids) for ids, _ in pairs)
+    def batch(self, pairs: Sequence[tuple[list[int], int]], step: int = 1):
+        """Model inputs for pairs from `pair_ids`, padded to the longest pair of this batch rounded up to a multiple
+        of `step` (at most `max_length`)."""
+        width = padded_width(max(len(ids) for ids, _ in pairs), step, self.max_length)
         ids = np.full((len(pairs), width), self.tokenizer.pad_token_id, dtype=np.int64)
         types = np.zeros((len(pairs), width), dtype=np.int64)
         mask = np.zeros((len(pairs), width), dtype=np.int64)
@@ -186,12 +205,14 @@ class CrossEncoder:
         if not passages:
             return np.zeros(0, dtype=np.float32)
         pairs, owner = self.window_ids(queries, passages)
-        # Batches of pairs sorted by token length: no batch is padded beyond its own longest pair.
+        # Batches of pairs sorted by token length, each padded to its longest pair's width bucket (`WIDTH_STEP`).
         order = np.argsort([-len(ids) for ids, _ in pairs], kind="stable")
         each = np.empty(len(pairs), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            each[idx] = self.backend.forward(self.batch([pairs[i] for i in idx]))
+        start = 0
+        for rows in row_counts(len(order), self.batch_size):
+            idx = order[start:start + rows]
+            each[idx] = self.backend.forward(self.batch([pairs[i] for i in idx], WIDTH_STEP))
+            start += rows
         if len(pairs) == len(passages):
             return each
         out = np.full(len(passages), -np.inf, dtype=np.float32)

@@ -180,3 +180,34 @@ def test_window_count_is_the_measured_choice_and_caches_apart(tmp_path):
     assert model_key(tmp_path, 256) != model_key(tmp_path, 256, windows=4)
     with pytest.raises(ValueError, match="windows"):
         window_scorer(windows=0)
+
+
+def test_row_counts_and_widths_come_from_small_sets():
+    from earlyrank.engine.cross_encoder import padded_width, row_counts
+
+    assert row_counts(13, 16) == [8, 4, 1]
+    assert row_counts(35, 16) == [16, 16, 2, 1]
+    assert row_counts(32, 16) == [16, 16] and row_counts(0, 16) == []
+    assert padded_width(17, 16, 192) == 32 and padded_width(32, 16, 192) == 32
+    assert padded_width(185, 16, 190) == 190  # never past max_length
+    assert padded_width(30, 16, 24) == 30  # nor below the longest pair
+
+
+def test_the_model_sees_a_bounded_set_of_shapes_and_the_same_logits():
+    # Every distinct (rows, width) costs the torch process a few MB it keeps; exact shapes grew a server by
+    # hundreds of MB in a 10-minute soak (benchmarks/load.py --soak).
+    scorer = window_scorer(windows=1, max_length=64)
+    shapes: set[tuple[int, int]] = set()
+    forward = scorer.backend.forward
+
+    def recording(batch):
+        shapes.add(batch["input_ids"].shape)
+        return forward(batch)
+
+    scorer.backend.forward = recording
+    for n in range(1, 40):  # every passage length and candidate count up to 39
+        passages = [" ".join(["needle"] * (k % 7) + ["hay"] * (k + n)) for k in range(n)]
+        logits = scorer.logits(["where is the needle"] * n, passages)
+        assert logits.tolist() == [1 + k % 7 for k in range(n)]  # the question's needle too; padding changes none
+    assert {rows for rows, _ in shapes} <= {16, 8, 4, 2, 1}
+    assert {width for _, width in shapes} <= {16, 32, 48, 64}
