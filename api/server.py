@@ -1,5 +1,6 @@
 """Run the service under uvicorn the way a supervisor expects: SIGTERM drains it (`api.shutdown`) and the process
-exits with status 0; a failed load exits with status 3 (`STARTUP_FAILURE`), with any number of workers.
+exits with status 0; a failed load exits with status 3 (`STARTUP_FAILURE`), with any number of workers. Idle
+client connections stay open `Settings.keep_alive_seconds`, longer than clients' own idle limits.
 
     serve(Settings(port=9000))
 """
@@ -36,12 +37,13 @@ def serve(settings: Settings, app: ASGIApp | None = None) -> None:
     backstop = math.ceil(settings.shutdown_grace_seconds) + BACKSTOP_SECONDS
     if settings.workers == 1:
         uvicorn.run(app or create_app(settings), host=settings.host, port=settings.port,
-                    timeout_graceful_shutdown=backstop)
+                    timeout_graceful_shutdown=backstop, timeout_keep_alive=settings.keep_alive_seconds)
         return
     # uvicorn.run's own multi-process branch, keeping the supervisor to read its workers' exit statuses: it
     # stops once a worker exits with STARTUP_FAILURE, but then exits with status 0 itself.
     config = uvicorn.Config("earlyrank.api.app:app_from_env", factory=True, workers=settings.workers,
-                            host=settings.host, port=settings.port, timeout_graceful_shutdown=backstop)
+                            host=settings.host, port=settings.port, timeout_graceful_shutdown=backstop,
+                            timeout_keep_alive=settings.keep_alive_seconds)
     supervisor = Multiprocess(config, sockets=[config.bind_socket()])
     supervisor.run()
     if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
