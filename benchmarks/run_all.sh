@@ -18,6 +18,7 @@ python benchmarks/recall.py --sparse-only --datasets scifact --k 10 --out result
 earlyrank export-onnx
 python benchmarks/speed.py
 python benchmarks/load.py --seconds 8 --levels 1 8 32 --workers 2
+python benchmarks/load.py --batching on --workers 1 --seconds 20 --soak 600 --port 18765 --out results/load-soak.json
 python benchmarks/ray_scaling.py
 python benchmarks/explain.py --pairs 15
 python benchmarks/lengths.py
