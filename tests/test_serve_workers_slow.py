@@ -78,11 +78,18 @@ def test_two_workers_share_the_port_and_answer_alike(tmp_path):
                 continue
             assert response.status_code == 200, response.text
             answers.add(response.json()["answer"]["id"])
-        # Enough requests that both workers take some; every one gets the same answer.
-        for _ in range(8):
+        # Enough requests that both workers take some; every one gets the same answer. The other worker may still
+        # be loading its model: its 503 loading is the designed answer then, so only count what was answered.
+        answered = 0
+        while answered < 8 and time.monotonic() < deadline:
             response = httpx.post(f"{base}/v1/answer", json={"query": "Which animals hunt mice?"}, timeout=60)
+            if response.status_code == 503 and response.json()["error_type"] == "loading":
+                time.sleep(0.5)
+                continue
             assert response.status_code == 200, response.text
             answers.add(response.json()["answer"]["id"])
+            answered += 1
+        assert answered == 8
         assert len(answers) == 1 and answers <= {"d1", "d10"}
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 0  # a clean stop, as a supervisor expects
