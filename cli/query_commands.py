@@ -167,7 +167,11 @@ def ask(
         typer.echo(hits_table(answer.hits, pipeline.index.doc))
         return
     if best is None:
-        typer.echo("no passage matched the question")
+        if spec and not answer.hits:  # most often a misspelt field or value: a filter that matches nothing
+            typer.echo(f"no document matches the filter {json.dumps(spec, ensure_ascii=False)}; fields and values "
+                       f"must equal the documents' metadata exactly (see `earlyrank search --json`)")
+        else:
+            typer.echo("no passage matched the question")
         return
     # The sentence that answers, not the whole passage (which can run to thousands of characters).
     said = answer.sentence.text if answer.sentence else best.text

@@ -252,3 +252,11 @@ def test_cli_ask_filter(index, monkeypatch):
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
     assert answer["answer"]["id"] == "d4" and [h["doc_id"] for h in answer["hits"]] == ["d4"]
+
+
+def test_cli_ask_says_when_the_filter_matches_no_document(index, monkeypatch):
+    monkeypatch.setattr("earlyrank.engine.pipeline.load_pipeline",
+                        lambda *a, **k: Pipeline(index, FakeScorer(), mode="bm25"))
+    result = runner.invoke(cli, ["ask", FRANCE, "--mode", "bm25", "--filter", "colour=red"])
+    assert result.exit_code == 0, result.output
+    assert 'no document matches the filter {"colour": "red"}' in result.output
