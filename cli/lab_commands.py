@@ -261,7 +261,7 @@ def adapt(
     """
     from earlyrank.engine.adaptation import AdaptParams
     from earlyrank.engine.adaptation import adapt as run_adapt
-    from earlyrank.engine.model_files import ModelLoadError, check_model_dir
+    from earlyrank.engine.model_files import ANSWER_GATE, ModelLoadError, check_model_dir
     from earlyrank.indexes.store import IndexStoreError
 
     try:
@@ -281,3 +281,7 @@ def adapt(
         line += f"; calibration refit on {c['pairs']} held-out pairs, pseudo-label ECE {c['pseudo_ece_before']:.3f}"
         line += f" -> {c['pseudo_ece_after']:.3f}"
     typer.echo(f"{line}; model in {out}")
+    if (model / ANSWER_GATE).is_file():
+        typer.echo(f"note: {model.name}'s answer gate is not carried over: it was fitted to that model's scores, so "
+                   f"the adapted model answers every question; fit one with `earlyrank fit-abstention` if you have "
+                   f"labelled questions")

@@ -73,7 +73,8 @@ def adapt(index_path: Path, base_model: Path, out: Path, params: AdaptParams, pr
     index = load_index(index_path)
     index.retriever("hybrid")  # fail now, naming the missing part, not after minutes of group building
     rng = random.Random(params.seed)
-    held = sentence_groups(index, params.held_out, negatives=params.negatives, depth=params.depth, rng=rng)
+    held = sentence_groups(index, params.held_out, negatives=params.negatives, depth=params.depth,
+                           rng=rng) if params.recalibrate else []
     held_docs = frozenset(d.id for d in index.docs for g in held if g.query in d.text)
     groups = distill_groups(index, params.distill, size=params.negatives + 1, depth=params.depth, rng=rng,
                             exclude=held_docs)

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from earlyrank.cli import app
 from earlyrank.engine.adaptation import ADAPTATION, AdaptParams, adapt
-from earlyrank.engine.model_files import CALIBRATION, DEFAULT_MODEL, INFERENCE, OPERATING_POINT
+from earlyrank.engine.model_files import ANSWER_GATE, CALIBRATION, DEFAULT_MODEL, INFERENCE, OPERATING_POINT
 from earlyrank.indexes.store import build_index
 from earlyrank.indexes.types import Document
 
@@ -66,3 +66,13 @@ def test_adapt_trains_on_the_corpus_and_refits_calibration(tmp_path):
     assert fitted["pairs"] == 40 and fitted["pseudo_ece_after"] <= fitted["pseudo_ece_before"] + 1e-9
     assert json.loads((out / CALIBRATION).read_text())["scale"] == pytest.approx(fitted["fitted"]["scale"])
     assert json.loads((out / ADAPTATION).read_text())["base_model"] == str(DEFAULT_MODEL)
+    assert not (out / ANSWER_GATE).exists()  # fitted to the base model's scores: not carried over
+
+
+@pytest.mark.slow
+def test_adapt_says_the_answer_gate_is_not_carried_over(tmp_path):
+    index = build_index(corpus(), tmp_path / "idx", progress=False)
+    result = runner.invoke(app, ["adapt", "--index", str(index), "--out", str(tmp_path / "m"), "--distill", "2",
+                                 "--sentence", "2", "--max-minutes", "0.2", "--no-recalibrate"])
+    assert result.exit_code == 0, result.output
+    assert "answer gate is not carried over" in result.output
