@@ -96,19 +96,23 @@ class Pipeline:
         passages; with a metadata `filter` (``{"category": "billing"}``, see `indexes.filters`), of the documents
         that match. FilterError (a ValueError) for a filter that is not one."""
         query = check_query(query)
+        allowed = self._allowed(filter)
         if all_passages:
-            return with_passages(self._recall(query, k, mode, filter), self.index.passage)
+            return with_passages(self._recall(query, k, mode, allowed), self.index.passage)
         wanted = k
         while True:  # recall more passages until they come from k documents, or there are no more
-            hits = self._recall(query, wanted, mode, filter)
+            hits = self._recall(query, wanted, mode, allowed)
             best = by_document(hits, self.index.passage, k)
             if len(best) == k or len(hits) < wanted or wanted >= len(self.index.docs):
                 return best
             wanted *= 4
 
-    def _recall(self, query: str, k: int, mode: str | None, filter: FilterSpec) -> list[Hit]:
+    def _allowed(self, filter: FilterSpec) -> np.ndarray | None:
+        """The positions recall may return under the metadata `filter` (None: all), computed once a query."""
+        return None if filter is None else self.index.metadata.allowed(filter)
+
+    def _recall(self, query: str, k: int, mode: str | None, allowed: np.ndarray | None) -> list[Hit]:
         # The filter applies inside recall, so that k matching documents come back whenever k exist.
-        allowed = None if filter is None else self.index.metadata.allowed(filter)
         return search_within(self.index.retriever(mode or self.mode), query, k, allowed)
 
     def rerank(self, query: str, k: int = 10, mode: str | None = None, policy: Policy | None = None,
@@ -126,7 +130,7 @@ class Pipeline:
         if self.scorer is None:
             raise ValueError("this pipeline has no reranker; load one with a model directory")
         query = check_query(query)
-        candidates = self._recall(query, depth or self.depth, mode, filter)
+        candidates = self._recall(query, depth or self.depth, mode, self._allowed(filter))
         passages = [self.index.doc(h.doc_id).full_text for h in candidates]
         if self.fusion is not None and policy is None:
             return self._rerank_fused(query, candidates, passages, depth or self.depth, deadline, cancel)
