@@ -12,6 +12,7 @@ many kinds, which fine-tuning on two small domains alone loses.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -22,6 +23,24 @@ from earlyrank.indexes.sentences import sentences
 from earlyrank.indexes.store import LoadedIndex
 
 TEMPERATURE = 0.05  # cosine / 0.05: the scale (20) all-MiniLM-L6-v2 was trained with
+_WORD = re.compile(r"[^\W_][\w\-']*")
+
+
+def keyword_query(sentence: str, rng: random.Random, shortest: int = 2, longest: int = 5) -> str | None:
+    """A web-search-like query made from `sentence`: between `shortest` and `longest` of its content words
+    (scikit-learn's English stop-word list removed), lowercased, in their order in the sentence; None if the
+    sentence has fewer than `shortest` content words. E.g. "The enzyme is expressed in the left ventricle of mice"
+    may give "enzyme left ventricle". ValueError if `shortest` < 1 or `longest` < `shortest`."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    if shortest < 1 or longest < shortest:
+        raise ValueError(f"need 1 <= shortest <= longest, got shortest={shortest}, longest={longest}")
+    words = [w.lower() for w in _WORD.findall(sentence)]
+    content = [w for w in words if w not in ENGLISH_STOP_WORDS and len(w) > 1]
+    if len(content) < shortest:
+        return None
+    size = rng.randint(shortest, min(longest, len(content)))
+    return " ".join(content[i] for i in sorted(rng.sample(range(len(content)), size)))
 
 
 def teacher_scores(index: LoadedIndex, query: str, positions: Sequence[int]) -> tuple[float, ...]:
@@ -46,14 +65,16 @@ def with_teacher(groups: list[Group], index: LoadedIndex) -> list[Group]:
 
 
 def distill_groups(index: LoadedIndex, count: int, *, size: int, depth: int, rng: random.Random,
-                   exclude: frozenset[str] = frozenset(), min_words: int = 6, max_words: int = 40) -> list[Group]:
+                   exclude: frozenset[str] = frozenset(), min_words: int = 6, max_words: int = 40,
+                   keywords: float = 0.0) -> list[Group]:
     """Up to `count` label-free groups of `size` passages, each with the teacher's scores.
 
     The question is one sentence of a corpus passage (inverse cloze), or, for a third of the groups where the
     corpus has titles, a passage's title. Its candidates are `size` passages drawn from the hybrid top `depth`
     for it, its own passage, its article's other passages (same title) and any in `exclude` (e.g. dev
     passages) left out, so that the teacher ranks by
-    meaning rather than by a copy of the question. ValueError if `size` < 2.
+    meaning rather than by a copy of the question. With chance `keywords` a sentence question is cut to a few of its
+    content words (`keyword_query`), so that some questions look like web-search queries. ValueError if `size` < 2.
     """
     if size < 2:
         raise ValueError(f"a distillation group needs at least 2 passages, got size={size}")
@@ -73,6 +94,10 @@ def distill_groups(index: LoadedIndex, count: int, *, size: int, depth: int, rng
             if not choices:
                 continue
             question = rng.choice(choices)
+            if keywords and rng.random() < keywords:
+                question = keyword_query(question, rng)
+                if question is None:
+                    continue
         hits = [h.doc_id for h in hybrid.search(question, depth)
                 if h.doc_id != doc.id and h.doc_id not in exclude
                 and not (doc.title and index.doc(h.doc_id).title == doc.title)]

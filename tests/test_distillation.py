@@ -7,7 +7,14 @@ import random
 import numpy as np
 import pytest
 
-from earlyrank.engine.distillation import TEMPERATURE, distill_groups, distill_loss, teacher_scores, with_teacher
+from earlyrank.engine.distillation import (
+    TEMPERATURE,
+    distill_groups,
+    distill_loss,
+    keyword_query,
+    teacher_scores,
+    with_teacher,
+)
 from earlyrank.engine.training import TrainParams, batch_loss
 from earlyrank.engine.training_data import Group
 from earlyrank.indexes.corpus import load_corpus
@@ -58,6 +65,27 @@ def test_distill_groups_are_label_free_and_never_hold_their_own_or_excluded_pass
         assert g.teacher == teacher_scores(tiny_index, g.query, [tiny_index.position(d.id) for d in passages])
     with pytest.raises(ValueError, match="at least 2"):
         distill_groups(tiny_index, 1, size=1, depth=5, rng=random.Random(0))
+
+
+def test_keyword_queries_keep_a_few_content_words_in_order():
+    sentence = "The enzyme is strongly expressed in the left ventricle of adult mice."
+    content = ["enzyme", "strongly", "expressed", "left", "ventricle", "adult", "mice"]
+    for seed in range(20):
+        words = keyword_query(sentence, random.Random(seed)).split()
+        assert 2 <= len(words) <= 5
+        assert words == [w for w in content if w in words]  # content words only, in the sentence's order
+    assert keyword_query("It is what it was.", random.Random(0)) is None  # stop words only
+    with pytest.raises(ValueError, match="shortest"):
+        keyword_query(sentence, random.Random(0), shortest=3, longest=2)
+
+
+def test_distill_groups_with_keywords_ask_keyword_queries(tiny_index):
+    groups = distill_groups(tiny_index, 6, size=3, depth=12, rng=random.Random(1), min_words=3, keywords=1.0)
+    titles = {d.title for d in tiny_index.docs if d.title}
+    asked = [g.query for g in groups if g.query not in titles]
+    assert asked and all(q == q.lower() and len(q.split()) <= 5 for q in asked)
+    assert all(g.teacher == teacher_scores(tiny_index, g.query, [tiny_index.position(d.id) for d in
+               [{x.full_text: x for x in tiny_index.docs}[p] for p in (g.positive, *g.negatives)]]) for g in groups)
 
 
 def test_the_distill_loss_is_zero_only_when_the_student_ranks_as_the_teacher():
