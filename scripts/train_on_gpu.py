@@ -22,6 +22,7 @@ import hashlib
 import json
 import platform
 import random
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def batch_loss(logits: list[torch.Tensor], batch: list[dict], distill_weight: fl
 
 
 def save_parts(model, tokenizer, out: Path, part_mib: float) -> dict:
-    tmp = out.parent / (out.name + "-model")
+    tmp = Path(tempfile.mkdtemp())  # the whole file stays out of OUT, whose files are size-limited
     model.to(torch.float16).save_pretrained(str(tmp), safe_serialization=True)
     tokenizer.save_pretrained(str(tmp))
     data = (tmp / "model.safetensors").read_bytes()
