@@ -1,4 +1,5 @@
-"""Recall benchmark: BM25 (ours, rank-bm25, bm25s), dense and hybrid on real data, and a scaling run.
+"""Recall benchmark: BM25 (bm25s, as the index builds it; rank-bm25 as the peer), dense and hybrid on real data,
+and a scaling run.
 
     python benchmarks/recall.py                      # SciFact and XQuAD test, every backend
     python benchmarks/recall.py --scaling 10000 100000 1000000 --dense-scaling 10000
@@ -31,29 +32,6 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class Bm25sRetriever:
-    """bm25s (Lucene variant) on our tokens, as a peer."""
-
-    name = "bm25s"
-
-    def __init__(self, ids, texts, params: BM25Params):
-        import bm25s
-
-        self.ids, self.tokenizer = ids, params.tokenizer()
-        self.model = bm25s.BM25(method="lucene", k1=params.k1, b=params.b)
-        self.model.index([self.tokenizer(t) for t in texts], show_progress=False)
-
-    def search(self, query, k):
-        from earlyrank.indexes.types import Hit
-
-        tokens = [t for t in self.tokenizer(query) if t in self.model.vocab_dict] or ["<unk>"]
-        if tokens == ["<unk>"]:
-            return []
-        docs, scores = self.model.retrieve([tokens], k=k, show_progress=False)
-        pairs = zip(docs[0], scores[0], strict=True)
-        return [Hit(self.ids[d], float(s), r, {}) for r, (d, s) in enumerate(pairs, 1) if s > 0]
-
-
 def timed_build(make):
     started = time.perf_counter()
     built = make()
@@ -80,16 +58,14 @@ def real_data(names: list[str], dense: bool = True) -> tuple[list[dict], dict]:
         queries, qrels = ds.split("test")
         ids, texts = [d.id for d in ds.corpus], [d.full_text for d in ds.corpus]
         bm25, t_bm25 = timed_build(lambda: BM25Index.build(ids, texts))
-        evaluate("bm25 (ours, lucene)", bm25, queries, qrels, t_bm25, rows, name)
+        evaluate("bm25 (bm25s, lucene)", bm25, queries, qrels, t_bm25, rows, name)
         okapi, t_okapi = timed_build(lambda: BM25Index.build(ids, texts, BM25Params(idf="okapi")))
-        ours_okapi = evaluate("bm25 (ours, okapi)", okapi, queries, qrels, t_okapi, rows, name)
+        ours_okapi = evaluate("bm25 (bm25s, okapi)", okapi, queries, qrels, t_okapi, rows, name)
         reference, t_ref = timed_build(lambda: RankBM25Index(ids, texts, BM25Params(idf="okapi")))
         theirs = evaluate("rank-bm25 BM25Okapi", reference, queries, qrels, t_ref, rows, name)
         same = sum([h.doc_id for h in ours_okapi[q][:10]] == [h.doc_id for h in theirs[q][:10]] for q in theirs)
         parity[name] = {"same_top10_queries": same, "queries": len(theirs),
                         "latency_ratio_p50": rows[-1]["latency_ms"]["p50"] / rows[-2]["latency_ms"]["p50"]}
-        peer, t_peer = timed_build(lambda: Bm25sRetriever(ids, texts, BM25Params()))
-        evaluate("bm25s (lucene)", peer, queries, qrels, t_peer, rows, name)
         if not dense:
             continue
         dense, t_dense = timed_build(lambda: DenseIndex.build(ids, texts, DenseParams(), progress=True))
@@ -115,7 +91,7 @@ def scaling(sizes: list[int], dense_sizes: list[int]) -> list[dict]:
         ids = [f"s{i}" for i in range(n)]
         backends = []
         if n in sizes:
-            backends.append(("bm25 (ours)", lambda: BM25Index.build(ids, texts, progress=True)))
+            backends.append(("bm25 (bm25s)", lambda: BM25Index.build(ids, texts, progress=True)))
         if n in dense_sizes:
             backends.append(("dense flat", lambda: DenseIndex.build(ids, texts, DenseParams(), progress=True)))
         for name, make in backends:

@@ -1,22 +1,30 @@
-"""Sparse BM25: the fast default backend, and rank-bm25's BM25Okapi as a selectable reference.
+"""BM25 recall: bm25s computes, stores and sums the weights; rank-bm25's BM25Okapi is the slow reference backend.
 
-The fast backend precomputes every (term, document) BM25 weight into a sparse term-by-document matrix, so a
-query is the sum of a few matrix rows. Two IDF variants:
+Every (term, document) weight ``idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` is precomputed by
+bm25s into a sparse matrix, so a query is the sum of a few of its rows. bm25s' tf part "atire" is this one; its
+"lucene" drops the (k1 + 1) numerator, as Lucene 8 did (the same ranking, every score divided by k1 + 1), so the
+index asks bm25s for method "atire" with idf_method "lucene": the scores the learned fusion and every earlier
+index knew. Two IDF variants:
 
 - ``lucene`` (default): ``log(1 + (N - df + 0.5) / (df + 0.5))``, never negative; Lucene/Pyserini's BM25.
-- ``okapi``: rank-bm25's ``BM25Okapi``: ``log((N - df + 0.5) / (df + 0.5))``, and a negative IDF (a term in
-  more than half the documents) is replaced by ``epsilon * mean IDF`` exactly as rank-bm25 does; with the
-  same tokens, k1, b and epsilon both backends give identical scores.
+- ``okapi``: rank-bm25's ``BM25Okapi``: ``log((N - df + 0.5) / (df + 0.5))``, a negative IDF (a term in more
+  than half the documents) replaced by ``epsilon * mean IDF``. bm25s cannot give it: its "robertson" IDF floors a
+  negative IDF at 0 (rank-bm25 with epsilon 0). So this IDF is ours: each term's bm25s weights are scaled by its
+  okapi IDF over its lucene IDF. With the same tokens, k1, b and epsilon it scores as rank-bm25 does.
 
-Both variants use the term-frequency part ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))``. Every weight
-depends on the corpus (N, avgdl, df), so the index also stores each document's term frequencies: adding or
-deleting documents recomputes the weights from them without tokenizing the whole corpus again.
+The tokens are our tokenizer's (`indexes.tokenize`), handed to bm25s as term ids of our vocabulary (numbered in
+order of first occurrence, so a build is the same byte for byte). The index keeps each document's term
+frequencies: every weight depends on N, avgdl and df, so an update (`indexes.update`) rebuilds the bm25s part
+from them without tokenizing the corpus again. bm25s' files load memory-mapped: a large index is paged in from
+its files, shared by every worker process, instead of read into each. An index written before bm25s (format 2:
+``bm25_weights.npz``, the same weights) loads as it is. The top k are ours (`indexes.base.top_k`): ties go to the
+lower position and a filter's positions are searched directly, where bm25s' retrieve leaves ties to
+argpartition, refuses a k above the corpus size and filters by multiplying every score by a mask.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,15 +59,6 @@ class BM25Params:
         return Tokenizer(stem=self.stem, stopwords=self.stopwords)
 
 
-def idf_weights(df: np.ndarray, n_docs: int, params: BM25Params) -> np.ndarray:
-    """IDF per term from document frequencies, in the chosen variant (see the module docstring)."""
-    if params.idf == "lucene":
-        return np.log1p((n_docs - df + 0.5) / (df + 0.5))
-    idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
-    floor = params.epsilon * idf.mean() if idf.size else 0.0
-    return np.where(idf < 0, floor, idf)
-
-
 def count_terms(texts: Sequence[str], tokenizer: Tokenizer, vocab: dict[str, int], progress: bool = False):
     """How often each term occurs in each text: an int32 CSR matrix, shape (len(vocab), len(texts)). A term not
     in `vocab` yet is added to it, in place, with the next id."""
@@ -80,22 +79,39 @@ def count_terms(texts: Sequence[str], tokenizer: Tokenizer, vocab: dict[str, int
     return sparse.csr_matrix((np.asarray(tfs, dtype=np.int32), (rows, cols)), shape=(len(vocab), len(texts)))
 
 
-def bm25_weights(term_frequencies, params: BM25Params):
-    """Every (term, document) BM25 weight, a float32 CSR matrix shaped like `term_frequencies` (terms by
-    documents); a document's length is its number of tokens, the sum of its column."""
-    from scipy import sparse
+def okapi_idf(df: np.ndarray, n_docs: int, epsilon: float) -> np.ndarray:
+    """rank-bm25's BM25Okapi IDF per term from document frequencies, negative ones floored at epsilon * mean IDF."""
+    idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
+    floor = epsilon * idf.mean() if idf.size else 0.0
+    return np.where(idf < 0, floor, idf)
 
-    counts = term_frequencies.tocoo()
-    row, col = counts.row.astype(np.int64), counts.col.astype(np.int64)
-    tf = counts.data.astype(np.float64)
-    n_terms, n_docs = term_frequencies.shape
-    lengths = np.bincount(col, weights=tf, minlength=n_docs)
-    df = np.bincount(row, minlength=n_terms).astype(np.float64)
-    idf = idf_weights(df, n_docs, params)
-    avgdl = lengths.mean() if n_docs else 0.0
-    norm = params.k1 * (1 - params.b + params.b * lengths[col] / max(avgdl, 1e-9))
-    data = idf[row] * tf * (params.k1 + 1) / (tf + norm)
-    return sparse.csr_matrix((data.astype(np.float32), (row, col)), shape=(n_terms, n_docs))
+
+class DocumentTerms:
+    """Each document's term ids, a term repeated as often as it occurs, as bm25s' `build_index_from_ids` reads
+    them: made one document at a time from the term frequencies (lists for a million passages take gigabytes)."""
+
+    def __init__(self, term_frequencies):
+        self._by_doc = term_frequencies.tocsc()  # (terms, docs): column j holds document j's terms
+
+    def __len__(self) -> int:
+        return self._by_doc.shape[1]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        indptr, terms, counts = self._by_doc.indptr, self._by_doc.indices, self._by_doc.data
+        for doc in range(len(self)):
+            row = slice(indptr[doc], indptr[doc + 1])
+            yield np.repeat(terms[row], counts[row]).tolist()
+
+
+def bm25s_model(params: BM25Params, scores: dict, vocab: dict[str, int]):
+    """A bm25s `BM25` holding the weights `scores` (bm25s' CSC arrays: data, indices, indptr, num_docs) for the
+    terms `vocab`, as its `index` and `load` leave it."""
+    import bm25s
+
+    model = bm25s.BM25(k1=params.k1, b=params.b, method="atire", idf_method="lucene")
+    model.scores, model.vocab_dict, model.nonoccurrence_array = scores, vocab, None
+    model.unique_token_ids_set = set(vocab.values())
+    return model
 
 
 def bm25_hits(doc_ids: Sequence[str], scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Hit]:
@@ -109,41 +125,54 @@ def bm25_hits(doc_ids: Sequence[str], scores: np.ndarray, k: int, allowed: np.nd
 
 
 class BM25Index:
-    """BM25 over a sparse term-by-document weight matrix (scipy CSR)."""
+    """BM25 over a bm25s index (`model`, a `bm25s.BM25`) of our tokens."""
 
     name = "bm25"
 
-    def __init__(self, doc_ids: Sequence[str], vocab: dict[str, int], weights, params: BM25Params,
-                 term_frequencies=None):
+    def __init__(self, doc_ids: Sequence[str], model, params: BM25Params, term_frequencies=None):
         self.doc_ids = list(doc_ids)
-        self.vocab = vocab
-        self.weights = weights  # scipy.sparse.csr_matrix, shape (terms, docs)
+        self.model = model
         self.params = params
         self.term_frequencies = term_frequencies  # int32 CSR (terms, docs) when built here; not kept by `load`
         self._tokenizer = params.tokenizer()
 
+    @property
+    def vocab(self) -> dict[str, int]:
+        """Term -> term id (the row of the weights and of the term frequencies)."""
+        return self.model.vocab_dict
+
     @classmethod
     def build(cls, doc_ids: Sequence[str], texts: Sequence[str], params: BM25Params | None = None,
               progress: bool = False) -> BM25Index:
-        """Tokenize `texts` and precompute every (term, document) BM25 weight into a float32 CSR matrix, shape (terms,
-        docs); `doc_ids[i]` names `texts[i]`."""
+        """Tokenize `texts` and index them with bm25s; `doc_ids[i]` names `texts[i]`."""
         params = params or BM25Params()
         vocab: dict[str, int] = {}
         tf = count_terms(texts, params.tokenizer(), vocab, progress)
-        return cls(doc_ids, vocab, bm25_weights(tf, params), params, tf)
+        return cls.from_term_frequencies(doc_ids, vocab, tf, params, progress)
+
+    @classmethod
+    def from_term_frequencies(cls, doc_ids: Sequence[str], vocab: dict[str, int], term_frequencies,
+                              params: BM25Params, progress: bool = False) -> BM25Index:
+        """The index of documents given by their term frequencies (a CSR matrix, shape (len(vocab), len(doc_ids)),
+        as `count_terms` makes), every weight computed by bm25s."""
+        model = bm25s_model(params, {}, vocab)
+        with np.errstate(invalid="ignore"):  # documents without a single token: avgdl is 0, and there is no weight
+            model.scores = model.build_index_from_ids(list(range(len(vocab))), DocumentTerms(term_frequencies),
+                                                      show_progress=progress)
+        if params.idf == "okapi":
+            df = term_frequencies.getnnz(axis=1).astype(np.float64)
+            n_docs = term_frequencies.shape[1]
+            ratio = okapi_idf(df, n_docs, params.epsilon) / np.log1p((n_docs - df + 0.5) / (df + 0.5))
+            weights = model.scores["data"] * np.repeat(ratio, np.diff(model.scores["indptr"]))
+            model.scores["data"] = weights.astype(np.float32)
+        return cls(doc_ids, model, params, term_frequencies)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document (0 where no query term occurs); repeated query terms count twice."""
-        counts = Counter(self.vocab[t] for t in self._tokenizer(query) if t in self.vocab)
-        if not counts:
+        terms = [self.vocab[t] for t in self._tokenizer(query) if t in self.vocab]
+        if not terms:
             return np.zeros(len(self.doc_ids), dtype=np.float32)
-        # Gather the query terms' rows straight from the CSR arrays and add them up in one bincount: 3x faster
-        # than a scatter-add per term, and many times faster than scipy's row slicing and product.
-        w = self.weights
-        rows = [slice(w.indptr[term], w.indptr[term + 1]) for term in counts]
-        docs = np.concatenate([w.indices[row] for row in rows])
-        weights = np.concatenate([w.data[row] * n for row, n in zip(rows, counts.values(), strict=True)])
-        return np.bincount(docs, weights=weights, minlength=len(self.doc_ids)).astype(np.float32)
+        return self.model.get_scores_from_ids(terms)
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[Hit]:
         """The `k` best documents with a positive score, best first, among the positions `allowed` if given;
@@ -152,24 +181,23 @@ class BM25Index:
         return bm25_hits(self.doc_ids, self.scores(query), k, allowed)
 
     # --- persistence: plain files, checksummed by the index manifest ---
-    FILES = ("bm25_weights.npz", "bm25_vocab.json")
+    FILES = {"data_name": "bm25s_data.csc.index.npy", "indices_name": "bm25s_indices.csc.index.npy",
+             "indptr_name": "bm25s_indptr.csc.index.npy", "vocab_name": "bm25s_vocab.index.json",
+             "params_name": "bm25s_params.index.json"}
     TF_FILE = "bm25_tf.npz"  # the term frequencies, for updates; an index built before them has none
+    FORMAT_2_FILES = ("bm25_weights.npz", "bm25_vocab.json")  # before bm25s: the weights, the terms in id order
 
     def save(self, directory: Path) -> list[Path]:
-        """Write the weights (an uncompressed .npz), the vocabulary (a JSON list in term-id order) and, if this index
-        has them, the term frequencies into `directory`; returns the paths, for the manifest."""
-        import json
-
+        """Write bm25s' files and, if this index has them, the term frequencies into `directory`; returns the paths,
+        for the manifest."""
         from scipy import sparse
 
-        weights_path, vocab_path = (directory / f for f in self.FILES)
-        sparse.save_npz(weights_path, self.weights, compressed=False)
-        terms = sorted(self.vocab, key=self.vocab.__getitem__)
-        vocab_path.write_text(json.dumps(terms, ensure_ascii=False))
+        self.model.save(directory, show_progress=False, **self.FILES)
+        paths = [directory / name for name in self.FILES.values()]
         if self.term_frequencies is None:
-            return [weights_path, vocab_path]
+            return paths
         sparse.save_npz(directory / self.TF_FILE, self.term_frequencies, compressed=False)
-        return [weights_path, vocab_path, directory / self.TF_FILE]
+        return [*paths, directory / self.TF_FILE]
 
     @classmethod
     def load_term_frequencies(cls, directory: Path, shape: tuple[int, int]):
@@ -187,18 +215,34 @@ class BM25Index:
 
     @classmethod
     def load(cls, directory: Path, doc_ids: Sequence[str], params: BM25Params) -> BM25Index:
-        """The index `save` wrote in `directory`, for `doc_ids` in corpus order; ValueError if the matrix's shape does
-        not match the vocabulary and the corpus."""
+        """The index `save` wrote in `directory` (memory-mapped), or one written before bm25s, for `doc_ids` in
+        corpus order; ValueError if its shape does not match the vocabulary and the corpus."""
+        import bm25s
+
+        if (directory / cls.FORMAT_2_FILES[0]).is_file():
+            model = cls._load_format_2(directory, params)
+        else:
+            model = bm25s.BM25.load(directory, mmap=True, show_progress=False, **cls.FILES)
+        shape = (len(model.scores["indptr"]) - 1, model.scores["num_docs"])
+        if shape != (len(model.vocab_dict), len(doc_ids)):
+            raise ValueError(f"{directory}: BM25 weights of shape {shape} do not match the vocabulary "
+                             f"({len(model.vocab_dict)} terms) and corpus ({len(doc_ids)} passages)")
+        return cls(doc_ids, model, params)
+
+    @classmethod
+    def _load_format_2(cls, directory: Path, params: BM25Params):
+        """The bm25s model over the weights an index of format 2 stored: a CSR matrix (terms, docs), the same
+        arrays as bm25s' CSC matrix (docs, terms), and the terms in id order."""
         import json
 
         from scipy import sparse
 
-        weights_path, vocab_path = (directory / f for f in cls.FILES)
+        weights_path, vocab_path = (directory / f for f in cls.FORMAT_2_FILES)
         weights = sparse.load_npz(weights_path).tocsr()
         terms = json.loads(vocab_path.read_text())
-        if weights.shape != (len(terms), len(doc_ids)):
-            raise ValueError(f"{weights_path}: shape {weights.shape} does not match the vocabulary and corpus")
-        return cls(doc_ids, {t: i for i, t in enumerate(terms)}, weights, params)
+        scores = {"data": weights.data, "indices": weights.indices, "indptr": weights.indptr,
+                  "num_docs": weights.shape[1]}
+        return bm25s_model(params, scores, {t: i for i, t in enumerate(terms)})
 
 
 class RankBM25Index:

@@ -8,7 +8,8 @@ import hashlib
 import json
 from pathlib import Path
 
-FORMAT_VERSION = 2  # 2: BM25 tokens are NFKC-normalized and case-folded (1 only lowercased)
+FORMAT_VERSION = 3  # 3: the BM25 part is bm25s' files; 2: BM25 tokens are NFKC-normalized and case-folded
+READABLE_VERSIONS = (2, 3)  # 2's BM25 weights (bm25_weights.npz) are 3's numbers; 1 tokenized otherwise
 MANIFEST = "manifest.json"
 DOCS = "docs.jsonl"
 TOKENIZER = "passage_tokenizer.json"  # the tokenizer passages are measured in, for the documents added later
@@ -62,9 +63,10 @@ def read_manifest(path: str | Path) -> tuple[Path, dict]:
     except OSError as e:
         raise IndexStoreError(f"{manifest_path}: cannot be read ({e.strerror}); {rebuild_hint(path)}") from None
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
         raise IndexStoreError(f"{manifest_path}: format version {version!r}, this earlyrank "
-                              f"reads {FORMAT_VERSION}; {rebuild_hint(path)}")
+                              f"reads {readable}; {rebuild_hint(path)}")
     problem = manifest_problem(manifest)
     if problem:
         raise IndexStoreError(f"{manifest_path}: {problem}; {rebuild_hint(path)}")

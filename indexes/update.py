@@ -4,8 +4,9 @@
 version, and writes a whole new version beside it (`indexes.versions`): a crash at any moment leaves the old
 or the new version whole, a reader never sees a half-written one, and two writers at once both land.
 
-- BM25: every weight depends on N, avgdl and df, so all are recomputed, from the stored term frequencies of
-  the documents kept and those of the new documents (the only ones tokenized). Scores equal a fresh build's.
+- BM25: every weight depends on N, avgdl and df, so bm25s indexes the whole corpus again, from the stored term
+  frequencies of the documents kept and those of the new documents (the only ones tokenized). Scores equal a
+  fresh build's.
 - Dense: only the new documents are encoded; the others' stored vectors are reused.
 - Passages: an index built with a splitter splits the added documents as its build did, with the settings and
   tokenizer it keeps (`indexes.passages`); deleting or replacing a document removes all of its passages.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyrank.indexes.bm25 import BM25Index, bm25_weights, count_terms
+from earlyrank.indexes.bm25 import BM25Index, count_terms
 from earlyrank.indexes.dense import DenseIndex, encode
 from earlyrank.indexes.manifest import read_manifest
 from earlyrank.indexes.store import Encoder, LoadedIndex, load_index, save_version
@@ -106,9 +107,9 @@ def update_index(path: str | Path, add: Sequence[Document] = (), delete: Sequenc
         corpus = {"name": current.manifest["corpus"].get("name", ""), "last_update": change}
         commit_version(out, lambda tmp: save_version(tmp, table, bm25, dense, dense_model, current.fusion, corpus,
                                                      splitter))
-        _, manifest = read_manifest(out)
-    if bm25 is not None:  # the served index does not keep the term frequencies: the next update reads them
-        bm25 = BM25Index(bm25.doc_ids, bm25.vocab, bm25.weights, bm25.params)
+        root, manifest = read_manifest(out)
+        if bm25 is not None:  # served memory-mapped from the new version, as `load_index` would, and without the
+            bm25 = BM25Index.load(root, bm25.doc_ids, bm25.params)  # term frequencies: the next update reads them
     added = tuple(d.id for d in add if d.id not in held)
     return UpdateResult(LoadedIndex(Path(path), manifest, table, bm25, dense, current.fusion), added, replaced,
                         tuple(delete), time.perf_counter() - started)
@@ -117,13 +118,13 @@ def update_index(path: str | Path, add: Sequence[Document] = (), delete: Sequenc
 def updated_bm25(current: LoadedIndex, keep: np.ndarray, add: Sequence[Document], progress: bool) -> BM25Index:
     """The BM25 part of the passages at rows `keep` followed by the new passages `add`: the stored term
     frequencies of the kept ones (counted again for an index built before they were stored), the new ones
-    counted, every weight computed anew."""
+    counted, every weight computed anew by bm25s."""
     from scipy import sparse
 
     assert current.bm25 is not None  # checked by the caller
     params = current.bm25.params
     vocab = dict(current.bm25.vocab)
-    stored = BM25Index.load_term_frequencies(current.path.resolve(), current.bm25.weights.shape)
+    stored = BM25Index.load_term_frequencies(current.path.resolve(), (len(vocab), len(current.bm25.doc_ids)))
     if stored is None:
         vocab = {}
         kept = count_terms([current.docs[i].full_text for i in keep], params.tokenizer(), vocab, progress).tocsc()
@@ -138,7 +139,7 @@ def updated_bm25(current: LoadedIndex, keep: np.ndarray, add: Sequence[Document]
         vocab = {terms[t]: i for i, t in enumerate(live)}
         tf = tf[live]
     doc_ids = [current.docs[i].id for i in keep] + [d.id for d in add]
-    return BM25Index(doc_ids, vocab, bm25_weights(tf, params), params, tf)
+    return BM25Index.from_term_frequencies(doc_ids, vocab, tf, params, progress)
 
 
 def updated_dense(current: LoadedIndex, keep: np.ndarray, add: Sequence[Document], encoder: Encoder,

@@ -40,6 +40,51 @@ def test_lucene_idf_by_hand():
     assert index.scores("bee")[0] == pytest.approx(np.log(1 + 0.5 / 2.5), rel=1e-6)
 
 
+@pytest.mark.parametrize("k1, b", [(0.9, 0.4), (1.2, 0.75), (2.0, 1.0)])
+def test_lucene_scores_are_the_formula_with_the_k1_1_numerator(k1, b):
+    """idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)), Lucene IDF, summed over the query's terms
+    (a repeated one twice). bm25s' method "lucene" alone would divide every score by k1 + 1."""
+    texts = ["ant ant bee", "bee cat", "cat cat cat dog", "dog"]  # lengths 3, 2, 4, 1: avgdl 2.5; N = 4
+    index = BM25Index.build([f"d{i}" for i in range(4)], texts, BM25Params(k1=k1, b=b, stem=False))
+
+    def weight(tf, dl, df):
+        idf = np.log(1 + (4 - df + 0.5) / (df + 0.5))
+        return idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / 2.5))
+
+    expected = [weight(2, 3, 1) + weight(1, 3, 2), weight(1, 2, 2) + 2 * weight(1, 2, 2), 2 * weight(3, 4, 2), 0]
+    np.testing.assert_allclose(index.scores("ant bee cat cat"), expected, rtol=1e-6)
+
+
+def test_scores_are_those_of_the_index_before_bm25s(tiny):
+    """Figures from the sparse-matrix BM25 this project had before bm25s (commit 8932631) on the tiny corpus:
+    the learned fusion and every index on disk knew these scores."""
+    ids, texts, _ = tiny
+    before = {(0.9, 0.4, "capital of France"): {"d3": 3.9398789405822754, "d4": 1.745956540107727},
+              (0.9, 0.4, "cats hunt mice"): {"d1": 5.510684013366699, "d10": 6.148863315582275},
+              (1.2, 0.75, "capital of France"): {"d3": 4.1044535636901855, "d4": 1.8741590976715088}}
+    for (k1, b, query), scores in before.items():
+        index = BM25Index.build(ids, texts, BM25Params(k1=k1, b=b))
+        got = {ids[i]: float(s) for i, s in enumerate(index.scores(query)) if s}
+        assert got == pytest.approx(scores, rel=1e-6)
+
+
+def test_saved_index_is_bm25s_own_and_loads_memory_mapped(tiny, tmp_path):
+    import bm25s
+
+    ids, texts, _ = tiny
+    index = BM25Index.build(ids, texts)
+    assert {p.name for p in index.save(tmp_path)} == {*BM25Index.FILES.values(), BM25Index.TF_FILE}
+    again = BM25Index.load(tmp_path, ids, index.params)
+    assert all(isinstance(again.model.scores[a], np.memmap) for a in ("data", "indices", "indptr"))
+    theirs = bm25s.BM25.load(tmp_path, show_progress=False, **BM25Index.FILES)  # bm25s reads them as they are
+    query = "capital of France"
+    tokens = index.params.tokenizer()(query)
+    np.testing.assert_array_equal(again.scores(query), theirs.get_scores(tokens))
+    np.testing.assert_array_equal(again.scores(query), index.scores(query))
+    with pytest.raises(ValueError, match=r"do not match the vocabulary \(\d+ terms\) and corpus \(11 passages\)"):
+        BM25Index.load(tmp_path, ids[:11], index.params)
+
+
 @pytest.mark.parametrize("epsilon", [0.0, 0.25])
 def test_okapi_matches_rank_bm25_scores_including_negative_idf_floor(epsilon):
     # "common" is in 4 of 5 documents, so its Okapi IDF is negative and floored at epsilon * mean IDF.
@@ -75,6 +120,15 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="idf must be"):
         BM25Params(idf="bm42")
     assert index.search("unknown words", 5) == []
+
+
+def test_a_corpus_of_stop_words_only_builds_and_matches_nothing_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # bm25s divides by avgdl, which is 0 here
+        index = BM25Index.build(["a", "b"], ["the a", "of"])
+        assert index.search("the", 5) == [] and not index.scores("a").any()
 
 
 def test_unicode_spellings_of_the_same_words_match_at_index_and_query_time():

@@ -26,7 +26,7 @@ def test_build_and_load_bm25_only(tiny_dir, tmp_path):
     loaded = load_index(out)
     assert len(loaded.docs) == 12 and loaded.dense is None
     assert loaded.manifest["corpus"]["documents"] == 12
-    assert set(loaded.manifest["files"]) == {"docs.jsonl", "bm25_weights.npz", "bm25_vocab.json", "bm25_tf.npz"}
+    assert set(loaded.manifest["files"]) == {"docs.jsonl", "bm25_tf.npz", *BM25Index.FILES.values()}
     assert [h.doc_id for h in loaded.retriever("bm25").search("capital of France", 2)] == ["d3", "d4"]
     with pytest.raises(IndexStoreError, match="no dense part"):
         loaded.retriever("dense")
@@ -35,8 +35,9 @@ def test_build_and_load_bm25_only(tiny_dir, tmp_path):
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda root: (root / "bm25_vocab.json").unlink(), "bm25_vocab.json: missing from the index"),
-    (lambda root: os.truncate(root / "bm25_weights.npz", 100), "bm25_weights.npz: 100 bytes, manifest says"),
+    (lambda root: (root / "bm25s_vocab.index.json").unlink(), "bm25s_vocab.index.json: missing from the index"),
+    (lambda root: os.truncate(root / "bm25s_data.csc.index.npy", 100),
+     "bm25s_data.csc.index.npy: 100 bytes, manifest says"),
     (lambda root: (root / "docs.jsonl").write_text((root / "docs.jsonl").read_text().replace("Cats", "Bats")),
      "docs.jsonl: checksum does not match"),
     (lambda root: (root / "manifest.json").write_text("{"), "manifest.json: unreadable"),
@@ -158,11 +159,11 @@ def test_kill_at_random_moments_never_breaks_the_index(tmp_path):
         assert len(load_index(out).docs) in (10, 20000)
 
 
-def test_an_index_of_the_previous_format_is_refused_with_the_command_that_rebuilds_it(tiny_dir, tmp_path):
+def test_an_index_of_format_1_is_refused_with_the_command_that_rebuilds_it(tiny_dir, tmp_path):
     """Format 2 normalizes BM25 tokens (NFKC, case folding); a format-1 index was tokenized otherwise."""
     out = build_index(_docs(tiny_dir), tmp_path / "idx", dense=False, progress=False)
     manifest = out.resolve() / "manifest.json"
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format_version": 1}))
-    with pytest.raises(IndexStoreError, match=r"format version 1, this earlyrank reads 2; rebuild it with: "
+    with pytest.raises(IndexStoreError, match=r"format version 1, this earlyrank reads 2 and 3; rebuild it with: "
                                               r"earlyrank index CORPUS_DIR --out .*idx"):
         load_index(out)

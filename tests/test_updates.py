@@ -145,6 +145,26 @@ def test_an_index_built_before_term_frequencies_were_stored_is_updated_from_its_
     assert_bm25_equals_a_fresh_build(index)
 
 
+def test_an_index_of_format_2_loads_as_it_is_and_an_update_writes_format_3(tmp_path):
+    """tests/data/index-format2 was built by commit 8932631, before bm25s: its weights (bm25_weights.npz) are
+    served as they are, and the first update writes bm25s' files from its stored term frequencies."""
+    import shutil
+
+    out = tmp_path / "idx"
+    shutil.copytree(Path(__file__).parent / "data" / "index-format2", tmp_path / "idx.v-20261130163457-dc774a")
+    out.symlink_to("idx.v-20261130163457-dc774a")  # as a build leaves it
+    index = load_index(out)
+    assert index.manifest["format_version"] == 2 and "bm25_weights.npz" in index.manifest["files"]
+    assert_bm25_equals_a_fresh_build(index)
+    assert bm25_ids(index, "capital of France", 2) == ["d3", "d4"]
+    served = update_index(out, add=[CLOVES], delete=["d1"]).index.bm25
+    assert isinstance(served.model.scores["data"], np.memmap) and served.term_frequencies is None  # as if loaded
+    index = load_index(out)
+    assert index.manifest["format_version"] == 3
+    assert set(index.manifest["files"]) == {"docs.jsonl", BM25Index.TF_FILE, *BM25Index.FILES.values()}
+    assert_bm25_equals_a_fresh_build(index)
+
+
 @pytest.mark.parametrize("add, delete, error, message", [
     ([], ["nope", "d1", "gone"], UnknownDocumentError, r"no document 'nope', 'gone' in the index; nothing was changed"),
     ([CLOVES, CLOVES], [], ValueError, r"document id 'z1' is given twice to add \(items 1 and 2\)"),
