@@ -1,30 +1,30 @@
-"""BM25 recall: bm25s computes, stores and sums the weights; rank-bm25's BM25Okapi is the slow reference backend.
+"""BM25 recall: bm25s holds, stores, memory-maps and sums the weights; rank-bm25's BM25Okapi is the slow reference.
 
-Every (term, document) weight ``idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` is precomputed by
-bm25s into a sparse matrix, so a query is the sum of a few of its rows. bm25s' tf part "atire" is this one; its
-"lucene" drops the (k1 + 1) numerator, as Lucene 8 did (the same ranking, every score divided by k1 + 1), so the
-index asks bm25s for method "atire" with idf_method "lucene": the scores the learned fusion and every earlier
-index knew. Two IDF variants:
+Every (term, document) weight ``idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` is precomputed into
+bm25s' sparse matrix, so a query is bm25s' sum of a few of its rows. Two IDF variants:
 
-- ``lucene`` (default): ``log(1 + (N - df + 0.5) / (df + 0.5))``, never negative; Lucene/Pyserini's BM25.
+- ``lucene`` (default): ``log(1 + (N - df + 0.5) / (df + 0.5))``, never negative; Lucene/Pyserini's BM25, and
+  bm25s' method "atire" with idf_method "lucene" (its method "lucene" drops the (k1 + 1) numerator, as Lucene 8
+  did: the same ranking, every score divided by k1 + 1; the learned fusion and earlier indexes know these).
 - ``okapi``: rank-bm25's ``BM25Okapi``: ``log((N - df + 0.5) / (df + 0.5))``, a negative IDF (a term in more
-  than half the documents) replaced by ``epsilon * mean IDF``. bm25s cannot give it: its "robertson" IDF floors a
-  negative IDF at 0 (rank-bm25 with epsilon 0). So this IDF is ours: each term's bm25s weights are scaled by its
-  okapi IDF over its lucene IDF. With the same tokens, k1, b and epsilon it scores as rank-bm25 does.
+  than half the documents) replaced by ``epsilon * mean IDF``; with the same tokens, k1, b and epsilon it scores
+  as rank-bm25 does. bm25s cannot give it: its "robertson" IDF floors a negative IDF at 0 (epsilon 0).
 
-The tokens are our tokenizer's (`indexes.tokenize`), handed to bm25s as term ids of our vocabulary (numbered in
-order of first occurrence, so a build is the same byte for byte). The index keeps each document's term
-frequencies: every weight depends on N, avgdl and df, so an update (`indexes.update`) rebuilds the bm25s part
-from them without tokenizing the corpus again. bm25s' files load memory-mapped: a large index is paged in from
-its files, shared by every worker process, instead of read into each. An index written before bm25s (format 2:
-``bm25_weights.npz``, the same weights) loads as it is. The top k are ours (`indexes.base.top_k`): ties go to the
-lower position and a filter's positions are searched directly, where bm25s' retrieve leaves ties to
-argpartition, refuses a k above the corpus size and filters by multiplying every score by a mask.
+The weights are computed here, in a few array operations, straight into bm25s' layout. bm25s' own indexer gives
+the same numbers (tested) but loops over the documents in Python: 8.4 s where this takes 1.0 s at 100,000
+passages (a whole build 19.7 s against 8.0 s, benchmarks/bm25_backend.py), and an update (`indexes.update`)
+computes every weight again (each depends on N, avgdl and df) from the term frequencies the index keeps. The
+tokens are our tokenizer's (`indexes.tokenize`), numbered in order of first occurrence, so a build is the same
+byte for byte. bm25s' files load memory-mapped: a large index is paged in from its files, shared by every
+worker process, instead of read into each. An index written before bm25s (format 2: ``bm25_weights.npz``, the
+same arrays) loads as it is. The top k are ours (`indexes.base.top_k`): ties go to the lower position and a
+filter's positions are searched directly, where bm25s' retrieve leaves ties to argpartition, refuses a k above
+the corpus size and filters by multiplying every score by a mask.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,28 +79,32 @@ def count_terms(texts: Sequence[str], tokenizer: Tokenizer, vocab: dict[str, int
     return sparse.csr_matrix((np.asarray(tfs, dtype=np.int32), (rows, cols)), shape=(len(vocab), len(texts)))
 
 
-def okapi_idf(df: np.ndarray, n_docs: int, epsilon: float) -> np.ndarray:
-    """rank-bm25's BM25Okapi IDF per term from document frequencies, negative ones floored at epsilon * mean IDF."""
-    idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
-    floor = epsilon * idf.mean() if idf.size else 0.0
-    return np.where(idf < 0, floor, idf)
+def idf(df: np.ndarray, n_docs: int, params: BM25Params) -> np.ndarray:
+    """IDF per term from document frequencies, in the chosen variant (see the module docstring)."""
+    if params.idf == "lucene":
+        return np.log1p((n_docs - df + 0.5) / (df + 0.5))
+    okapi = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
+    floor = params.epsilon * okapi.mean() if okapi.size else 0.0
+    return np.where(okapi < 0, floor, okapi)
 
 
-class DocumentTerms:
-    """Each document's term ids, a term repeated as often as it occurs, as bm25s' `build_index_from_ids` reads
-    them: made one document at a time from the term frequencies (lists for a million passages take gigabytes)."""
-
-    def __init__(self, term_frequencies):
-        self._by_doc = term_frequencies.tocsc()  # (terms, docs): column j holds document j's terms
-
-    def __len__(self) -> int:
-        return self._by_doc.shape[1]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        indptr, terms, counts = self._by_doc.indptr, self._by_doc.indices, self._by_doc.data
-        for doc in range(len(self)):
-            row = slice(indptr[doc], indptr[doc + 1])
-            yield np.repeat(terms[row], counts[row]).tolist()
+def bm25_weights(term_frequencies, params: BM25Params) -> dict:
+    """Every (term, document) weight, as bm25s' index holds them: its CSC arrays over (docs, terms) "data",
+    "indices", "indptr" and "num_docs", which are the arrays of the CSR matrix (terms, docs) `term_frequencies`
+    with float32 weights for counts. A document's length is its number of tokens, the sum of its column."""
+    tf = term_frequencies.tocsr()
+    n_docs = tf.shape[1]
+    counts = tf.data.astype(np.float64)
+    lengths = np.bincount(tf.indices, weights=counts, minlength=n_docs)
+    avgdl = lengths.mean() if n_docs else 0.0
+    norm = params.k1 * (1 - params.b + params.b * lengths / max(avgdl, 1e-9))
+    weights = np.repeat(idf(np.diff(tf.indptr).astype(np.float64), n_docs, params), np.diff(tf.indptr))
+    weights *= counts
+    weights *= params.k1 + 1
+    counts += norm[tf.indices]
+    weights /= counts  # in place, over arrays as long as the index: a million passages hold tens of millions
+    return {"data": weights.astype(np.float32), "indices": tf.indices.astype(np.int32),
+            "indptr": tf.indptr.astype(np.int64), "num_docs": n_docs}
 
 
 def bm25s_model(params: BM25Params, scores: dict, vocab: dict[str, int]):
@@ -108,7 +112,9 @@ def bm25s_model(params: BM25Params, scores: dict, vocab: dict[str, int]):
     terms `vocab`, as its `index` and `load` leave it."""
     import bm25s
 
-    model = bm25s.BM25(k1=params.k1, b=params.b, method="atire", idf_method="lucene")
+    idf_method = "lucene" if params.idf == "lucene" else "robertson"  # okapi: bm25s' nearest (see the docstring)
+    # dtype: a query sums its float32 weights in float64, as before bm25s, so its float32 scores are the same
+    model = bm25s.BM25(k1=params.k1, b=params.b, method="atire", idf_method=idf_method, dtype="float64")
     model.scores, model.vocab_dict, model.nonoccurrence_array = scores, vocab, None
     model.unique_token_ids_set = set(vocab.values())
     return model
@@ -144,35 +150,26 @@ class BM25Index:
     @classmethod
     def build(cls, doc_ids: Sequence[str], texts: Sequence[str], params: BM25Params | None = None,
               progress: bool = False) -> BM25Index:
-        """Tokenize `texts` and index them with bm25s; `doc_ids[i]` names `texts[i]`."""
+        """Tokenize `texts` and compute every weight into a bm25s index; `doc_ids[i]` names `texts[i]`."""
         params = params or BM25Params()
         vocab: dict[str, int] = {}
         tf = count_terms(texts, params.tokenizer(), vocab, progress)
-        return cls.from_term_frequencies(doc_ids, vocab, tf, params, progress)
+        return cls.from_term_frequencies(doc_ids, vocab, tf, params)
 
     @classmethod
     def from_term_frequencies(cls, doc_ids: Sequence[str], vocab: dict[str, int], term_frequencies,
-                              params: BM25Params, progress: bool = False) -> BM25Index:
+                              params: BM25Params) -> BM25Index:
         """The index of documents given by their term frequencies (a CSR matrix, shape (len(vocab), len(doc_ids)),
-        as `count_terms` makes), every weight computed by bm25s."""
-        model = bm25s_model(params, {}, vocab)
-        with np.errstate(invalid="ignore"):  # documents without a single token: avgdl is 0, and there is no weight
-            model.scores = model.build_index_from_ids(list(range(len(vocab))), DocumentTerms(term_frequencies),
-                                                      show_progress=progress)
-        if params.idf == "okapi":
-            df = term_frequencies.getnnz(axis=1).astype(np.float64)
-            n_docs = term_frequencies.shape[1]
-            ratio = okapi_idf(df, n_docs, params.epsilon) / np.log1p((n_docs - df + 0.5) / (df + 0.5))
-            weights = model.scores["data"] * np.repeat(ratio, np.diff(model.scores["indptr"]))
-            model.scores["data"] = weights.astype(np.float32)
-        return cls(doc_ids, model, params, term_frequencies)
+        as `count_terms` makes)."""
+        return cls(doc_ids, bm25s_model(params, bm25_weights(term_frequencies, params), vocab), params,
+                   term_frequencies)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document (0 where no query term occurs); repeated query terms count twice."""
         terms = [self.vocab[t] for t in self._tokenizer(query) if t in self.vocab]
         if not terms:
             return np.zeros(len(self.doc_ids), dtype=np.float32)
-        return self.model.get_scores_from_ids(terms)
+        return self.model.get_scores_from_ids(terms).astype(np.float32)
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[Hit]:
         """The `k` best documents with a positive score, best first, among the positions `allowed` if given;

@@ -4,9 +4,8 @@
 version, and writes a whole new version beside it (`indexes.versions`): a crash at any moment leaves the old
 or the new version whole, a reader never sees a half-written one, and two writers at once both land.
 
-- BM25: every weight depends on N, avgdl and df, so bm25s indexes the whole corpus again, from the stored term
-  frequencies of the documents kept and those of the new documents (the only ones tokenized). Scores equal a
-  fresh build's.
+- BM25: every weight depends on N, avgdl and df, so all are recomputed, from the stored term frequencies of
+  the documents kept and those of the new documents (the only ones tokenized). Scores equal a fresh build's.
 - Dense: only the new documents are encoded; the others' stored vectors are reused.
 - Passages: an index built with a splitter splits the added documents as its build did, with the settings and
   tokenizer it keeps (`indexes.passages`); deleting or replacing a document removes all of its passages.
@@ -118,7 +117,7 @@ def update_index(path: str | Path, add: Sequence[Document] = (), delete: Sequenc
 def updated_bm25(current: LoadedIndex, keep: np.ndarray, add: Sequence[Document], progress: bool) -> BM25Index:
     """The BM25 part of the passages at rows `keep` followed by the new passages `add`: the stored term
     frequencies of the kept ones (counted again for an index built before they were stored), the new ones
-    counted, every weight computed anew by bm25s."""
+    counted, every weight computed anew."""
     from scipy import sparse
 
     assert current.bm25 is not None  # checked by the caller
@@ -139,7 +138,7 @@ def updated_bm25(current: LoadedIndex, keep: np.ndarray, add: Sequence[Document]
         vocab = {terms[t]: i for i, t in enumerate(live)}
         tf = tf[live]
     doc_ids = [current.docs[i].id for i in keep] + [d.id for d in add]
-    return BM25Index.from_term_frequencies(doc_ids, vocab, tf, params, progress)
+    return BM25Index.from_term_frequencies(doc_ids, vocab, tf, params)
 
 
 def updated_dense(current: LoadedIndex, keep: np.ndarray, add: Sequence[Document], encoder: Encoder,
