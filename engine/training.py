@@ -1,9 +1,11 @@
 """Fine-tune the cross-encoder: listwise, pointwise or mixed loss over (1 positive + n negatives) groups.
 
-Fits two CPU cores: small micro-batches with gradient accumulation, length-capped pairs, a fixed seed.
-Resumable: a checkpoint (weights, optimizer, scheduler, step, RNG state, best dev score) is written every
-evaluation, and a run restarted with the same output directory continues from it. The best model by dev
-nDCG@10 is written to the output directory with its tokenizer and a training card.
+The loop is sentence-transformers' `CrossEncoderTrainer` (engine/trainer_parts.py holds what it is given): small
+micro-batches with gradient accumulation, length-capped pairs, a fixed seed, separate learning rates for the encoder
+body and the classifier head. Resumable: the trainer checkpoints (weights, optimizer, scheduler, step, RNG state,
+best dev score) every evaluation, and a run restarted with the same output directory continues from the last one.
+The best model by dev nDCG@10 (or the last) is written to the output directory in fp16, with its tokenizer and a
+training card.
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ from __future__ import annotations
 import json
 import platform
 import random
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -125,90 +125,84 @@ def dev_ndcg(scorer, dev: DevCandidates) -> float:
 
 
 def train(groups: list[Group], dev: DevCandidates, out: Path, params: TrainParams, progress: bool = True) -> dict:
-    """Train on `groups`, select on `dev`, write the best model to `out`; returns the training card."""
+    """Train on `groups` with sentence-transformers' `CrossEncoderTrainer`, select on `dev`, write the kept model to
+    `out` (fp16) with a training card; returns the card. Resumes from the trainer's checkpoint beside `out`;
+    ValueError if that checkpoint was written with other parameters or by the earlier hand-written loop."""
     from earlyrank.indexes.torch_runtime import configure_torch
 
     configure_torch()
     import torch
-    from tqdm import tqdm
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
-
-    from earlyrank.engine.calibration import Calibration
-    from earlyrank.engine.cross_encoder import CrossEncoder, TorchBackend
+    from sentence_transformers.cross_encoder import CrossEncoder as Model
+    from transformers import AutoTokenizer
 
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out.parent / f".{out.name}.checkpoint"  # beside the model, never shipped with it
+    resume = _resume_point(checkpoint, params)
     random.seed(params.seed)
     np.random.seed(params.seed)
     torch.manual_seed(params.seed)
-    source = checkpoint if (checkpoint / "state.pt").is_file() else Path(params.base_model)
-    tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(params.base_model, local_files_only=True)
     # fp32 whatever the stored dtype: a shipped model (fp16 safetensors) can be the start of a second stage.
-    model = AutoModelForSequenceClassification.from_pretrained(str(source), num_labels=1, local_files_only=True,
-                                                               dtype=torch.float32)
-    head = [p for n, p in model.named_parameters() if n.startswith(("classifier", "bert.pooler"))]
-    body = [p for n, p in model.named_parameters() if not n.startswith(("classifier", "bert.pooler"))]
-    optimizer = torch.optim.AdamW([{"params": body, "lr": params.lr_body}, {"params": head, "lr": params.lr_head}],
-                                  weight_decay=params.weight_decay)
+    model = Model(params.base_model, max_length=params.max_length, local_files_only=True, device="cpu",
+                  model_kwargs={"dtype": torch.float32})
+    groups = best_windows(groups, _scorer(model, tokenizer, params))
+    trainer = _trainer(model, tokenizer, groups, dev, checkpoint, params, progress)
+    trainer.train(resume_from_checkpoint=resume)
+    _save_model(model.model, tokenizer, out)
+    card = _card(out, params, groups, dev, trainer.state, trainer.args.max_steps)
+    (out / CARD).write_text(json.dumps(card, indent=2))
+    return card
+
+
+def _trainer(model, tokenizer, groups: list[Group], dev: DevCandidates, checkpoint: Path, params: TrainParams,
+             progress: bool):
+    """The `CrossEncoderTrainer` for `params`: the schedule spans `epochs` over the groups, shuffled once by the
+    seed; evaluation, logging and checkpoints every `eval_every` steps; the step and time limits stop it early."""
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from transformers import PrinterCallback
+
+    from earlyrank.engine import trainer_parts as parts
+
     micro_steps = int(len(groups) * params.epochs) // params.groups_per_batch
     total_steps = max(1, micro_steps // params.accumulation)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(params.warmup * total_steps), total_steps)
     order = np.random.default_rng(params.seed).permutation(np.resize(np.arange(len(groups)),
                                                                      micro_steps * params.groups_per_batch))
-    state: dict[str, Any] = {"step": 0, "best": -1.0, "history": [], "seconds": 0.0}
-    if source == checkpoint:
-        saved = torch.load(checkpoint / "state.pt", weights_only=False)
-        if _trajectory(saved.get("params", {})) != _trajectory(asdict(params)):
-            raise ValueError(f"{checkpoint} was written by a run with other parameters; delete it to start "
-                             f"afresh, or rerun with the same options to resume")
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        state = saved["state"]
-        torch.set_rng_state(saved["torch_rng"])
-    scorer = CrossEncoder(TorchBackend(model), tokenizer, Calibration(), params.max_length, batch_size=32,
-                          windows=params.windows)
-    groups = best_windows(groups, scorer)
-    started = time.time() - state["seconds"]
-    bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", disable=not progress)
-    running = []
-    model.train()
-    while state["step"] < total_steps:
-        for micro in range(params.accumulation):
-            index = (state["step"] * params.accumulation + micro) * params.groups_per_batch
-            batch = [groups[i] for i in order[index:index + params.groups_per_batch]]
-            queries = [g.query for g in batch for _ in range(1 + len(g.negatives))]
-            passages = [p for g in batch for p in (g.positive, *g.negatives)]
-            encoded = tokenizer(queries, passages, truncation="longest_first", max_length=params.max_length,
-                                padding=True, return_tensors="pt")
-            logits = model(**encoded).logits.view(len(batch), -1)
-            loss = batch_loss(logits, batch, params) / params.accumulation
-            loss.backward()
-            running.append(loss.item() * params.accumulation)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        state["step"] += 1
-        bar.update(1)
-        elapsed = time.time() - started
-        out_of_time = bool(params.max_minutes and elapsed > params.max_minutes * 60) or (
-            params.max_steps > 0 and state["step"] >= params.max_steps)
-        if state["step"] % params.eval_every == 0 or state["step"] == total_steps or out_of_time:
-            model.eval()
-            score = dev_ndcg(scorer, dev) if dev.items else 0.0
-            model.train()
-            state["history"].append({"step": state["step"], "loss": float(np.mean(running[-200:])),
-                                     "dev_ndcg@10": score, "minutes": elapsed / 60})
-            bar.set_postfix(loss=f"{np.mean(running[-200:]):.3f}", dev_ndcg=f"{score:.4f}")
-            if score > state["best"] or params.selection == "last":
-                state["best"] = max(score, state["best"])
-                state["kept"] = {"step": state["step"], "dev_ndcg@10": score}
-                _save_model(model, tokenizer, out)
-            state["seconds"] = time.time() - started
-            _save_checkpoint(model, tokenizer, optimizer, scheduler, state, params, checkpoint)
-        if out_of_time:
-            break
-    bar.close()
+    rows = np.resize(order, total_steps * params.accumulation * params.groups_per_batch)
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(checkpoint), use_cpu=True, seed=params.seed, max_steps=total_steps,
+        per_device_train_batch_size=params.groups_per_batch, gradient_accumulation_steps=params.accumulation,
+        learning_rate=params.lr_body, learning_rate_mapping={r"\.(classifier|bert\.pooler)\.": params.lr_head},
+        weight_decay=params.weight_decay, lr_scheduler_type="linear", warmup_steps=int(params.warmup * total_steps),
+        max_grad_norm=1.0, batch_sampler=parts.InOrderBatchSampler, eval_strategy="steps",
+        eval_steps=params.eval_every, save_strategy="steps", save_steps=params.eval_every,
+        save_total_limit=2,  # the best and the last: with 1, the trainer deletes the last (the resume point) at the end
+        logging_strategy="steps", logging_steps=params.eval_every, load_best_model_at_end=params.selection == "dev",
+        metric_for_best_model=f"eval_{parts.DEV_METRIC}", greater_is_better=True, report_to="none",
+        disable_tqdm=not progress, dataloader_pin_memory=False)
+    trainer = CrossEncoderTrainer(
+        model=model, args=args, train_dataset=parts.groups_dataset(groups, rows.tolist()),
+        loss=parts.GroupLoss(model, lambda logits, batch: batch_loss(logits, batch, params)),
+        evaluator=parts.DevEvaluator(lambda m: dev_ndcg(_scorer(m, tokenizer, params), dev) if dev.items else 0.0),
+        callbacks=[parts.Limits(params.max_steps, params.max_minutes)])
+    if not progress:
+        trainer.remove_callback(PrinterCallback)  # what a progress bar would show, printed line by line instead
+    return trainer
+
+
+def _card(out: Path, params: TrainParams, groups: list[Group], dev: DevCandidates, state, total_steps: int) -> dict:
+    """The training card: settings, data, steps, time, the dev history from the trainer's log and the kept step."""
+    import os
+
+    import torch
+
+    from earlyrank.engine.trainer_parts import history
+
+    entries = history(state.log_history)
+    kept = None
+    if entries:
+        best = max(entries, key=lambda h: h["dev_ndcg@10"])  # max keeps the first of equals, as the trainer does
+        chosen = best if params.selection == "dev" else entries[-1]
+        kept = {"step": chosen["step"], "dev_ndcg@10": chosen["dev_ndcg@10"]}
     card = {
         "name": out.name,
         "base_model": params.base_model,
@@ -216,20 +210,47 @@ def train(groups: list[Group], dev: DevCandidates, out: Path, params: TrainParam
         "groups": len(groups),
         "groups_by_source": _count_sources(groups),
         "dev_queries": len(dev.items),
-        "steps": state["step"],
+        "steps": state.global_step,
         "total_steps": total_steps,
-        "minutes": (time.time() - started) / 60,
-        "best_dev_ndcg@10": state["best"],
-        "kept": state.get("kept"),  # the saved model's step and dev score (selection "last" keeps the last)
-        "history": state["history"],
-        "machine": {"cores": __import__("os").cpu_count(), "platform": platform.platform(),
-                    "torch": torch.__version__},
+        "minutes": state.log_history[-1].get("minutes", 0.0) if state.log_history else 0.0,
+        "best_dev_ndcg@10": max((h["dev_ndcg@10"] for h in entries), default=-1.0),
+        "kept": kept,  # the saved model's step and dev score (selection "last" keeps the last)
+        "history": entries,
+        "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
     }
     previous = Path(params.base_model) / CARD
     if previous.is_file():  # a second stage: keep the first stage's card, so the model's history stays whole
         card["previous_stage"] = json.loads(previous.read_text())
-    (out / CARD).write_text(json.dumps(card, indent=2))
     return card
+
+
+def _scorer(model, tokenizer, params: TrainParams):
+    """The serving scorer over the model being trained (a sentence-transformers CrossEncoder): dev is read, and
+    long passages are windowed, exactly as at inference."""
+    from earlyrank.engine.calibration import Calibration
+    from earlyrank.engine.cross_encoder import CrossEncoder, TorchBackend
+
+    return CrossEncoder(TorchBackend(model.model), tokenizer, Calibration(), params.max_length, batch_size=32,
+                        windows=params.windows)
+
+
+def _resume_point(checkpoint: Path, params: TrainParams) -> str | None:
+    """The trainer checkpoint to resume from (None: start afresh), after checking it was written with the same
+    parameters; records this run's parameters beside its checkpoints."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if (checkpoint / "state.pt").is_file():
+        raise ValueError(f"{checkpoint} was written by an earlier earlyrank (its own training loop); delete it to "
+                         f"start afresh")
+    recorded = checkpoint / "params.json"
+    last = get_last_checkpoint(str(checkpoint)) if checkpoint.is_dir() else None
+    if last is not None and recorded.is_file():
+        if _trajectory(json.loads(recorded.read_text())) != _trajectory(asdict(params)):
+            raise ValueError(f"{checkpoint} was written by a run with other parameters; delete it to start "
+                             f"afresh, or rerun with the same options to resume")
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    recorded.write_text(json.dumps(asdict(params), indent=2))
+    return last
 
 
 def _add_teacher(groups: list[Group], indexes: list, dev: DevCandidates, params: TrainParams) -> list[Group]:
@@ -272,23 +293,6 @@ def _save_model(model, tokenizer, out: Path) -> None:
     half = copy.deepcopy(model).to(torch.float16)
     half.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
-
-
-def _save_checkpoint(model, tokenizer, optimizer, scheduler, state: dict, params: TrainParams,
-                     checkpoint: Path) -> None:
-    import torch
-
-    tmp = checkpoint.with_name(checkpoint.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    tokenizer.save_pretrained(str(tmp))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state,
-                "torch_rng": torch.get_rng_state(), "params": asdict(params)}, tmp / "state.pt")
-    if checkpoint.exists():
-        import shutil
-
-        shutil.rmtree(checkpoint)
-    tmp.rename(checkpoint)
 
 
 def run_training(data_dirs: list[Path], out: Path, params: TrainParams, progress: bool = True) -> dict:

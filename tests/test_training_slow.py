@@ -35,10 +35,15 @@ def test_train_checkpoints_resumes_and_refuses_other_parameters(tmp_path):
                          base_model=str(default_model_path()), lr_body=1e-4, seed=1)
     first = train(groups(), dev(), out, params, progress=False)
     assert first["steps"] == 2 and first["total_steps"] == 3
-    assert (tmp_path / ".model.checkpoint" / "state.pt").is_file()
+    assert (tmp_path / ".model.checkpoint" / "checkpoint-2" / "trainer_state.json").is_file()
     # A changed stopping limit is a resume; the run continues from step 2 to the end of the schedule.
     second = train(groups(), dev(), out, replace(params, max_steps=0), progress=False)
     assert second["steps"] == 3 and [h["step"] for h in second["history"]] == [1, 2, 3]
+    # The trainer's checkpoint holds weights, optimizer, schedule, RNG and data position: the resumed run ends where
+    # an uninterrupted one does, step for step.
+    whole = train(groups(), dev(), tmp_path / "whole", replace(params, max_steps=0), progress=False)
+    assert [h["loss"] for h in second["history"]] == pytest.approx([h["loss"] for h in whole["history"]], rel=1e-4)
+    assert second["kept"] == whole["kept"] == {"step": 1, "dev_ndcg@10": 1.0}  # the first of equal dev scores
     assert json.loads((out / "training_card.json").read_text())["steps"] == 3
     # The saved model is the best on dev, and loads as a cross-encoder that ranks the cat passage first.
     scorer = CrossEncoder.load(out)
