@@ -12,7 +12,7 @@ bm25s' sparse matrix, so a query is bm25s' sum of a few of its rows. Two IDF var
 
 The weights are computed here, in a few array operations, straight into bm25s' layout. bm25s' own indexer gives
 the same numbers (tested) but loops over the documents in Python: 8.4 s where this takes 1.0 s at 100,000
-passages (a whole build 19.7 s against 8.0 s, benchmarks/bm25_backend.py), and an update (`indexes.update`)
+passages (a whole build 20.8 s against 12.5 s, results/bm25_backend/), and an update (`indexes.update`)
 computes every weight again (each depends on N, avgdl and df) from the term frequencies the index keeps. The
 tokens are our tokenizer's (`indexes.tokenize`), numbered in order of first occurrence, so a build is the same
 byte for byte. bm25s' files load memory-mapped: a large index is paged in from its files, shared by every
