@@ -95,9 +95,10 @@ def distill_groups(index: LoadedIndex, count: int, *, size: int, depth: int, rng
                 continue
             question = rng.choice(choices)
             if keywords and rng.random() < keywords:
-                question = keyword_query(question, rng)
-                if question is None:
+                cut = keyword_query(question, rng)
+                if cut is None:
                     continue
+                question = cut
         hits = [h.doc_id for h in hybrid.search(question, depth)
                 if h.doc_id != doc.id and h.doc_id not in exclude
                 and not (doc.title and index.doc(h.doc_id).title == doc.title)]
