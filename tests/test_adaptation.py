@@ -71,8 +71,20 @@ def test_adapt_trains_on_the_corpus_and_refits_calibration(tmp_path):
 
 @pytest.mark.slow
 def test_adapt_says_the_answer_gate_is_not_carried_over(tmp_path):
+    import shutil
+
     index = build_index(corpus(), tmp_path / "idx", progress=False)
-    result = runner.invoke(app, ["adapt", "--index", str(index), "--out", str(tmp_path / "m"), "--distill", "2",
-                                 "--sentence", "2", "--max-minutes", "0.2", "--no-recalibrate"])
+    base = tmp_path / "base"  # the bundled model with a gate of the first format beside it
+    shutil.copytree(DEFAULT_MODEL, base)
+    (base / ANSWER_GATE).write_text('{"calibration": {"scale": 0.5, "bias": -1.0, "method": "platt"}, '
+                                    '"threshold": 0.6}')
+    options = ["--distill", "2", "--sentence", "2", "--max-minutes", "0.2", "--no-recalibrate"]
+    result = runner.invoke(app, ["adapt", "--index", str(index), "--model", str(base), "--out", str(tmp_path / "m"),
+                                 *options])
     assert result.exit_code == 0, result.output
     assert "answer gate is not carried over" in result.output
+    (base / ANSWER_GATE).unlink()  # no gate: nothing to say
+    result = runner.invoke(app, ["adapt", "--index", str(index), "--model", str(base), "--out", str(tmp_path / "n"),
+                                 *options])
+    assert result.exit_code == 0, result.output
+    assert "answer gate" not in result.output
