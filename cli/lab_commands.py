@@ -235,7 +235,10 @@ def train(
                              distill=distill, distill_weight=distill_weight, selection=selection)
     except ValueError as e:
         fail(str(e))
-    card = run_training(list(data), out, params)
+    try:
+        card = run_training(list(data), out, params)
+    except ValueError as e:  # no training groups, or a checkpoint of a run with other settings
+        fail(str(e))
     typer.echo(f"trained {card['steps']} steps in {card['minutes']:.1f} min; "
                f"best dev nDCG@10 {card['best_dev_ndcg@10']:.4f}; model in {out}")
 

@@ -65,6 +65,18 @@ def test_train_refuses_a_bad_init(tiny_dir, tmp_path):
     assert result.exit_code == 2 and "write the second stage somewhere else" in result.output
 
 
+@pytest.mark.slow
+def test_train_without_positive_judgements_is_a_one_line_error(tiny_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dir, data)
+    (data / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq4\td8\t0\n")  # judged, not relevant
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--max-steps", "1"])
+    assert result.exit_code == 2, result.output
+    assert "no training groups" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(("option", "value", "message"), [
     ("--dev-split", "article", "dev_split must be one of query, title"),
     ("--self-supervised-kind", "words", "self-supervised kind must be one of title, sentence"),
