@@ -5,7 +5,9 @@ dependencies. The loss is the engine's (engine/training.py `batch_loss`): on lab
 pointwise loss, and on every group with teacher scores `distill_weight` times the KL divergence from
 softmax(teacher cosine / 0.05) to the student's softmax (engine/distillation.py), each averaged over the groups of a
 batch and weighted by their share of it. AdamW with separate learning rates for body and head, linear warm-up and
-decay, gradient clipping at 1, bf16 autocast on CUDA. The last model is kept (selection "last").
+decay, gradient clipping at 1, bf16 autocast on CUDA. The last model is kept (selection "last"). The loss is
+restated here, not imported, because the engine is not installed where this runs; tests/test_train_on_gpu.py
+checks that both give the same value.
 
 The fp16 model is written to OUT/model.safetensors.part-NN pieces of at most --part-mib MiB (so that they pass
 size limits on files), with its sha256 and a training card:
