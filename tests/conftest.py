@@ -14,6 +14,19 @@ from earlyrank.engine.scoring import ScoredPairs
 TINY = Path(__file__).parent / "data" / "tiny"
 
 
+def load_program(relative: str):
+    """The repository's program at `relative` (e.g. "benchmarks/report.py"), imported as a module, for tests of
+    programs that are not part of the installed package."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def tiny_dir() -> Path:
     return TINY

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
 from earlyrank.engine.evaluation import paired_test
+from tests.conftest import load_program
 
 
 def test_paired_test_matches_the_textbook_statistic():
@@ -31,10 +30,7 @@ def test_paired_test_refuses_a_run_missing_queries():
 
 
 def test_lengths_compares_the_settings_both_models_measured():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lengths.py"
-    spec = importlib.util.spec_from_file_location("lengths", path)
-    lengths = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lengths)
+    lengths = load_program("benchmarks/lengths.py")
     rows = {"scifact": {"per_query_ndcg": {"a": 0.2, "b": 0.4, "c": 0.1}}}
     better = {"scifact": {"per_query_ndcg": {"a": 0.6, "b": 0.5, "c": 0.4}}}
     reference = {"lengths": {"192": rows, "192x2": rows}}

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from earlyrank.engine.bench_tables import markdown_table
+from tests.conftest import load_program
 
 ROW = {"config": "operating point (chosen on dev)", "nDCG@10": 0.73104, "RR@10": 0.70081, "R@100": 0.955,
        "P@1": 0.59, "AP@3": 0.651, "pairs_mean": 5.24, "fraction_scored": 0.0524, "passes_mean": 10.1,
@@ -17,11 +15,7 @@ RECORD = {"dataset": "scifact", "split": "test", "queries": 300, "depth": 100, "
 
 
 def report_module():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "report.py"
-    spec = importlib.util.spec_from_file_location("report", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_program("benchmarks/report.py")
 
 
 def test_both_tables_print_the_same_row():

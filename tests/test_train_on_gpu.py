@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from earlyrank.engine.training import TrainParams, batch_loss
 from earlyrank.engine.training_data import Group
-
-
-def script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "train_on_gpu.py"
-    spec = importlib.util.spec_from_file_location("train_on_gpu", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_program
 
 
 def test_the_scripts_loss_is_the_engines_on_mixed_batches():
     import torch
 
-    gpu = script()
+    gpu = load_program("scripts/train_on_gpu.py")
     torch.manual_seed(0)
     # Two labelled groups with teacher scores, one label-free group: all of 4 passages, as the engine batches them.
     teachers = [(0.9, 0.2, 0.1, 0.3), None, (0.5, 0.6, 0.4, 0.1)]
