@@ -112,6 +112,23 @@ def distill_groups(index: LoadedIndex, count: int, *, size: int, depth: int, rng
     return groups
 
 
+def add_teacher(groups: list[Group], indexes: Sequence[LoadedIndex], counts: Sequence[int], *,
+                dev_docs: frozenset[str], size: int, depth: int, seed: int, keywords: float = 0.0) -> list[Group]:
+    """`groups` with the teacher's scores where their passages are in one of `indexes`, plus `counts[i]` label-free
+    groups of `size` passages from `indexes[i]` (`distill_groups`; never a passage of `dev_docs`), all shuffled
+    with `random.Random(seed + 1)`, which also draws the label-free groups. ValueError if the lengths differ."""
+    if len(counts) != len(indexes):
+        raise ValueError(f"one count per index: {len(counts)} counts for {len(indexes)} indexes")
+    rng = random.Random(seed + 1)
+    for index, count in zip(indexes, counts, strict=True):
+        groups = with_teacher(groups, index)
+        if count:
+            groups += distill_groups(index, count, size=size, depth=depth, rng=rng, exclude=dev_docs,
+                                     keywords=keywords)
+    rng.shuffle(groups)
+    return groups
+
+
 def distill_loss(logits, teacher, temperature: float = TEMPERATURE):
     """KL(teacher || student) per group, averaged: `logits` and `teacher` are (groups, passages) tensors; the teacher's
     cosines become a distribution by softmax(cosine / temperature), the student's logits by softmax."""

@@ -253,22 +253,6 @@ def _resume_point(checkpoint: Path, params: TrainParams) -> str | None:
     return last
 
 
-def _add_teacher(groups: list[Group], indexes: list, dev: DevCandidates, params: TrainParams) -> list[Group]:
-    """Teacher scores on the labelled groups, plus `params.distill` label-free groups per corpus (never drawn from
-    a dev passage), shuffled in."""
-    from earlyrank.engine.distillation import distill_groups, with_teacher
-
-    rng = random.Random(params.seed + 1)
-    dev_docs = frozenset(d for judged in dev.qrels.values() for d in judged)
-    for index in indexes:
-        groups = with_teacher(groups, index)
-        if params.distill:
-            groups += distill_groups(index, params.distill, size=1 + params.negatives, depth=params.mining_depth,
-                                     rng=rng, exclude=dev_docs)
-    rng.shuffle(groups)
-    return groups
-
-
 # Limits on when a run stops or reports do not change what it learns, so a resumed run may set them anew.
 _STOP_FIELDS = frozenset({"max_minutes", "max_steps", "eval_every"})
 
@@ -313,7 +297,11 @@ def run_training(data_dirs: list[Path], out: Path, params: TrainParams, progress
     if not groups:
         raise ValueError("no training groups: do the data sets have qrels/train.tsv with positive judgements?")
     if params.distill_weight:
-        groups = _add_teacher(groups, [index for _, index in datasets], dev, params)
+        from earlyrank.engine.distillation import add_teacher
+
+        indexes = [index for _, index in datasets]
+        groups = add_teacher(groups, indexes, [params.distill] * len(indexes), dev_docs=dev.documents(),
+                             size=1 + params.negatives, depth=params.mining_depth, seed=params.seed)
     card = train(groups, dev, out, params, progress)
     card["data"] = [str(d) for d in data_dirs]
     (out / CARD).write_text(json.dumps(card, indent=2))

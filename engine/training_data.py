@@ -27,6 +27,10 @@ class DevCandidates:
     items: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
     qrels: dict[str, dict[str, int]] = field(default_factory=dict)
 
+    def documents(self) -> frozenset[str]:
+        """Every passage judged for a dev query: what training must never draw a question from."""
+        return frozenset(d for judged in self.qrels.values() for d in judged)
+
 
 @dataclass(frozen=True)
 class Group:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import random
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
 from earlyrank.engine.corpora import dataset_index
 from earlyrank.engine.datasets import load_dataset
-from earlyrank.engine.distillation import distill_groups, with_teacher
+from earlyrank.engine.distillation import add_teacher
 from earlyrank.engine.training import TrainParams
 from earlyrank.engine.training_data import build_training_set
 
@@ -49,14 +49,8 @@ def main() -> None:
         datasets, dev_queries=params.dev_queries, dev_depth=params.dev_depth, negatives=params.negatives,
         random_negatives=params.random_negatives, mining_depth=params.mining_depth, self_supervised=0,
         seed=params.seed, dev_split=params.dev_split)
-    rng = random.Random(params.seed + 1)
-    dev_docs = frozenset(d for judged in dev.qrels.values() for d in judged)
-    for (_, index), count in zip(datasets, args.distill, strict=True):
-        groups = with_teacher(groups, index)
-        groups += distill_groups(index, count, size=args.size, depth=params.mining_depth, rng=rng,
-                                 exclude=dev_docs, keywords=args.keywords)
-        print(f"{index.path.name}: {len(groups)} groups so far", flush=True)
-    rng.shuffle(groups)
+    groups = add_teacher(groups, [index for _, index in datasets], args.distill, dev_docs=dev.documents(),
+                         size=args.size, depth=params.mining_depth, seed=params.seed, keywords=args.keywords)
     passages: dict[str, int] = {}
 
     def number(text: str) -> int:
@@ -71,10 +65,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(args.out, "wt", encoding="utf-8") as f:
         json.dump(record, f)
-    sources: dict[str, int] = {}
-    for g in groups:
-        sources[g.source] = sources.get(g.source, 0) + 1
-    print(f"{args.out}: {len(groups)} groups {sources}, {len(passages)} passages, {len(dev.items)} dev queries")
+    sources = Counter(g.source for g in groups)
+    print(f"{args.out}: {len(groups)} groups {dict(sources)}, {len(passages)} passages, {len(dev.items)} dev queries")
 
 
 if __name__ == "__main__":

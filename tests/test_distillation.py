@@ -9,6 +9,7 @@ import pytest
 
 from earlyrank.engine.distillation import (
     TEMPERATURE,
+    add_teacher,
     distill_groups,
     distill_loss,
     keyword_query,
@@ -65,6 +66,21 @@ def test_distill_groups_are_label_free_and_never_hold_their_own_or_excluded_pass
         assert g.teacher == teacher_scores(tiny_index, g.query, [tiny_index.position(d.id) for d in passages])
     with pytest.raises(ValueError, match="at least 2"):
         distill_groups(tiny_index, 1, size=1, depth=5, rng=random.Random(0))
+
+
+def test_add_teacher_scores_the_groups_adds_label_free_ones_and_shuffles_by_the_seed(tiny_index):
+    docs = tiny_index.docs
+    labelled = [Group("Which animal hunts mice?", docs[0].full_text, (docs[1].full_text,), "t")]
+    groups = add_teacher(labelled, [tiny_index], [4], dev_docs=frozenset({"d2"}), size=3, depth=12, seed=6)
+    rng = random.Random(7)
+    expected = with_teacher(labelled, tiny_index) + distill_groups(tiny_index, 4, size=3, depth=12, rng=rng,
+                                                                   exclude=frozenset({"d2"}))
+    rng.shuffle(expected)
+    assert groups == expected and len(groups) > 1 and all(g.teacher is not None for g in groups)
+    assert add_teacher(labelled, [tiny_index], [0], dev_docs=frozenset(), size=3, depth=12, seed=6) == \
+        with_teacher(labelled, tiny_index)
+    with pytest.raises(ValueError, match="one count per index"):
+        add_teacher(labelled, [tiny_index], [1, 2], dev_docs=frozenset(), size=3, depth=12, seed=6)
 
 
 def test_keyword_queries_keep_a_few_content_words_in_order():
