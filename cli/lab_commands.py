@@ -43,6 +43,8 @@ def dev_scores(data: list[Path], model: Path, depth: int, limit: list[int] | Non
         return [scored_split(d, "dev", scorer, model, "hybrid", depth, n) for d, n in dev_limits(data, limit)]
     except DatasetError as e:  # e.g. a data set without a train split: it has no dev part
         fail(f"{e}; dev queries come from a data set's train split")
+    except ModelLoadError as e:  # no training card: no known dev split
+        fail(str(e))
 
 
 @app.command()

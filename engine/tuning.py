@@ -40,11 +40,17 @@ def model_key(model_dir: Path, max_length: int, backend: str = "torch-fp32", win
 
 
 def split_queries(dataset, split: str, model_dir: Path):
-    """(queries, qrels) of `split`; "dev" is the part of train the model's training card held out."""
+    """(queries, qrels) of `split`; "dev" is the part of train the model's training card held out. ModelLoadError
+    for "dev" when `model_dir` has no training card, since its held-out questions are then unknown."""
+    from earlyrank.engine.model_files import ModelLoadError
     from earlyrank.engine.training_data import dev_titles, split_dev
 
     if split != "dev":
         return dataset.split(split)
+    if not (model_dir / CARD).is_file():
+        raise ModelLoadError(f"{model_dir} has no {CARD}, so which train questions its training held out as dev is "
+                             f"unknown; use a model made by `earlyrank train`, or copy the card of the model it was "
+                             f"made from")
     card = json.loads((model_dir / CARD).read_text())["params"]
     queries, qrels = dataset.split("train")
     titles = dev_titles(dataset, card.get("dev_split", "query"))  # cards older than the option split by query

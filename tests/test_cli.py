@@ -77,6 +77,21 @@ def test_train_without_positive_judgements_is_a_one_line_error(tiny_dir, tmp_pat
     assert "no training groups" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
+def test_dev_fitting_with_a_model_without_training_card_is_a_one_line_error(tiny_dir, tmp_path):
+    from earlyrank.engine.model_files import CARD, DEFAULT_MODEL
+
+    model = tmp_path / "model"
+    model.mkdir()
+    for file in DEFAULT_MODEL.iterdir():  # the bundled model, less its card (as a weight average is written)
+        if file.name != CARD:
+            (model / file.name).symlink_to(file)
+    for command in ("calibrate", "tune", "fit-abstention"):
+        result = runner.invoke(app, [command, "--data", str(tiny_dir), "--model", str(model)])
+        assert result.exit_code == 2, (command, result.output)
+        assert f"has no {CARD}" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(("option", "value", "message"), [
     ("--dev-split", "article", "dev_split must be one of query, title"),
     ("--self-supervised-kind", "words", "self-supervised kind must be one of title, sentence"),
