@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from earlyrank.engine.answer_sentence import MAX_SENTENCES, shared_words
+from earlyrank.engine.answer_sentence import MAX_SENTENCES, fused_ranks, shared_words
 from earlyrank.engine.bench_record import git_commit, machine
 from earlyrank.engine.corpora import dataset_index
 from earlyrank.engine.cross_encoder import CrossEncoder
@@ -52,8 +52,8 @@ def main() -> None:
     queries = queries[:args.limit or None]
     policy, blend = load_operating_point(DEFAULT_MODEL, 30)
     pipeline = Pipeline(dataset_index(dataset), CrossEncoder.load(), policy, "hybrid", 30, blend)
-    names = ("shipped: fused ranks of the two below", "cross-encoder alone", "most shared words (no model)",
-             "cross-encoder with title", "first sentence")
+    names = ("shipped: weighted words (no model)", "fused ranks of the two below (shipped before)",
+             "cross-encoder alone", "most shared words (no model)", "cross-encoder with title", "first sentence")
     right, hits = 0, dict.fromkeys(names, 0)
     sentence_seconds = []
     for q in tqdm(queries, desc="ask", unit="question"):
@@ -71,8 +71,8 @@ def main() -> None:
         titled = [float(c) for c in pipeline.scorer.score(q.text, [f"{answer.answer.title}. {t}" for t in texts])
                   .confidences]
         shared = [float(shared_words(q.text, t)) for t in texts]
-        choices = (answer.sentence.text, first_of(texts, alone), first_of(texts, shared), first_of(texts, titled),
-                   texts[0])
+        choices = (answer.sentence.text, first_of(texts, fused_ranks(alone, shared)), first_of(texts, alone),
+                   first_of(texts, shared), first_of(texts, titled), texts[0])
         for name, sentence in zip(names, choices, strict=True):
             hits[name] += any(g in sentence for g in gold)
     record = {"command": " ".join(sys.argv), "git_commit": git_commit(), "machine": machine(),

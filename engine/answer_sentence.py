@@ -1,17 +1,19 @@
 """The sentence of an answer passage most likely to hold the answer, with its character offsets.
 
 The passage is cut into sentences by `indexes.sentences` (after '.', '!' or '?' followed by a space and a
-capital letter or digit: good enough for prose). Two orders of the sentences are fused by reciprocal rank
-(k = 60; Cormack et al., SIGIR 2009): the cross-encoder's confidence for each (question, sentence) pair (a
-handful of short pairs, one scoring call) and the number of distinct words the sentence shares with the
-question. Chosen on XQuAD dev over either order alone and the cross-encoder reading "title. sentence"
-(docs/experiments/answer-sentence.md); measured by `benchmarks/answer_sentence.py`.
+capital letter or digit: good enough for prose). The chosen sentence is the one whose terms shared with the
+question weigh most, each term weighing its IDF in the corpus searched (the weighted word count of Yang et al.,
+"WikiQA", EMNLP 2015): no model call. It was chosen on 600 XQuAD train questions over the cross-encoder on each
+sentence, the reciprocal-rank fusion of that with the shared-word count (shipped before), occlusion and others
+(docs/experiments/answer-sentence.md, second round); measured by `benchmarks/answer_sentence_choice.py` and,
+through the pipeline, `benchmarks/answer_sentence.py`. The cross-encoder then scores the chosen sentence alone
+(one pair) for its confidence.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from earlyrank.engine.scoring import PairScorer
@@ -48,16 +50,24 @@ def fused_ranks(*orders: Sequence[float], k: int = RRF_K) -> list[float]:
     return fused
 
 
-def best_sentence(scorer: PairScorer, query: str, passage: str, limit: int = MAX_SENTENCES) -> AnswerSentence | None:
-    """The sentence of `passage` that ranks first when the scorer's confidences and the words shared with `query`
-    are fused (the first of equals), among its first `limit` sentences; None if the passage has no text. One
-    scoring call of at most `limit` pairs; the returned confidence is the scorer's for that sentence."""
+def weighted_overlap(query_weights: Mapping[str, float], sentence_terms: Iterable[str]) -> float:
+    """Sum of `query_weights` (term -> weight, e.g. its IDF) over the distinct terms of the sentence."""
+    return sum(query_weights.get(t, 0.0) for t in set(sentence_terms))
+
+
+def best_sentence(query_weights: Mapping[str, float], tokenize: Callable[[str], Sequence[str]], passage: str,
+                  scorer: PairScorer | None = None, query: str = "", limit: int = MAX_SENTENCES
+                  ) -> AnswerSentence | None:
+    """The sentence of `passage`, among its first `limit`, whose distinct terms (`tokenize`, the BM25 index's
+    tokenizer) shared with the question weigh most in `query_weights` (the question's terms and their IDF); the
+    first of equals. None if the passage has no text. With a `scorer`, its calibrated confidence for (`query`,
+    that sentence) is the returned confidence (one pair); without one, the confidence is 0.0."""
     spans = sentence_spans(passage)[:max(0, min(limit, MAX_SENTENCES))]
     if not spans:
         return None
     texts = [passage[a:b] for a, b in spans]
-    confidences = [float(c) for c in scorer.score(query, texts).confidences]
-    fused = fused_ranks(confidences, [float(shared_words(query, t)) for t in texts])
-    best = max(range(len(spans)), key=lambda i: (fused[i], -i))
+    weights = [weighted_overlap(query_weights, tokenize(t)) for t in texts]
+    best = max(range(len(spans)), key=lambda i: (weights[i], -i))
+    confidence = float(scorer.score(query, [texts[best]]).confidences[0]) if scorer is not None else 0.0
     a, b = spans[best]
-    return AnswerSentence(texts[best], a, b, confidences[best])
+    return AnswerSentence(texts[best], a, b, confidence)

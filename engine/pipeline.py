@@ -17,7 +17,7 @@ import numpy as np
 
 from earlyrank.engine.abstention import AnswerGate
 from earlyrank.engine.answer_features import question_features
-from earlyrank.engine.answer_sentence import MAX_SENTENCES, AnswerSentence, best_sentence
+from earlyrank.engine.answer_sentence import AnswerSentence, best_sentence
 from earlyrank.engine.fused_rerank import rerank_fused
 from earlyrank.engine.fusion import CandidateSignals, Fusion
 from earlyrank.engine.language import unreadable_warning
@@ -25,6 +25,7 @@ from earlyrank.engine.rerank import Policy, RerankResult, chunk_within_deadline,
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import BoundStop, FullRerank, StopReason
 from earlyrank.indexes.base import search_within
+from earlyrank.indexes.bm25 import BM25Params
 from earlyrank.indexes.filters import FilterSpec
 from earlyrank.indexes.passage_table import by_document, with_passages
 from earlyrank.indexes.types import Document, Hit, Passage, RecallMode
@@ -155,8 +156,9 @@ class Pipeline:
 
     def ask(self, query: str, k: int = 10, sentence_too: bool = True, **options) -> Answer:
         """Answer a question: the top reranked passage, its confidence, the ranking and the cost; with
-        `sentence_too`, also the passage's sentence most likely to hold the answer (one more scoring call of a
-        few short pairs, counted in `seconds`, not in `scored`), with offsets in the answer passage's text.
+        `sentence_too`, also the passage's sentence most likely to hold the answer (`engine.answer_sentence`: chosen
+        by the question's weighted terms, then one short pair scored for its confidence, counted in `seconds`, not
+        in `scored`), with offsets in the answer passage's text.
         `options` go to `rerank` (`all_passages` among them)."""
         started = time.perf_counter()
         all_passages = options.pop("all_passages", False)
@@ -175,12 +177,20 @@ class Pipeline:
         if (sentence_too and not abstained and passage is not None and self.scorer is not None and result.scored
                 and result.reason not in (StopReason.DEADLINE, StopReason.CLIENT_GONE) and has_content(passage.text)):
             # Within a deadline, only as many sentences as the reranking's own rate fits in the time left.
-            room = chunk_within_deadline(MAX_SENTENCES, options.get("deadline"), result.seconds, result.scored)
-            if room:
-                sentence = best_sentence(self.scorer, query, passage.text, room)
+            if chunk_within_deadline(1, options.get("deadline"), result.seconds, result.scored):
+                sentence = self._answer_sentence(query, passage.text)
         return Answer(query, passage, confidence, result.hits, result.scored, result.candidates,
                       result.stopped_early, result.reason, time.perf_counter() - started, sentence,
                       answer_confidence, abstained, warning, top.passage if top else None)
+
+    def _answer_sentence(self, query: str, passage: str) -> AnswerSentence | None:
+        """`best_sentence` with the question's IDF in this index's BM25 part; without one, every question term weighs
+        1 (the count of shared terms)."""
+        bm25 = self.index.bm25
+        if bm25 is not None:
+            return best_sentence(bm25.term_idf(query), bm25.tokenize, passage, self.scorer, query)
+        tokenize = BM25Params().tokenizer()
+        return best_sentence(dict.fromkeys(tokenize(query), 1.0), tokenize, passage, self.scorer, query)
 
     def _answer_confidence(self, query: str, ranked: list[Hit], mode: str) -> float | None:
         """The gate's answer confidence for `ranked` (every candidate, reranked), or None where the gate cannot

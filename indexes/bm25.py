@@ -172,6 +172,25 @@ class BM25Index:
             return np.zeros(len(self.doc_ids), dtype=np.float32)
         return self.model.get_scores_from_ids(terms)
 
+    def tokenize(self, text: str) -> list[str]:
+        """`text`'s terms as this index reads them (lowercased, stemmed and without stop words by default)."""
+        return self._tokenizer(text)
+
+    def term_idf(self, text: str) -> dict[str, float]:
+        """The IDF (this index's variant) of each distinct term of `text` the index holds: term -> IDF. A term no
+        passage holds is left out."""
+        indptr = self.model.scores["indptr"]  # bm25s' CSC arrays over (docs, terms): a term's passages
+        ids = {t: self.vocab[t] for t in self.tokenize(text) if t in self.vocab}
+        if not ids:
+            return {}
+        n_docs = int(self.model.scores["num_docs"])
+        if self.params.idf == "okapi":  # its floor is a share of the mean over every term
+            values = idf(np.diff(indptr).astype(np.float64), n_docs, self.params)[list(ids.values())]
+        else:
+            df = np.asarray([indptr[i + 1] - indptr[i] for i in ids.values()], dtype=np.float64)
+            values = idf(df, n_docs, self.params)
+        return dict(zip(ids, values.tolist(), strict=True))
+
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[Hit]:
         """The `k` best documents with a positive score, best first, among the positions `allowed` if given;
         ValueError if `k` is not a positive integer."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from earlyrank.engine.answer_sentence import best_sentence, fused_ranks, shared_words
+from earlyrank.engine.answer_sentence import best_sentence, fused_ranks, shared_words, weighted_overlap
 from earlyrank.indexes.sentences import sentence_spans, sentences
 
 
@@ -17,19 +19,51 @@ def test_sentences_are_cut_with_their_offsets():
     assert sentence_spans("   ") == [] and sentences("No stop at all") == ["No stop at all"]
 
 
-def test_where_model_and_words_agree_that_sentence_is_chosen(fake_scorer):
+def words(text: str) -> list[str]:
+    return text.lower().replace(".", " ").split()
+
+
+def test_the_sentence_whose_shared_terms_weigh_most_is_chosen(fake_scorer):
     passage = "The city is old. Paris is the capital of France. It has a tower."
-    best = best_sentence(fake_scorer, "capital of France", passage)
+    idf = {"capital": 2.0, "of": 0.1, "france": 1.5, "city": 0.5}
+    best = best_sentence(idf, words, passage, fake_scorer, "capital of France")
     assert best is not None and best.text == "Paris is the capital of France."
     assert passage[best.start:best.end] == best.text and (best.start, best.end) == (17, 48)
     assert best.confidence == pytest.approx(0.731059, abs=1e-6)  # FakeScorer: 3 query words - 2 = logit 1
-    assert fake_scorer.calls == [3]  # one scoring call, one pair a sentence
-    assert best_sentence(fake_scorer, "capital", "   ") is None
+    assert fake_scorer.calls == [1]  # the chosen sentence alone is scored, for its confidence
+    assert best_sentence(idf, words, "   ", fake_scorer, "capital") is None
+    assert best_sentence(idf, words, passage).confidence == 0.0  # no scorer: no model call, no confidence
 
 
-def test_ties_go_to_the_first_sentence(fake_scorer):
-    best = best_sentence(fake_scorer, "nothing matches", "Alpha beta. Gamma delta.")
+def test_one_rare_shared_term_outweighs_two_common_ones():
+    # Counting shared words picks the first sentence (2 against 1); the rare term's IDF picks the second.
+    idf = {"when": 0.2, "did": 0.2, "zeppelin": 3.0}
+    passage = "When did it start? The zeppelin flew."
+    best = best_sentence(idf, words, passage)
+    assert best is not None and best.text == "The zeppelin flew."
+    assert shared_words("when did the zeppelin fly", "When did it start?") == 2
+    assert weighted_overlap(idf, ["zeppelin", "zeppelin", "flew"]) == 3.0  # distinct terms, unknown ones weigh 0
+
+
+def test_ties_go_to_the_first_sentence():
+    best = best_sentence({"nothing": 1.0}, words, "Alpha beta. Gamma delta.")
     assert best is not None and best.text == "Alpha beta." and best.start == 0
+
+
+def test_the_bm25_index_gives_each_question_term_its_idf():
+    from earlyrank.indexes.bm25 import BM25Index, BM25Params
+
+    index = BM25Index.build(["a", "b", "c"], ["zebras run fast", "zebras sleep", "lions hunt zebras"])
+    idf = index.term_idf("Do zebras hunt? unicorns")
+    # Lucene IDF log(1 + (N - df + 0.5) / (df + 0.5)) with N = 3: "zebra" in 3 passages, "hunt" in 1.
+    assert idf == pytest.approx({"zebra": math.log(1 + 0.5 / 3.5), "hunt": math.log(1 + 2.5 / 1.5)})
+    assert index.tokenize("Zebras hunting") == ["zebra", "hunt"]
+    okapi = BM25Index.build(["a", "b", "c"], ["zebras run fast", "zebras sleep", "lions hunt zebras"],
+                            BM25Params(idf="okapi"))
+    # Okapi's negative IDF is floored at epsilon times the mean IDF of every term, not of the question's.
+    full = [math.log((3 - df + 0.5) / (df + 0.5)) for df in (1, 1, 3, 1, 1, 1)]  # run fast zebra sleep lion hunt
+    floor = 0.25 * sum(full) / len(full)
+    assert okapi.term_idf("zebras") == pytest.approx({"zebra": floor})
 
 
 def test_reciprocal_rank_fusion_by_hand():
@@ -37,11 +71,3 @@ def test_reciprocal_rank_fusion_by_hand():
     fused = fused_ranks([0.9, 0.5, 0.1], [0.0, 3.0, 2.0])
     assert fused == pytest.approx([1 / 61 + 1 / 63, 1 / 62 + 1 / 61, 1 / 63 + 1 / 62])
     assert shared_words("Who wrote it, and when?", "It was written when? Who knows") == 3  # who, it, when
-
-
-def test_the_fused_order_can_overrule_the_model(fake_scorer):
-    fake_scorer.logits_by_prefix = {"Zebra": 3.0, "Lions hunt": 1.0, "Tigers": -1.0}
-    passage = "Zebra stripes are black. Lions hunt zebras at night in Kenya. Tigers hunt at night in Kenya too."
-    best = best_sentence(fake_scorer, "where do lions hunt at night", passage)
-    # model: Zebra > Lions > Tigers; shared words: Lions (4) > Tigers (3) > Zebra (0): Lions is first fused.
-    assert best is not None and best.text == "Lions hunt zebras at night in Kenya."

@@ -1,0 +1,110 @@
+"""Which way of choosing the answer sentence works best? Measured on the judged passage, no recall involved.
+
+    python benchmarks/answer_sentence_choice.py [--split train] [--limit 0]
+
+For every XQuAD question of the split (default train: the selection set of docs/experiments/answer-sentence.md,
+second round), the question's judged passage is cut into sentences (`indexes.sentences`) and each candidate way
+of choosing picks one. Reported: the share of questions whose chosen sentence holds a gold answer string
+(`metadata.answers`, exact substring), and the ceiling (some sentence holds one). Prints a table and writes
+results/answer_sentence_choice-<split>.json with the commit, machine and command. Choose on train or dev;
+`benchmarks/answer_sentence.py --split test` reports the shipped choice through the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+
+from tqdm import tqdm
+
+from earlyrank.engine.answer_sentence import MAX_SENTENCES, fused_ranks, shared_words, weighted_overlap
+from earlyrank.engine.bench_record import git_commit, machine
+from earlyrank.engine.cross_encoder import CrossEncoder
+from earlyrank.engine.datasets import load_dataset
+from earlyrank.indexes.bm25 import BM25Params
+from earlyrank.indexes.sentences import sentence_spans
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def lucene_idf(texts: list[str], tokenizer) -> dict[str, float]:
+    """Lucene's BM25 IDF, log(1 + (N - df + 0.5) / (df + 0.5)), of every term of `texts` (stemmed, no stop words)."""
+    df = Counter(term for text in texts for term in set(tokenizer(text)))
+    return {t: math.log(1 + (len(texts) - n + 0.5) / (n + 0.5)) for t, n in df.items()}
+
+
+def first_best(values: list[float]) -> int:
+    return max(range(len(values)), key=lambda i: (values[i], -i))
+
+
+def orders(scorer, tokenizer, idf, question: str, passage: str, texts: list[str]) -> dict[str, list[float]]:
+    """Every candidate's value per sentence (higher is better)."""
+    alone = [float(x) for x in scorer.score(question, texts).logits]
+    context = [texts[i - 1] + " " + t if i else t for i, t in enumerate(texts)]
+    with_context = [float(x) for x in scorer.score(question, context).logits]
+    removed = [" ".join(texts[:i] + texts[i + 1:]) for i in range(len(texts))]
+    whole = float(scorer.score(question, [passage]).logits[0])
+    drop = [whole - float(x) for x in scorer.score(question, removed).logits] if len(texts) > 1 else [0.0]
+    shared = [float(shared_words(question, t)) for t in texts]
+    question_idf = {t: idf.get(t, 0.0) for t in tokenizer(question)}
+    weighted = [weighted_overlap(question_idf, tokenizer(t)) for t in texts]
+    return {
+        "cross-encoder + shared words (shipped before)": fused_ranks(alone, shared),
+        "cross-encoder alone": alone,
+        "shared words": shared,
+        "weighted words": weighted,
+        "cross-encoder + weighted words": fused_ranks(alone, weighted),
+        "cross-encoder with context": with_context,
+        "occlusion": drop,
+        "occlusion + shared words": fused_ranks(drop, shared),
+        "occlusion + cross-encoder + shared words": fused_ranks(drop, alone, shared),
+        "first sentence": [1.0] + [0.0] * (len(texts) - 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", default="train", help="train (the selection set) or another split")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N questions (0: all)")
+    parser.add_argument("--out", type=Path, default=None, help="default: results/answer_sentence_choice-<split>.json")
+    args = parser.parse_args()
+    out = args.out or Path(f"results/answer_sentence_choice-{args.split}.json")
+    dataset = load_dataset(SHARED / "xquad-en")
+    queries, qrels = dataset.split(args.split)
+    queries = queries[:args.limit or None]
+    passages = {d.id: d.text for d in dataset.corpus}
+    tokenizer = BM25Params().tokenizer()
+    idf = lucene_idf(list(passages.values()), tokenizer)
+    scorer = CrossEncoder.load()
+    hits: Counter[str] = Counter()
+    asked = ceiling = 0
+    for q in tqdm(queries, desc="choose", unit="question"):
+        judged = [pid for pid, grade in qrels[q.id].items() if grade > 0 and pid in passages]
+        gold = [a for a in q.metadata.get("answers", []) if a]
+        if not judged or not gold:
+            continue
+        passage = passages[judged[0]]
+        texts = [passage[a:b] for a, b in sentence_spans(passage)[:MAX_SENTENCES]]
+        holds = [any(g in t for g in gold) for t in texts]
+        asked += 1
+        ceiling += any(holds)
+        for name, values in orders(scorer, tokenizer, idf, q.text, passage, texts).items():
+            hits[name] += holds[first_best(values)]
+    shares = {name: hits[name] / max(asked, 1) for name in hits}
+    record = {"command": " ".join(sys.argv), "git_commit": git_commit(), "machine": machine(), "split": args.split,
+              "questions": asked, "ceiling": ceiling / max(asked, 1), "sentence_holds_answer": shares}
+    print(f"XQuAD {args.split}: {asked} questions, judged passage; ceiling {record['ceiling']:.1%}")
+    print("| answer sentence chosen by | holds a gold answer |")
+    print("|---|---|")
+    for name, share in sorted(shares.items(), key=lambda kv: -kv[1]):
+        print(f"| {name} | {share:.1%} |")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()
