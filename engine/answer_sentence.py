@@ -51,8 +51,9 @@ def fused_ranks(*orders: Sequence[float], k: int = RRF_K) -> list[float]:
 
 
 def weighted_overlap(query_weights: Mapping[str, float], sentence_terms: Iterable[str]) -> float:
-    """Sum of `query_weights` (term -> weight, e.g. its IDF) over the distinct terms of the sentence."""
-    return sum(query_weights.get(t, 0.0) for t in set(sentence_terms))
+    """Sum of `query_weights` (term -> weight, e.g. its IDF) over the distinct terms of the sentence; a negative
+    weight (BM25 okapi's floor can be) counts as 0, so sharing a term never makes a sentence less likely."""
+    return sum(max(query_weights.get(t, 0.0), 0.0) for t in set(sentence_terms))
 
 
 def best_sentence(query_weights: Mapping[str, float], tokenize: Callable[[str], Sequence[str]], passage: str,
@@ -61,12 +62,20 @@ def best_sentence(query_weights: Mapping[str, float], tokenize: Callable[[str], 
     """The sentence of `passage`, among its first `limit`, whose distinct terms (`tokenize`, the BM25 index's
     tokenizer) shared with the question weigh most in `query_weights` (the question's terms and their IDF); the
     first of equals. None if the passage has no text. With a `scorer`, its calibrated confidence for (`query`,
-    that sentence) is the returned confidence (one pair); without one, the confidence is 0.0."""
+    that sentence) is the returned confidence (one pair); without one, the confidence is 0.0. When no sentence
+    shares a term of positive weight, the scorer (if any) chooses instead: one pair a sentence."""
     spans = sentence_spans(passage)[:max(0, min(limit, MAX_SENTENCES))]
     if not spans:
         return None
     texts = [passage[a:b] for a, b in spans]
     weights = [weighted_overlap(query_weights, tokenize(t)) for t in texts]
+    if max(weights) <= 0 and scorer is not None and len(texts) > 1:
+        # No sentence shares a weighed term (a question of stop words, or words the index lacks): the
+        # cross-encoder reads every sentence and the most confident one is chosen.
+        confidences = [float(c) for c in scorer.score(query, texts).confidences]
+        best = max(range(len(texts)), key=lambda i: (confidences[i], -i))
+        a, b = spans[best]
+        return AnswerSentence(texts[best], a, b, confidences[best])
     best = max(range(len(spans)), key=lambda i: (weights[i], -i))
     confidence = float(scorer.score(query, [texts[best]]).confidences[0]) if scorer is not None else 0.0
     a, b = spans[best]

@@ -176,7 +176,7 @@ class Pipeline:
         sentence = None
         if (sentence_too and not abstained and passage is not None and self.scorer is not None and result.scored
                 and result.reason not in (StopReason.DEADLINE, StopReason.CLIENT_GONE) and has_content(passage.text)):
-            # Within a deadline, only as many sentences as the reranking's own rate fits in the time left.
+            # Within a deadline, only if one more pair fits at the reranking's own rate in the time left.
             if chunk_within_deadline(1, options.get("deadline"), result.seconds, result.scored):
                 sentence = self._answer_sentence(query, passage.text)
         return Answer(query, passage, confidence, result.hits, result.scored, result.candidates,

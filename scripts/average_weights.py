@@ -2,7 +2,8 @@
 
 This is WiSE-FT (Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR 2022, section 3): two models
 fine-tuned from one starting point are averaged tensor by tensor, with no training. Both must have the same
-tensors (names and shapes); the average is taken in float32 and stored in A's dtype. A's config, tokenizer and
+tensors (names and shapes); the average is taken in float64 and stored in A's dtype (a tensor that is not
+floating point, such as position ids, must be equal in both and is kept). A's config, tokenizer and
 inference settings are copied beside it; calibration, operating point and answer gate are not, because they
 belong to A's scores and must be refitted (`earlyrank calibrate`, `tune`, `fit-abstention`).
 
@@ -39,7 +40,12 @@ def average_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], alpha:
         right = b[name]
         if left.shape != right.shape:
             raise ValueError(f"tensor {name!r} has shape {tuple(left.shape)} in A and {tuple(right.shape)} in B")
-        mixed = (1.0 - alpha) * left.float() + alpha * right.float()
+        if not left.is_floating_point():  # e.g. position ids: kept, and must agree
+            if not torch.equal(left, right):
+                raise ValueError(f"non-float tensor {name!r} differs between A and B")
+            out[name] = left.contiguous()
+            continue
+        mixed = (1.0 - alpha) * left.double() + alpha * right.double()
         out[name] = mixed.to(left.dtype).contiguous()
     return out
 

@@ -71,3 +71,11 @@ def test_reciprocal_rank_fusion_by_hand():
     fused = fused_ranks([0.9, 0.5, 0.1], [0.0, 3.0, 2.0])
     assert fused == pytest.approx([1 / 61 + 1 / 63, 1 / 62 + 1 / 61, 1 / 63 + 1 / 62])
     assert shared_words("Who wrote it, and when?", "It was written when? Who knows") == 3  # who, it, when
+
+
+def test_without_a_shared_weighed_term_the_cross_encoder_chooses(fake_scorer):
+    fake_scorer.logits_by_prefix = {"Alpha": -1.0, "Gamma": 2.0}
+    best = best_sentence({"the": 0.0}, words, "Alpha beta. Gamma delta.", fake_scorer, "what is the")
+    assert best is not None and best.text == "Gamma delta." and fake_scorer.calls == [2]
+    assert best.confidence == pytest.approx(0.880797, abs=1e-6)  # sigmoid(2)
+    assert weighted_overlap({"x": -0.07, "y": 1.0}, ["x", "y"]) == 1.0  # a negative IDF counts as 0

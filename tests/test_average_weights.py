@@ -37,6 +37,10 @@ def test_mismatched_models_and_bad_alpha_are_errors():
     wide = {"w": torch.zeros(2, 4), "b": torch.zeros(2)}
     with pytest.raises(ValueError, match="'w' has shape"):
         average.average_state(_state(torch, 1.0), wide, 0.5)
+    ids_a, ids_b = {"ids": torch.arange(3)}, {"ids": torch.arange(3) + 1}
+    assert torch.equal(average.average_state(ids_a, dict(ids_a), 0.5)["ids"], torch.arange(3))
+    with pytest.raises(ValueError, match="non-float tensor 'ids' differs"):
+        average.average_state(ids_a, ids_b, 0.5)
     with pytest.raises(ValueError, match="alpha"):
         average.average_state(_state(torch, 1.0), _state(torch, 1.0), 1.5)
 
