@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,23 +24,17 @@ from earlyrank.engine.answer_sentence import MAX_SENTENCES, fused_ranks, shared_
 from earlyrank.engine.bench_record import git_commit, machine
 from earlyrank.engine.cross_encoder import CrossEncoder
 from earlyrank.engine.datasets import load_dataset
-from earlyrank.indexes.bm25 import BM25Params
+from earlyrank.indexes.bm25 import BM25Index
 from earlyrank.indexes.sentences import sentence_spans
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
-
-def lucene_idf(texts: list[str], tokenizer) -> dict[str, float]:
-    """Lucene's BM25 IDF, log(1 + (N - df + 0.5) / (df + 0.5)), of every term of `texts` (stemmed, no stop words)."""
-    df = Counter(term for text in texts for term in set(tokenizer(text)))
-    return {t: math.log(1 + (len(texts) - n + 0.5) / (n + 0.5)) for t, n in df.items()}
 
 
 def first_best(values: list[float]) -> int:
     return max(range(len(values)), key=lambda i: (values[i], -i))
 
 
-def orders(scorer, tokenizer, idf, question: str, passage: str, texts: list[str]) -> dict[str, list[float]]:
+def orders(scorer, bm25: BM25Index, question: str, passage: str, texts: list[str]) -> dict[str, list[float]]:
     """Every candidate's value per sentence (higher is better)."""
     alone = [float(x) for x in scorer.score(question, texts).logits]
     context = [texts[i - 1] + " " + t if i else t for i, t in enumerate(texts)]
@@ -50,8 +43,8 @@ def orders(scorer, tokenizer, idf, question: str, passage: str, texts: list[str]
     whole = float(scorer.score(question, [passage]).logits[0])
     drop = [whole - float(x) for x in scorer.score(question, removed).logits] if len(texts) > 1 else [0.0]
     shared = [float(shared_words(question, t)) for t in texts]
-    question_idf = {t: idf.get(t, 0.0) for t in tokenizer(question)}
-    weighted = [weighted_overlap(question_idf, tokenizer(t)) for t in texts]
+    question_idf = bm25.term_idf(question)  # the corpus' Lucene IDF, as the pipeline reads it from its index
+    weighted = [weighted_overlap(question_idf, bm25.tokenize(t)) for t in texts]
     return {
         "cross-encoder + shared words (shipped before)": fused_ranks(alone, shared),
         "cross-encoder alone": alone,
@@ -77,8 +70,7 @@ def main() -> None:
     queries, qrels = dataset.split(args.split)
     queries = queries[:args.limit or None]
     passages = {d.id: d.text for d in dataset.corpus}
-    tokenizer = BM25Params().tokenizer()
-    idf = lucene_idf(list(passages.values()), tokenizer)
+    bm25 = BM25Index.build(list(passages), list(passages.values()))
     scorer = CrossEncoder.load()
     hits: Counter[str] = Counter()
     asked = ceiling = 0
@@ -92,7 +84,7 @@ def main() -> None:
         holds = [any(g in t for g in gold) for t in texts]
         asked += 1
         ceiling += any(holds)
-        for name, values in orders(scorer, tokenizer, idf, q.text, passage, texts).items():
+        for name, values in orders(scorer, bm25, q.text, passage, texts).items():
             hits[name] += holds[first_best(values)]
     shares = {name: hits[name] / max(asked, 1) for name in hits}
     record = {"command": " ".join(sys.argv), "git_commit": git_commit(), "machine": machine(), "split": args.split,

@@ -35,6 +35,10 @@ class AnswerSentence:
     confidence: float
 
 
+# shared_words and fused_ranks no longer choose the sentence: they are the baselines benchmarks/answer_sentence*.py
+# measure the choice against.
+
+
 def shared_words(query: str, sentence: str) -> int:
     """How many distinct lowercase words (``\\w+``) `sentence` shares with `query`."""
     return len(set(WORD.findall(query.lower())) & set(WORD.findall(sentence.lower())))
@@ -74,9 +78,9 @@ def best_sentence(query_weights: Mapping[str, float], tokenize: Callable[[str], 
         # cross-encoder reads every sentence and the most confident one is chosen.
         confidences = [float(c) for c in scorer.score(query, texts).confidences]
         best = max(range(len(texts)), key=lambda i: (confidences[i], -i))
-        a, b = spans[best]
-        return AnswerSentence(texts[best], a, b, confidences[best])
-    best = max(range(len(spans)), key=lambda i: (weights[i], -i))
-    confidence = float(scorer.score(query, [texts[best]]).confidences[0]) if scorer is not None else 0.0
+        confidence = confidences[best]
+    else:
+        best = max(range(len(texts)), key=lambda i: (weights[i], -i))
+        confidence = float(scorer.score(query, [texts[best]]).confidences[0]) if scorer is not None else 0.0
     a, b = spans[best]
     return AnswerSentence(texts[best], a, b, confidence)
