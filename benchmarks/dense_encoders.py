@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--sets", nargs="+", default=["scifact", "xquad-en"])
     parser.add_argument("--no-cost", action="store_true", help="skip timing the two encoders on 500 passages")
+    parser.add_argument("--out", type=Path, help="where to write the JSON (default results/dense_encoders-SPLIT.json)")
     args = parser.parse_args()
     sets = [measure(name, args.split, not args.no_cost) for name in args.sets]
     pooled = {}
@@ -179,8 +180,8 @@ def main() -> None:
               f"{s['query_ms_median']['e5']:.1f} ms (e5)" + (
                   f"; passages/s MiniLM {cost['minilm_passages_per_s']:.1f}, e5 {cost['e5_passages_per_s']:.1f}"
                   f" ({cost['passages']} passages)" if cost else ""))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"dense_encoders-{args.split}.json"
+    out = args.out or RESULTS / f"dense_encoders-{args.split}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"commit": git_commit(), "machine": machine(), "command": " ".join(sys.argv),
                                "pooled": pooled, "sets": sets}, indent=1))
     print(f"wrote {out}")
