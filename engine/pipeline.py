@@ -186,7 +186,7 @@ class Pipeline:
     def _answer_sentence(self, query: str, passage: str) -> AnswerSentence | None:
         """`best_sentence` with the question's IDF in this index's BM25 part; without one, every question term weighs
         1 (the count of shared terms)."""
-        bm25 = getattr(self.index, "bm25", None)  # a stand-in index (tests, fixed candidates) may have none
+        bm25 = self.index.bm25
         if bm25 is not None:
             return best_sentence(bm25.term_idf(query), bm25.tokenize, passage, self.scorer, query)
         tokenize = BM25Params().tokenizer()

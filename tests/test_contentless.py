@@ -49,7 +49,10 @@ class ShortIsBest(FakeScorer):
 
 
 class FixedRecall:
-    """An index whose recall returns its documents in the order given, whatever the query."""
+    """An index whose recall returns its documents in the order given, whatever the query; like a `LoadedIndex`
+    built without a BM25 part, its `bm25` is None."""
+
+    bm25 = None
 
     def __init__(self, docs: list[Document]):
         self.docs = {d.id: d for d in docs}
