@@ -29,12 +29,10 @@ from earlyrank.engine.bench_record import git_commit, machine
 from earlyrank.engine.cache_dir import cache_root
 from earlyrank.engine.corpora import corpus_fingerprint, dataset_index
 from earlyrank.engine.datasets import load_dataset
-from earlyrank.engine.evaluation import paired_test
-from earlyrank.indexes.base import top_k
-from earlyrank.indexes.dense import encode
+from earlyrank.engine.evaluation import evaluate_run, paired_test, run_from_hits
+from earlyrank.indexes.dense import DenseIndex, DenseParams, encode
 from earlyrank.indexes.hybrid import rrf
 from earlyrank.indexes.run_file import read_run
-from earlyrank.indexes.types import Hit
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -68,25 +66,12 @@ def e5_corpus_vectors(dataset, texts: list[str]) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def ranked(doc_ids: list[str], scores: np.ndarray, k: int) -> list[Hit]:
-    best = top_k(scores, min(k, len(scores)))
-    return [Hit(doc_ids[i], float(scores[i]), r, {"dense": float(scores[i])}) for r, i in enumerate(best, 1)]
-
-
-def as_run(results: dict[str, list[Hit]]) -> dict[str, dict[str, float]]:
-    return {q: {h.doc_id: float(len(hits) - i) for i, h in enumerate(hits)} for q, hits in results.items()}
-
-
 def per_query_ndcg(qrels, run) -> dict[str, float]:
-    from earlyrank.engine.evaluation import evaluate_run
-
     return evaluate_run(qrels, run, ("nDCG@10",), per_query=True)["nDCG@10"]
 
 
 def encoding_cost(texts: list[str]) -> dict:
     """Passages a second for each encoder on the same passages (MiniLM as the index builds it)."""
-    from earlyrank.indexes.dense import DenseParams
-
     sample = texts[:COST_SAMPLE]
     model = e5_model()
     model.passage(sample[:8])
@@ -109,13 +94,14 @@ def measure(name: str, split: str, cost: bool) -> dict:
         raise SystemExit(f"error: the cached index of {name} lacks a dense or BM25 part")
     doc_ids = [d.id for d in index.docs]
     texts = [d.full_text for d in index.docs]
-    vectors = {"minilm": index.dense.vectors(np.arange(len(doc_ids))), "e5": e5_corpus_vectors(dataset, texts)}
+    e5_index = DenseIndex.from_vectors(doc_ids, e5_corpus_vectors(dataset, texts), DenseParams())
+    dense_parts = {"minilm": index.dense, "e5": e5_index}
     model = e5_model()
     query_vectors = {"minilm": [], "e5": []}
     query_ms = {"minilm": [], "e5": []}
     for q in tqdm(queries, desc=f"queries {name}", unit="q"):
         started = time.perf_counter()
-        query_vectors["minilm"].append(np.asarray(encode([q.text], index.dense.params)[0]))
+        query_vectors["minilm"].append(index.dense.query_vector(q.text))
         query_ms["minilm"].append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         query_vectors["e5"].append(np.asarray(model.query(q.text), dtype=np.float32))
@@ -125,19 +111,18 @@ def measure(name: str, split: str, cost: bool) -> dict:
     given = read_run(run_path) if run_path.exists() else None
     position = {d: i for i, d in enumerate(doc_ids)}
     per_query: dict[str, dict[str, dict[str, float]]] = {}
-    for encoder, matrix in vectors.items():
+    for encoder, part in dense_parts.items():
         dense, hybrid, reranked = {}, {}, {}
         for q, qv in zip(queries, query_vectors[encoder], strict=True):
-            dense[q.id] = ranked(doc_ids, matrix @ qv, DEPTH)
+            dense[q.id] = part.search_vector(qv, DEPTH)
             hybrid[q.id] = rrf([bm25[q.id], dense[q.id]], 60)[:DEPTH]
             if given is not None:
-                candidates = [d for d, _ in given.get(q.id, []) if d in position]
-                scores = matrix[[position[d] for d in candidates]] @ qv if candidates else np.zeros(0)
-                reranked[q.id] = ranked(candidates, scores, len(candidates))
-        per_query[f"dense: {encoder}"] = per_query_ndcg(qrels, as_run(dense))
-        per_query[f"hybrid: {encoder}"] = per_query_ndcg(qrels, as_run(hybrid))
+                allowed = np.array(sorted(position[d] for d, _ in given.get(q.id, []) if d in position), dtype=np.int64)
+                reranked[q.id] = part.search_vector(qv, max(len(allowed), 1), allowed)
+        per_query[f"dense: {encoder}"] = per_query_ndcg(qrels, run_from_hits(dense))
+        per_query[f"hybrid: {encoder}"] = per_query_ndcg(qrels, run_from_hits(hybrid))
         if given is not None:
-            per_query[f"given run reranked by cosine: {encoder}"] = per_query_ndcg(qrels, as_run(reranked))
+            per_query[f"given run reranked by cosine: {encoder}"] = per_query_ndcg(qrels, run_from_hits(reranked))
     if given is not None:
         per_query["given run"] = per_query_ndcg(qrels, {q: dict(v) for q, v in given.items()})
     figures = {row: float(np.mean(list(v.values()))) for row, v in per_query.items()}

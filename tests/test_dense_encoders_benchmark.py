@@ -46,9 +46,3 @@ def test_e5_vectors_resume_from_cached_chunks(tmp_path, monkeypatch):
     assert encoder.seen == ["ccc", "dddd"]  # only the missing chunk is encoded again
     np.testing.assert_array_equal(again, first)
 
-
-def test_as_run_scores_keep_the_ranking():
-    hits = bench.ranked(["x", "y", "z"], np.array([0.1, 0.9, 0.5]), 3)
-    assert [h.doc_id for h in hits] == ["y", "z", "x"]
-    run = bench.as_run({"q": hits})["q"]
-    assert sorted(run, key=lambda d: -run[d]) == ["y", "z", "x"]
