@@ -25,6 +25,7 @@ from earlyrank.engine.bench_record import git_commit, machine
 from earlyrank.engine.cross_encoder import CrossEncoder
 from earlyrank.engine.datasets import load_dataset
 from earlyrank.indexes.bm25 import BM25Index
+from earlyrank.indexes.dense import DenseParams, encode
 from earlyrank.indexes.sentences import sentence_spans
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -32,6 +33,20 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 def first_best(values: list[float]) -> int:
     return max(range(len(values)), key=lambda i: (values[i], -i))
+
+
+def sentence_bm25(query_idf: dict[str, float], sentences: list[list[str]], k1: float = 1.2, b: float = 0.75
+                  ) -> list[float]:
+    """Okapi BM25 of each tokenized sentence for the question's terms (`query_idf`: term -> the corpus' IDF), the
+    passage's sentences being the collection for the length normalisation (third-round candidate)."""
+    average = sum(map(len, sentences)) / max(len(sentences), 1) or 1.0
+    values = []
+    for terms in sentences:
+        counts = Counter(terms)
+        norm = k1 * (1 - b + b * len(terms) / average)
+        values.append(sum(max(idf, 0.0) * counts[t] * (k1 + 1) / (counts[t] + norm)
+                          for t, idf in query_idf.items() if counts[t]))
+    return values
 
 
 def orders(scorer, bm25: BM25Index, question: str, passage: str, texts: list[str]) -> dict[str, list[float]]:
@@ -45,6 +60,9 @@ def orders(scorer, bm25: BM25Index, question: str, passage: str, texts: list[str
     shared = [float(shared_words(question, t)) for t in texts]
     question_idf = bm25.term_idf(question)  # the corpus' Lucene IDF, as the pipeline reads it from its index
     weighted = [weighted_overlap(question_idf, bm25.tokenize(t)) for t in texts]
+    vectors = encode([question, *texts], DenseParams())  # the index's dense encoder, MiniLM; normalized
+    cosine = [float(x) for x in vectors[1:] @ vectors[0]]
+    okapi = sentence_bm25(question_idf, [bm25.tokenize(t) for t in texts])
     return {
         "cross-encoder + shared words (shipped before)": fused_ranks(alone, shared),
         "cross-encoder alone": alone,
@@ -55,6 +73,11 @@ def orders(scorer, bm25: BM25Index, question: str, passage: str, texts: list[str
         "occlusion": drop,
         "occlusion + shared words": fused_ranks(drop, shared),
         "occlusion + cross-encoder + shared words": fused_ranks(drop, alone, shared),
+        "bi-encoder": cosine,
+        "weighted words + bi-encoder": fused_ranks(weighted, cosine),
+        "sentence BM25": okapi,
+        "sentence BM25 + bi-encoder": fused_ranks(okapi, cosine),
+        "weighted words + bi-encoder + cross-encoder": fused_ranks(weighted, cosine, alone),
         "first sentence": [1.0] + [0.0] * (len(texts) - 1),
     }
 
