@@ -73,13 +73,14 @@ def fit_abstention(
     precision: Annotated[float, typer.Option(min=0.5, max=1.0, help=(
         "Target precision of the answers given: the threshold is the lowest that reaches it on dev."))] = 0.9,
     candidate: Annotated[Path | None, typer.Option(help=(
-        "Where to write the gate when it is not adopted (it beats the recall score on some dev set only)."))] = None,
+        "Where to write the gate when it is not adopted (see the rule in the command's help)."))] = None,
     limit: DevLimit = None,
     backend: Backend = None,
 ) -> None:
     """Fit the answer confidence (a logistic regression over the top passage's features) and the threshold below
     which no answer is given, on the dev questions of DATA and their unanswerable twins (judged passages removed).
-    Stored in MODEL/answer_gate.json only if its cross-validated dev AURC beats the recall score's on every set."""
+    Stored in MODEL/answer_gate.json only if its cross-validated dev AURC, averaged over the sets, is below the
+    recall score's, and on no set is it significantly worse (paired bootstrap over questions, p < 0.05)."""
     import json
 
     from earlyrank.engine.abstention_fit import fit_answer_gate, outcomes
@@ -103,11 +104,16 @@ def fit_abstention(
         typer.echo(f"{name} dev, {report['folds']}-fold cross-validated: AURC {r['aurc_cross_validated']:.3f} "
                    f"(recall score {r['aurc_recall_score']:.3f}, top logit {r['aurc_top_logit']:.3f}); at the "
                    f"threshold answers {t['answerable_answered']:.1%} of the answerable questions, "
-                   f"{t['precision']:.1%} of its {t['answered']} answers right ({t['questions']} with twins)")
+                   f"{t['precision']:.1%} of its {t['answered']} answers right ({t['questions']} with twins); "
+                   f"gap to the recall score >= {r['aurc_gap_lower_bound']:+.3f} (95%, bootstrap)"
+                   + (": significantly worse" if r["significantly_worse"] else ""))
+    typer.echo(f"mean dev AURC {report['mean_aurc_cross_validated']:.3f} (recall score "
+               f"{report['mean_aurc_recall_score']:.3f})")
     path = model / ANSWER_GATE if report["adopted"] else candidate
     if path is not None:
         path.write_text(json.dumps(gate.as_dict(), indent=1))
-    verdict = "adopted" if report["adopted"] else "not adopted: it does not beat the recall score on every dev set"
+    verdict = "adopted" if report["adopted"] else (
+        "not adopted: its mean dev AURC is not below the recall score's, or it is significantly worse on a set")
     typer.echo(f"threshold {gate.threshold:.3f} on the answer confidence; {verdict}"
                + (f"; wrote {path}" if path is not None else "; nothing written"))
 

@@ -210,3 +210,34 @@ def test_a_multi_feature_gate_round_trips_and_a_wrong_feature_list_is_refused(tm
     (tmp_path / ANSWER_GATE).write_text(json.dumps(data))
     with pytest.raises(ValueError, match="answer_gate.json.*fit it again"):
         AnswerGate.load(tmp_path)
+
+
+def test_the_aurc_gap_bound_tells_a_real_loss_from_a_tie():
+    """Paired bootstrap over questions: a confidence that orders the answers backwards is significantly worse than
+    one that orders them right; the same confidence against itself is not (its gap is 0 in every resample)."""
+    import numpy as np
+
+    from earlyrank.engine.abstention_fit import Outcomes, aurc_gap_lower_bound
+
+    rng = np.random.default_rng(1)
+    right = rng.integers(0, 2, 60).astype(float)
+    o = Outcomes(np.zeros((60, 8)), right, np.ones(60, dtype=bool), np.asarray([f"q{i // 2}" for i in range(60)],
+                                                                               dtype=object))
+    good = right + rng.uniform(0, 0.5, 60)
+    assert aurc_gap_lower_bound(1 - good, good, o) > 0.1
+    assert aurc_gap_lower_bound(good, 1 - good, o) < 0
+    assert aurc_gap_lower_bound(good, good, o) == 0.0
+
+
+@pytest.mark.parametrize(("xquad_gate", "xquad_worse", "adopted"), [
+    (0.174, False, True),   # a little above the recall score on one set, within noise, better on the mean
+    (0.174, True, False),   # significantly worse on one set
+    (0.250, False, False),  # the mean no longer below the recall score's
+])
+def test_the_gate_is_judged_on_the_mean_and_by_significance_not_per_set_points(xquad_gate, xquad_worse, adopted):
+    from earlyrank.engine.abstention_fit import gate_adopted
+
+    sets = {"scifact": {"aurc_cross_validated": 0.399, "aurc_recall_score": 0.444, "significantly_worse": False},
+            "xquad-en": {"aurc_cross_validated": xquad_gate, "aurc_recall_score": 0.170,
+                         "significantly_worse": xquad_worse}}
+    assert gate_adopted(sets) is adopted
