@@ -76,6 +76,9 @@ def fit_abstention(
         "Where to write the gate when it is not adopted (see the rule in the command's help)."))] = None,
     limit: DevLimit = None,
     backend: Backend = None,
+    split_too: Annotated[bool, typer.Option(help=(
+        "Also fit on the dev questions over each corpus cut into passages as `earlyrank index` cuts it "
+        "(a passage is right where its document is judged), so the gate serves split indexes too."))] = False,
 ) -> None:
     """Fit the answer confidence (a logistic regression over the top passage's features) and the threshold below
     which no answer is given, on the dev questions of DATA and their unanswerable twins (judged passages removed).
@@ -83,19 +86,30 @@ def fit_abstention(
     recall score's, and on no set is it significantly worse (paired bootstrap over questions, p < 0.05)."""
     import json
 
-    from earlyrank.engine.abstention_fit import fit_answer_gate, outcomes
-    from earlyrank.engine.corpora import dataset_index
+    from earlyrank.engine.abstention import AnswerGate
+    from earlyrank.engine.abstention_fit import at_threshold, fit_answer_gate, outcomes
+    from earlyrank.engine.corpora import dataset_index, index_splitter
     from earlyrank.engine.datasets import load_dataset
     from earlyrank.engine.model_files import ANSWER_GATE
     from earlyrank.engine.operating_point import load_operating_point
 
+    splitter = index_splitter() if split_too else None
     dev = dev_scores(data, model, depth, limit, backend)
     policy, blend = load_operating_point(model, depth)
     calibration = load_calibration(model)
     results = [outcomes(s.scored, s.qrels, policy, calibration, blend,
                         dataset_index(load_dataset(d, check_judged=False), progress=False))
                for d, s in zip(data, dev, strict=True)]
-    gate = fit_answer_gate(results, [s.name for s in dev], "hybrid", precision)
+    names = [s.name for s in dev]
+    if splitter is not None:
+        split_dev = dev_scores(data, model, depth, limit, backend, passages=splitter)
+        results += [outcomes(s.scored, s.qrels, policy, calibration, blend,
+                             dataset_index(load_dataset(d, check_judged=False), False, splitter))
+                    for d, s in zip(data, split_dev, strict=True)]
+        names += [f"{s.name} (split)" for s in split_dev]
+    groups = [name.removesuffix(" (split)") for name in names]  # one data set's questions share their folds
+    shipped = AnswerGate.load(model)
+    gate = fit_answer_gate(results, names, "hybrid", precision, groups=groups)
     report = gate.report or {}
     typer.echo("feature weights (standardized): " + ", ".join(
         f"{name} {w:+.3f}" for name, w in report["standardized_weights"].items()))
@@ -109,6 +123,11 @@ def fit_abstention(
                    + (": significantly worse" if r["significantly_worse"] else ""))
     typer.echo(f"mean dev AURC {report['mean_aurc_cross_validated']:.3f} (recall score "
                f"{report['mean_aurc_recall_score']:.3f})")
+    if shipped is not None and shipped.reads("hybrid"):
+        for name, o in zip(names, results, strict=True):
+            t = at_threshold(shipped, o)
+            typer.echo(f"the gate MODEL has now, on {name} dev: answers {t['answerable_answered']:.1%} of the "
+                       f"answerable questions, {t['precision']:.1%} of its {t['answered']} answers right")
     path = model / ANSWER_GATE if report["adopted"] else candidate
     if path is not None:
         path.write_text(json.dumps(gate.as_dict(), indent=1))

@@ -26,8 +26,10 @@ from earlyrank.cli.common import (
 from earlyrank.engine.model_files import DEFAULT_MODEL
 
 
-def dev_scores(data: list[Path], model: Path, depth: int, limit: list[int] | None, backend: str | None) -> list:
-    """Every data set's dev queries with their hybrid candidates scored by `model` (cached)."""
+def dev_scores(data: list[Path], model: Path, depth: int, limit: list[int] | None, backend: str | None,
+               passages=None) -> list:
+    """Every data set's dev queries with their hybrid candidates scored by `model` (cached); with `passages` (a
+    `Splitter`), over each corpus cut into passages as `earlyrank index` cuts it."""
     from earlyrank.engine.cross_encoder import CrossEncoder
     from earlyrank.engine.model_files import ModelLoadError
     from earlyrank.engine.tuning import scored_split
@@ -40,7 +42,8 @@ def dev_scores(data: list[Path], model: Path, depth: int, limit: list[int] | Non
     from earlyrank.engine.datasets import DatasetError
 
     try:
-        return [scored_split(d, "dev", scorer, model, "hybrid", depth, n) for d, n in dev_limits(data, limit)]
+        return [scored_split(d, "dev", scorer, model, "hybrid", depth, n, passages=passages)
+                for d, n in dev_limits(data, limit)]
     except DatasetError as e:  # e.g. a data set without a train split: it has no dev part
         fail(f"{e}; dev queries come from a data set's train split")
     except ModelLoadError as e:  # no training card: no known dev split

@@ -62,11 +62,10 @@ def index(
 
     A long document is indexed as overlapping passages (see --passage-tokens); search and ask return each
     document once, by its best passage."""
-    from earlyrank.engine.model_files import DEFAULT_MODEL
+    from earlyrank.engine.corpora import index_splitter
     from earlyrank.indexes.corpus import DatasetError
     from earlyrank.indexes.dense import DenseParams, encode
     from earlyrank.indexes.document_files import Fields, read_documents
-    from earlyrank.indexes.passages import Splitter
     from earlyrank.indexes.store import IndexStoreError, build_index, read_manifest
 
     check_ray(ray, ray_workers)
@@ -75,7 +74,7 @@ def index(
     except ValueError as e:
         fail(str(e))
     # Passages are measured in the word pieces of the bundled cross-encoder, which the index keeps a copy of.
-    splitter = Splitter(params, DEFAULT_MODEL / "tokenizer.json") if params.tokens else None
+    splitter = index_splitter(params) if params.tokens else None
     if ray is not None:
         from earlyrank.indexes.ray_build import RayDenseEncoder
     try:

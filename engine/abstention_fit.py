@@ -112,15 +112,22 @@ def fit_logistic(dev: Sequence[Outcomes]) -> tuple[np.ndarray, float, np.ndarray
     return weights, float(model.intercept_[0] - np.sum(weights * mean)), standardized
 
 
-def cross_validated(dev: Sequence[Outcomes], folds: int = 5, seed: int = 0) -> list[np.ndarray]:
+def cross_validated(dev: Sequence[Outcomes], folds: int = 5, seed: int = 0,
+                    groups: Sequence[str] | None = None) -> list[np.ndarray]:
     """Each dev question's answer confidence from a fit that saw neither it nor its twin: `folds` folds over the
-    questions of every set, a twin in its question's fold."""
+    questions of every set, a twin in its question's fold. Sets of one `groups` name (default: every set its own)
+    ask the same questions, e.g. of one data set over a whole-passage and a split index: a question falls in one
+    fold in all of them."""
     rng = np.random.default_rng(seed)
+    groups = list(groups) if groups is not None else [str(i) for i in range(len(dev))]
+    if len(groups) != len(dev):
+        raise ValueError(f"{len(groups)} group names for {len(dev)} dev sets")
+    fold: dict[tuple[str, str], int] = {}
     fold_of = []
-    for o in dev:
-        ids = sorted(set(o.question))
-        fold = dict(zip(ids, rng.integers(0, folds, len(ids)), strict=True))
-        fold_of.append(np.asarray([fold[q] for q in o.question]))
+    for o, group in zip(dev, groups, strict=True):
+        ids = [q for q in sorted(set(o.question)) if (group, q) not in fold]
+        fold.update(zip(((group, q) for q in ids), rng.integers(0, folds, len(ids)).tolist(), strict=True))
+        fold_of.append(np.asarray([fold[group, q] for q in o.question]))
     out = [np.zeros(len(o.right)) for o in dev]
     for k in range(folds):
         weights, intercept, _ = fit_logistic([o.subset(f != k) for o, f in zip(dev, fold_of, strict=True)])
@@ -159,14 +166,14 @@ def gate_adopted(sets: dict[str, dict]) -> bool:
 
 
 def fit_answer_gate(dev: Sequence[Outcomes], names: Sequence[str], recall_mode: str, precision: float = 0.9,
-                    folds: int = 5) -> AnswerGate:
+                    folds: int = 5, groups: Sequence[str] | None = None) -> AnswerGate:
     """The multi-feature gate fitted on every dev set, its threshold chosen on the cross-validated confidences,
     and a report: per set the cross-validated AURC against the recall score's and the top logit's, what the
     threshold does there, the standardized weights, and whether the adoption rule holds: the mean over sets of
     the cross-validated AURC below the recall score's, and no set significantly worse (`aurc_gap_lower_bound`).
-    ValueError if the dev questions are all right or all wrong."""
+    `groups` as in `cross_validated`. ValueError if the dev questions are all right or all wrong."""
     weights, intercept, standardized = fit_logistic(dev)
-    held_out = cross_validated(dev, folds)
+    held_out = cross_validated(dev, folds, groups=groups)
     threshold = threshold_for_precision(np.concatenate(held_out), np.concatenate([o.right for o in dev]),
                                         precision)
     sets = {}

@@ -6,6 +6,8 @@ import hashlib
 
 from earlyrank.engine.cache_dir import cache_root
 from earlyrank.engine.datasets import Dataset
+from earlyrank.engine.model_files import DEFAULT_MODEL
+from earlyrank.indexes.passages import PassageParams, Splitter
 from earlyrank.indexes.store import IndexStoreError, LoadedIndex, build_index, load_index
 
 
@@ -18,12 +20,34 @@ def corpus_fingerprint(dataset: Dataset) -> str:
     return digest.hexdigest()[:12]
 
 
-def dataset_index(dataset: Dataset, progress: bool = True) -> LoadedIndex:
-    """A BM25 + dense index of `dataset`'s corpus, loaded from the cache or built into it. Its documents are never
-    split into passages: the data set's judgements are of its own passages, so every figure measures those."""
-    path = cache_root() / "indexes" / f"{dataset.name}-{corpus_fingerprint(dataset)}"
+def index_splitter(params: PassageParams | None = None) -> Splitter:
+    """The splitter `earlyrank index` cuts documents with: `params` (default 150 word pieces, one sentence of
+    overlap) measured in the word pieces of the bundled cross-encoder's tokenizer."""
+    return Splitter(params or PassageParams(), DEFAULT_MODEL / "tokenizer.json")
+
+
+def dataset_index(dataset: Dataset, progress: bool = True, passages: Splitter | None = None) -> LoadedIndex:
+    """A BM25 + dense index of `dataset`'s corpus, loaded from the cache or built into it. By default its documents
+    are never split into passages: the data set's judgements are of its own passages, so every figure measures
+    those. With a `passages` splitter, a long document is cut as `earlyrank index` cuts it (`passage_qrels` then
+    carries the judgements over to the passages), cached apart under the splitter's settings."""
+    name = f"{dataset.name}-{corpus_fingerprint(dataset)}"
+    if passages is not None:
+        name += f"-passages{passages.params.tokens}-overlap{passages.params.overlap}"
+    path = cache_root() / "indexes" / name
     try:
         return load_index(path)
     except IndexStoreError:
-        build_index(dataset.corpus, path, progress=progress, corpus_name=dataset.name, passages=None)
+        build_index(dataset.corpus, path, progress=progress, corpus_name=dataset.name, passages=passages)
         return load_index(path)
+
+
+def passage_qrels(qrels: dict[str, dict[str, int]], index: LoadedIndex) -> dict[str, dict[str, int]]:
+    """`qrels` (query -> judged document -> grade) over `index`'s passages: every passage of a judged document gets
+    the document's grade, so a passage is relevant where its document is. A judged document the index lacks keeps
+    its own id (a relevant passage recall cannot return, as trec_eval counts it)."""
+    rows: dict[str, list[str]] = {}
+    for unit, source in zip(index.docs, index.passages.sources, strict=True):
+        rows.setdefault(source.doc_id, []).append(unit.id)
+    return {q: {unit: grade for doc, grade in judged.items() for unit in rows.get(doc, [doc])}
+            for q, judged in qrels.items()}

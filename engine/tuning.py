@@ -20,6 +20,7 @@ from earlyrank.engine.calibration import Calibration, brier_score, expected_cali
 from earlyrank.engine.model_files import CALIBRATION, CALIBRATION_REPORT, CARD, OPERATING_POINT
 from earlyrank.engine.offline import ScoredQuery, labelled_pairs, replay, score_split
 from earlyrank.engine.stopping import FullRerank, RankPrior, ResidualRisk, Threshold, TopKConfident
+from earlyrank.indexes.passages import Splitter
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,14 @@ def split_queries(dataset, split: str, model_dir: Path):
     return split_dev(queries, qrels, card["dev_queries"], card["seed"], titles)[1], qrels
 
 
+def split_tag(passages: Splitter | None) -> str:
+    """What names a split index's scores apart from the whole-passage ones: "" or "-passages150-overlap1"."""
+    return "" if passages is None else f"-passages{passages.params.tokens}-overlap{passages.params.overlap}"
+
+
 def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str = "hybrid",
                  depth: int = 100, limit: int = 0, progress: bool = True, ray_address: str | None = None,
-                 ray_workers: int = 2, run: Path | None = None) -> ScoredSplit:
+                 ray_workers: int = 2, run: Path | None = None, passages: Splitter | None = None) -> ScoredSplit:
     """Score `split`'s recall candidates (cached); with `ray_address` ("local" or a cluster) on Ray actors.
 
     With `run` (a TREC run file) the candidates are that run's top `depth` instead of recall's (mode
@@ -67,7 +73,7 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
     passages the run did not retrieve, as trec_eval counts them.
     """
     from earlyrank.engine.cache_dir import cache_root
-    from earlyrank.engine.corpora import dataset_index
+    from earlyrank.engine.corpora import dataset_index, passage_qrels
     from earlyrank.engine.datasets import load_dataset
 
     dataset = load_dataset(data_dir, check_judged=False)
@@ -81,8 +87,10 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
         mode = f"run-{run.stem}"
         retriever = RunRetriever(read_run(run), {q.text: q.id for q in queries})
     cache = (cache_root() / "scores" / model_key(model_dir, scorer.max_length, scorer.backend.name, scorer.windows)
-             / f"{dataset.name}-{split}-{mode}-{depth}.jsonl")
-    index = dataset_index(dataset, progress)
+             / f"{dataset.name}-{split}-{mode}-{depth}{split_tag(passages)}.jsonl")
+    index = dataset_index(dataset, progress, passages)
+    if passages is not None:
+        qrels = passage_qrels(qrels, index)
     if ray_address:
         from earlyrank.engine.ray_scoring import CrossEncoderFactory, score_split_ray
 

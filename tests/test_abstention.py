@@ -241,3 +241,39 @@ def test_the_gate_is_judged_on_the_mean_and_by_significance_not_per_set_points(x
             "xquad-en": {"aurc_cross_validated": xquad_gate, "aurc_recall_score": 0.170,
                          "significantly_worse": xquad_worse}}
     assert gate_adopted(sets) is adopted
+
+
+def test_passage_qrels_judge_every_passage_of_a_judged_document():
+    """On a split index a passage is relevant where its document is; a judged document the index lacks keeps
+    its id, and unjudged documents' passages stay unjudged."""
+    from types import SimpleNamespace
+
+    from earlyrank.engine.corpora import passage_qrels
+    from earlyrank.indexes.passage_table import PassageTable
+    from earlyrank.indexes.types import Document
+
+    docs = [Document("a", "one two three four", "", {}), Document("b", "five six", "", {})]
+    table = PassageTable(docs, [[(0, 7), (4, 18)], [(0, 8)]])
+    index = SimpleNamespace(docs=table.units, passages=table)
+    assert passage_qrels({"q": {"a": 2, "gone": 1}, "r": {"b": 1}}, index) == {
+        "q": {"a#p0": 2, "a#p1": 2, "gone": 1}, "r": {"b": 1}}
+
+
+def test_one_questions_rows_in_two_sets_of_a_group_fall_in_one_fold():
+    """Two sets asking the same questions (a data set over whole and split indexes): with one group name each
+    question is held out of the same fit in both, so identical rows get identical cross-validated confidences;
+    as separate groups their folds are drawn apart and the confidences differ."""
+    import numpy as np
+
+    from earlyrank.engine.abstention_fit import Outcomes, cross_validated
+
+    rng = np.random.default_rng(3)
+    n = 80
+    right = rng.integers(0, 2, n).astype(float)
+    features = rng.normal(size=(n, 8)) + right[:, None]
+    o = Outcomes(features, right, np.ones(n, dtype=bool), np.asarray([f"q{i}" for i in range(n)], dtype=object))
+    shared = cross_validated([o, o], groups=["x", "x"])
+    assert np.allclose(shared[0], shared[1])
+    apart = cross_validated([o, o], groups=["x", "y"])
+    assert not np.allclose(apart[0], apart[1])
+    assert np.allclose(cross_validated([o, o])[0], apart[0])  # the default: every set its own group
