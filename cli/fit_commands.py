@@ -108,7 +108,7 @@ def fit_abstention(
                     for d, s in zip(data, split_dev, strict=True)]
         names += [f"{s.name} (split)" for s in split_dev]
     groups = [name.removesuffix(" (split)") for name in names]  # one data set's questions share their folds
-    shipped = AnswerGate.load(model)
+    current = AnswerGate.load(model)  # read before a new gate may replace it
     gate = fit_answer_gate(results, names, "hybrid", precision, groups=groups)
     report = gate.report or {}
     typer.echo("feature weights (standardized): " + ", ".join(
@@ -123,9 +123,9 @@ def fit_abstention(
                    + (": significantly worse" if r["significantly_worse"] else ""))
     typer.echo(f"mean dev AURC {report['mean_aurc_cross_validated']:.3f} (recall score "
                f"{report['mean_aurc_recall_score']:.3f})")
-    if shipped is not None and shipped.reads("hybrid"):
+    if current is not None and current.reads("hybrid"):
         for name, o in zip(names, results, strict=True):
-            t = at_threshold(shipped, o)
+            t = at_threshold(current, o)
             typer.echo(f"the gate MODEL has now, on {name} dev: answers {t['answerable_answered']:.1%} of the "
                        f"answerable questions, {t['precision']:.1%} of its {t['answered']} answers right")
     path = model / ANSWER_GATE if report["adopted"] else candidate
