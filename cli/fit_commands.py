@@ -87,7 +87,7 @@ def fit_abstention(
     import json
 
     from earlyrank.engine.abstention import AnswerGate
-    from earlyrank.engine.abstention_fit import at_threshold, fit_answer_gate, outcomes
+    from earlyrank.engine.abstention_fit import at_threshold, fit_answer_gate, outcomes, pooled
     from earlyrank.engine.corpora import dataset_index, index_splitter
     from earlyrank.engine.datasets import load_dataset
     from earlyrank.engine.model_files import ANSWER_GATE
@@ -109,7 +109,8 @@ def fit_abstention(
         names += [f"{s.name} (split)" for s in split_dev]
     groups = [name.removesuffix(" (split)") for name in names]  # one data set's questions share their folds
     current = AnswerGate.load(model)  # read before a new gate may replace it
-    gate = fit_answer_gate(results, names, "hybrid", precision, groups=groups)
+    split = [name.endswith(" (split)") for name in names]
+    gate = fit_answer_gate(results, names, "hybrid", precision, groups=groups, split=split)
     report = gate.report or {}
     typer.echo("feature weights (standardized): " + ", ".join(
         f"{name} {w:+.3f}" for name, w in report["standardized_weights"].items()))
@@ -123,17 +124,26 @@ def fit_abstention(
                    + (": significantly worse" if r["significantly_worse"] else ""))
     typer.echo(f"mean dev AURC {report['mean_aurc_cross_validated']:.3f} (recall score "
                f"{report['mean_aurc_recall_score']:.3f})")
-    if current is not None and current.reads("hybrid"):
-        for name, o in zip(names, results, strict=True):
-            t = at_threshold(current, o)
-            typer.echo(f"the gate MODEL has now, on {name} dev: answers {t['answerable_answered']:.1%} of the "
-                       f"answerable questions, {t['precision']:.1%} of its {t['answered']} answers right")
+    for kind in sorted(set(split)):
+        label = "split" if kind else "whole-passage"
+        new = pooled([r["at_threshold_cross_validated"] for r, k in zip(report["sets"].values(), split, strict=True)
+                      if k == kind])
+        line = (f"{label} dev sets pooled, threshold {gate.threshold_for(kind):.3f}: answers "
+                f"{new['answerable_answered']:.1%} of the answerable questions, {new['precision']:.1%} of "
+                f"{new['answered']} answers right")
+        if current is not None and current.reads("hybrid"):
+            now = pooled([at_threshold(current, o, kind) for o, k in zip(results, split, strict=True) if k == kind])
+            line += (f"; the gate MODEL has now: {now['answerable_answered']:.1%}, {now['precision']:.1%} of "
+                     f"{now['answered']}")
+        typer.echo(line)
     path = model / ANSWER_GATE if report["adopted"] else candidate
     if path is not None:
         path.write_text(json.dumps(gate.as_dict(), indent=1))
     verdict = "adopted" if report["adopted"] else (
         "not adopted: its mean dev AURC is not below the recall score's, or it is significantly worse on a set")
-    typer.echo(f"threshold {gate.threshold:.3f} on the answer confidence; {verdict}"
+    thresholds = f"threshold {gate.threshold:.3f}" + (
+        f" (split indexes: {gate.split_threshold:.3f})" if gate.split_threshold is not None else "")
+    typer.echo(f"{thresholds} on the answer confidence; {verdict}"
                + (f"; wrote {path}" if path is not None else "; nothing written"))
 
 

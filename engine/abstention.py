@@ -14,6 +14,7 @@ index's signals and holds for the recall mode it was fitted on only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ class AnswerGate:
 
     `features` is `TOP_LOGIT_ONLY` or `ANSWER_FEATURES`; `recall_mode` is the recall the features were fitted
     under (None for the top logit alone, which reads no recall signal); `report` is what the fit measured.
+    `split_threshold`, if set, replaces `threshold` on an index that splits documents into passages (fitted on
+    such indexes by `earlyrank fit-abstention --split-too`); None: one threshold for every index.
     """
 
     weights: tuple[float, ...]
@@ -42,10 +45,12 @@ class AnswerGate:
     features: tuple[str, ...] = TOP_LOGIT_ONLY
     recall_mode: str | None = None
     report: dict | None = None
+    split_threshold: float | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"the answer threshold is a probability in [0, 1], got {self.threshold}")
+        for name, value in (("threshold", self.threshold), ("split_threshold", self.split_threshold)):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"the answer {name} is a probability in [0, 1], got {value}")
         if tuple(self.features) not in (TOP_LOGIT_ONLY, ANSWER_FEATURES):
             raise ValueError(f"an answer gate reads {list(TOP_LOGIT_ONLY)} or {list(ANSWER_FEATURES)}, "
                              f"not {list(self.features)}")
@@ -68,10 +73,16 @@ class AnswerGate:
         under the recall mode they were fitted on (hybrid recall needs, as they do, both parts of an index)."""
         return self.top_logit_only or mode == self.recall_mode
 
-    def withholds(self, answer_confidence: float) -> bool:
-        """Whether an answer of this confidence is withheld: below the threshold, or always at threshold 1.0
-        (`earlyrank fit-abstention`'s "answer nothing" when no threshold reaches the target precision)."""
-        return answer_confidence < self.threshold or self.threshold >= 1.0
+    def threshold_for(self, split: bool) -> float:
+        """The threshold for an index that splits documents (`split`) or keeps them whole."""
+        return self.split_threshold if split and self.split_threshold is not None else self.threshold
+
+    def withholds(self, answer_confidence: float, split: bool = False) -> bool:
+        """Whether an answer of this confidence is withheld on an index that splits documents (`split`) or not:
+        below the threshold for that index, or always at threshold 1.0 (`earlyrank fit-abstention`'s "answer
+        nothing" when no threshold reaches the target precision)."""
+        threshold = self.threshold_for(split)
+        return answer_confidence < threshold or threshold >= 1.0
 
     def confidences(self, features: np.ndarray) -> np.ndarray:
         """The answer confidences, in [0, 1], of questions whose features are the rows of `features`, shape
@@ -85,22 +96,30 @@ class AnswerGate:
         return float(self.confidences(np.atleast_1d(features))[0])
 
     def as_dict(self) -> dict:
-        """JSON-ready; the one-feature gate in its first format, which older versions read."""
+        """JSON-ready; the one-feature gate in its first format, which older versions read. A split threshold,
+        where there is one, is kept under "split_threshold" in either form."""
+        data: dict
         if self.top_logit_only:
-            return {"calibration": Calibration(self.weights[0], self.intercept, "platt").as_dict(),
+            data = {"calibration": Calibration(self.weights[0], self.intercept, "platt").as_dict(),
                     "threshold": self.threshold}
-        return {"features": list(self.features), "weights": list(self.weights), "intercept": self.intercept,
-                "threshold": self.threshold, "recall_mode": self.recall_mode, "report": self.report or {}}
+        else:
+            data = {"features": list(self.features), "weights": list(self.weights), "intercept": self.intercept,
+                    "threshold": self.threshold, "recall_mode": self.recall_mode, "report": self.report or {}}
+        if self.split_threshold is not None:
+            data["split_threshold"] = self.split_threshold
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> AnswerGate:
         """A gate from `as_dict`'s form, or from the first format (``{"calibration", "threshold"}``)."""
+        split = None if data.get("split_threshold") is None else float(data["split_threshold"])
         if "calibration" in data:
             c = data["calibration"]
-            return cls.platt(Calibration(float(c["scale"]), float(c["bias"]), str(c.get("method", "platt"))),
+            gate = cls.platt(Calibration(float(c["scale"]), float(c["bias"]), str(c.get("method", "platt"))),
                              float(data["threshold"]))
+            return dataclasses.replace(gate, split_threshold=split)
         return cls(tuple(float(w) for w in data["weights"]), float(data["intercept"]), float(data["threshold"]),
-                   tuple(data["features"]), str(data["recall_mode"]), data.get("report"))
+                   tuple(data["features"]), str(data["recall_mode"]), data.get("report"), split)
 
     @classmethod
     def read(cls, path: Path) -> AnswerGate:

@@ -166,23 +166,37 @@ def gate_adopted(sets: dict[str, dict]) -> bool:
 
 
 def fit_answer_gate(dev: Sequence[Outcomes], names: Sequence[str], recall_mode: str, precision: float = 0.9,
-                    folds: int = 5, groups: Sequence[str] | None = None) -> AnswerGate:
+                    folds: int = 5, groups: Sequence[str] | None = None,
+                    split: Sequence[bool] | None = None) -> AnswerGate:
     """The multi-feature gate fitted on every dev set, its threshold chosen on the cross-validated confidences,
     and a report: per set the cross-validated AURC against the recall score's and the top logit's, what the
     threshold does there, the standardized weights, and whether the adoption rule holds: the mean over sets of
     the cross-validated AURC below the recall score's, and no set significantly worse (`aurc_gap_lower_bound`).
-    `groups` as in `cross_validated`. ValueError if the dev questions are all right or all wrong."""
+    `groups` as in `cross_validated`. Where some sets are over split indexes (`split`, one flag a set), the
+    whole-passage sets choose `threshold` and the split ones `split_threshold`, each for `precision` on its own
+    sets pooled. ValueError if the dev questions are all right or all wrong."""
     weights, intercept, standardized = fit_logistic(dev)
     held_out = cross_validated(dev, folds, groups=groups)
-    threshold = threshold_for_precision(np.concatenate(held_out), np.concatenate([o.right for o in dev]),
-                                        precision)
+    kinds = list(split) if split is not None else [False] * len(dev)
+    if len(kinds) != len(dev):
+        raise ValueError(f"{len(kinds)} split flags for {len(dev)} dev sets")
+
+    def kind_threshold(of_split: bool) -> float:
+        picked = [i for i, k in enumerate(kinds) if k == of_split]
+        return threshold_for_precision(np.concatenate([held_out[i] for i in picked]),
+                                       np.concatenate([dev[i].right for i in picked]), precision)
+
+    threshold = kind_threshold(False) if not all(kinds) else kind_threshold(True)
+    split_threshold = kind_threshold(True) if any(kinds) and not all(kinds) else None
     sets = {}
-    for name, o, confidence in zip(names, dev, held_out, strict=True):
+    for name, o, confidence, of_split in zip(names, dev, held_out, kinds, strict=True):
+        cut = split_threshold if of_split and split_threshold is not None else threshold
         sets[name] = {"questions": len(o.right), "answerable": int(o.answerable.sum()),
                       "aurc_cross_validated": risk_coverage(confidence, o.right)["aurc"],
                       "aurc_recall_score": risk_coverage(o.top_recall, o.right)["aurc"],
                       "aurc_top_logit": risk_coverage(o.top_logit, o.right)["aurc"],
-                      "at_threshold_cross_validated": answered_share((confidence >= threshold) & (threshold < 1.0), o)}
+                      "split_index": of_split,
+                      "at_threshold_cross_validated": answered_share((confidence >= cut) & (cut < 1.0), o)}
         sets[name]["beats_recall_score"] = sets[name]["aurc_cross_validated"] < sets[name]["aurc_recall_score"]
         bound = aurc_gap_lower_bound(confidence, o.top_recall, o)
         sets[name]["aurc_gap_lower_bound"] = bound
@@ -192,7 +206,8 @@ def fit_answer_gate(dev: Sequence[Outcomes], names: Sequence[str], recall_mode: 
               "mean_aurc_cross_validated": float(np.mean([s["aurc_cross_validated"] for s in sets.values()])),
               "mean_aurc_recall_score": float(np.mean([s["aurc_recall_score"] for s in sets.values()])),
               "adopted": gate_adopted(sets)}
-    return AnswerGate(tuple(weights.tolist()), intercept, threshold, ANSWER_FEATURES, recall_mode, report)
+    return AnswerGate(tuple(weights.tolist()), intercept, threshold, ANSWER_FEATURES, recall_mode, report,
+                      split_threshold)
 
 
 def risk_coverage(confidence: np.ndarray, right: np.ndarray) -> dict:
@@ -211,13 +226,25 @@ def risk_coverage(confidence: np.ndarray, right: np.ndarray) -> dict:
 
 def answered_share(answered: np.ndarray, o: Outcomes) -> dict:
     """Of the questions `answered` (a mask): the share of answerable questions answered, the precision of all
-    answers (1.0 when none), and the counts."""
+    answers (1.0 when none), and the counts (`pooled` adds them up over sets)."""
     return {"answerable_answered": float(answered[o.answerable].mean()) if o.answerable.any() else 0.0,
             "precision": float(o.right[answered].mean()) if answered.any() else 1.0,
-            "answered": int(answered.sum()), "questions": len(answered)}
+            "answered": int(answered.sum()), "questions": len(answered), "right": int(o.right[answered].sum()),
+            "answerable": int(o.answerable.sum()), "answerable_answered_count": int(answered[o.answerable].sum())}
 
 
-def at_threshold(gate: AnswerGate, o: Outcomes) -> dict:
-    """What the gate does on `o`: the share of answerable questions answered, and the precision of all answers."""
-    answered = ~np.array([gate.withholds(c) for c in gate.confidences(o.gate_input(gate))], dtype=bool)
+def pooled(shares: Sequence[dict]) -> dict:
+    """`answered_share`s of several sets as one: the share of all their answerable questions answered and the
+    precision of all their answers (1.0 when none)."""
+    answered = sum(s["answered"] for s in shares)
+    answerable = sum(s["answerable"] for s in shares)
+    return {"answerable_answered": sum(s["answerable_answered_count"] for s in shares) / answerable if answerable
+            else 0.0, "precision": sum(s["right"] for s in shares) / answered if answered else 1.0,
+            "answered": answered, "questions": sum(s["questions"] for s in shares)}
+
+
+def at_threshold(gate: AnswerGate, o: Outcomes, split: bool = False) -> dict:
+    """What the gate does on `o` (over a split index if `split`): the share of answerable questions answered, and
+    the precision of all answers."""
+    answered = ~np.array([gate.withholds(c, split) for c in gate.confidences(o.gate_input(gate))], dtype=bool)
     return answered_share(answered, o)

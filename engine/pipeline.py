@@ -172,7 +172,8 @@ class Pipeline:
         if self.answer_gate is not None:
             answer_confidence = self._answer_confidence(query, ranked.hits, options.get("mode") or self.mode)
             if answer_confidence is not None:
-                abstained = abstained or self.answer_gate.withholds(answer_confidence)
+                split = self.index.passages.split  # a split index has a threshold of its own, where fitted
+                abstained = abstained or self.answer_gate.withholds(answer_confidence, split)
         sentence = None
         if (sentence_too and not abstained and passage is not None and self.scorer is not None and result.scored
                 and result.reason not in (StopReason.DEADLINE, StopReason.CLIENT_GONE) and has_content(passage.text)):

@@ -277,3 +277,31 @@ def test_one_questions_rows_in_two_sets_of_a_group_fall_in_one_fold():
     apart = cross_validated([o, o], groups=["x", "y"])
     assert not np.allclose(apart[0], apart[1])
     assert np.allclose(cross_validated([o, o])[0], apart[0])  # the default: every set its own group
+
+
+def test_whole_and_split_sets_each_choose_their_own_threshold():
+    """With split flags the whole-passage sets choose `threshold` and the split ones `split_threshold`, each the
+    lowest reaching the precision on its own sets' cross-validated confidences; without flags, one threshold
+    over all the sets and none for split indexes."""
+    import numpy as np
+
+    from earlyrank.engine.abstention_fit import Outcomes, cross_validated, fit_answer_gate, threshold_for_precision
+
+    rng = np.random.default_rng(5)
+
+    def outcomes(shift: float) -> Outcomes:
+        right = rng.integers(0, 2, 120).astype(float)
+        features = rng.normal(size=(120, 8)) + right[:, None] * 1.5 + shift
+        return Outcomes(features, right, np.ones(120, dtype=bool),
+                        np.asarray([f"q{i}" for i in range(120)], dtype=object))
+
+    whole, split = outcomes(0.0), outcomes(-1.0)
+    gate = fit_answer_gate([whole, split], ["a", "a (split)"], "hybrid", 0.9, groups=["a", "a"], split=[False, True])
+    held = cross_validated([whole, split], groups=["a", "a"])
+    assert gate.threshold == threshold_for_precision(held[0], whole.right, 0.9)
+    assert gate.split_threshold == threshold_for_precision(held[1], split.right, 0.9)
+    assert gate.split_threshold != gate.threshold
+    one = fit_answer_gate([whole, split], ["a", "a (split)"], "hybrid", 0.9, groups=["a", "a"])
+    assert one.split_threshold is None
+    assert one.threshold == threshold_for_precision(np.concatenate(held), np.concatenate([whole.right, split.right]),
+                                                    0.9)

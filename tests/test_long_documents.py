@@ -8,6 +8,7 @@ the passage that shares its words.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -174,3 +175,22 @@ def test_the_cli_splits_at_the_size_asked_and_lists_every_passage_on_request(tmp
     assert "13 documents (13 passages)" in whole.output and "passages" not in load_index(out).manifest
     bad = runner.invoke(cli, ["index", str(corpus), "--out", str(out), "--bm25", "--passage-overlap", "-1"])
     assert bad.exit_code == 2 and "overlap=-1" in bad.output
+
+
+def test_a_split_index_is_gated_by_the_split_threshold(tmp_path, index):
+    """A gate fitted on split indexes too keeps a threshold for them: the same question and top passage (d3,
+    Paris: FakeScorer logit 3, answer confidence sigmoid(3) = 0.953) is withheld on an index of whole documents
+    (threshold 0.99) and answered on one that splits them (split threshold 0.9)."""
+    from test_api import FRANCE
+
+    from earlyrank.engine.abstention import AnswerGate
+    from earlyrank.engine.calibration import Calibration
+
+    gate = dataclasses.replace(AnswerGate.platt(Calibration(1.0, 0.0, "platt"), 0.99), split_threshold=0.9)
+    whole = build(tmp_path / "whole", [*tiny_docs(), MINUTES_DOC, NOTE], splitter=None)
+    assert index.passages.split and not whole.passages.split
+    withheld = Pipeline(whole, FakeScorer(), mode="bm25", answer_gate=gate).ask(FRANCE)
+    answered = Pipeline(index, FakeScorer(), mode="bm25", answer_gate=gate).ask(FRANCE)
+    assert withheld.abstained and withheld.answer_confidence == pytest.approx(0.952574, abs=1e-6)
+    assert not answered.abstained and answered.answer.id == "d3"
+    assert AnswerGate.from_dict(json.loads(json.dumps(gate.as_dict()))) == gate  # the first format keeps it too
