@@ -49,7 +49,8 @@ class AnswerGate:
 
     def __post_init__(self) -> None:
         for name, value in (("threshold", self.threshold), ("split_threshold", self.split_threshold)):
-            if value is not None and not 0.0 <= value <= 1.0:
+            if (value is not None or name == "threshold") and not (isinstance(value, (int, float))
+                                                                  and 0.0 <= value <= 1.0):
                 raise ValueError(f"the answer {name} is a probability in [0, 1], got {value}")
         if tuple(self.features) not in (TOP_LOGIT_ONLY, ANSWER_FEATURES):
             raise ValueError(f"an answer gate reads {list(TOP_LOGIT_ONLY)} or {list(ANSWER_FEATURES)}, "

@@ -13,7 +13,7 @@ questions (Efron & Tibshirani, "An Introduction to the Bootstrap", 1993; `scipy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,6 +165,23 @@ def gate_adopted(sets: dict[str, dict]) -> bool:
     return bool(gate < recall) and not any(s["significantly_worse"] for s in sets.values())
 
 
+def kinds_hold(new: Mapping[bool, dict], current: Mapping[bool, dict] | None, precision: float = 0.9,
+               whole_slack: float = 0.05) -> bool:
+    """The sixth attempt's parts 2 and 3 (docs/experiments/abstention.md), over `pooled` answers by kind of index
+    (True: split): every kind's answers right at least `precision` of the time; against the `current` gate's on
+    the same rows (where there is one), a larger share of the answerable questions answered on split indexes, and
+    at most `whole_slack` less on whole-passage ones."""
+    if any(n["precision"] < precision for n in new.values()):
+        return False
+    if current is None:
+        return True
+    for kind, n in new.items():
+        now = current[kind]["answerable_answered"]
+        if (kind and n["answerable_answered"] <= now) or (not kind and n["answerable_answered"] < now - whole_slack):
+            return False
+    return True
+
+
 def fit_answer_gate(dev: Sequence[Outcomes], names: Sequence[str], recall_mode: str, precision: float = 0.9,
                     folds: int = 5, groups: Sequence[str] | None = None,
                     split: Sequence[bool] | None = None) -> AnswerGate:
@@ -175,9 +192,11 @@ def fit_answer_gate(dev: Sequence[Outcomes], names: Sequence[str], recall_mode: 
     `groups` as in `cross_validated`. Where some sets are over split indexes (`split`, one flag a set), the
     whole-passage sets choose `threshold` and the split ones `split_threshold`, each for `precision` on its own
     sets pooled. ValueError if the dev questions are all right or all wrong."""
+    if len(set(names)) < len(names):
+        raise ValueError(f"two dev sets share a name: {sorted(names)}; each set's report is kept under its name")
     weights, intercept, standardized = fit_logistic(dev)
     held_out = cross_validated(dev, folds, groups=groups)
-    kinds = list(split) if split is not None else [False] * len(dev)
+    kinds = [bool(k) for k in split] if split is not None else [False] * len(dev)
     if len(kinds) != len(dev):
         raise ValueError(f"{len(kinds)} split flags for {len(dev)} dev sets")
 

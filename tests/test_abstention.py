@@ -305,3 +305,47 @@ def test_whole_and_split_sets_each_choose_their_own_threshold():
     assert one.split_threshold is None
     assert one.threshold == threshold_for_precision(np.concatenate(held), np.concatenate([whole.right, split.right]),
                                                     0.9)
+
+
+@pytest.mark.parametrize(("split_share", "whole_share", "whole_precision", "holds"), [
+    (0.60, 0.66, 0.902, True),    # the sixth attempt's figures
+    (0.445, 0.66, 0.902, False),  # split indexes answered no more than the current gate does
+    (0.60, 0.57, 0.902, False),   # whole-passage more than 5 points below the current gate's 62.5%
+    (0.60, 0.66, 0.887, False),   # the fifth attempt's whole-passage precision
+])
+def test_each_kind_of_index_must_keep_precision_and_split_indexes_must_gain(split_share, whole_share,
+                                                                            whole_precision, holds):
+    from earlyrank.engine.abstention_fit import kinds_hold
+
+    new = {False: {"answerable_answered": whole_share, "precision": whole_precision},
+           True: {"answerable_answered": split_share, "precision": 0.908}}
+    current = {False: {"answerable_answered": 0.625, "precision": 0.918},
+               True: {"answerable_answered": 0.445, "precision": 0.946}}
+    assert kinds_hold(new, current) is holds
+    assert kinds_hold(new, None) is (whole_precision >= 0.9)  # no gate to compare with: precision alone
+
+
+def test_a_gate_needs_a_threshold_and_dev_sets_need_distinct_names():
+    import numpy as np
+
+    from earlyrank.engine.abstention_fit import Outcomes, fit_answer_gate
+
+    with pytest.raises(ValueError, match="threshold"):
+        AnswerGate((1.0,), 0.0, None)  # type: ignore[arg-type]
+    o = Outcomes(np.zeros((4, 8)), np.array([1.0, 0.0, 1.0, 0.0]), np.ones(4, dtype=bool),
+                 np.asarray(["a", "b", "c", "d"], dtype=object))
+    with pytest.raises(ValueError, match="share a name"):
+        fit_answer_gate([o, o], ["x", "x"], "hybrid")
+
+
+def test_a_broken_gate_file_does_not_stop_fitting_a_new_one(tmp_path, capsys):
+    """fit-abstention compares with the model's current gate; a gate file it cannot read (whose error says "fit
+    it again") is reported and skipped, so the refit that repairs it can run."""
+    from earlyrank.cli.fit_commands import current_gate
+
+    (tmp_path / ANSWER_GATE).write_text('{"threshold": 2}')
+    assert current_gate(tmp_path) is None
+    assert "answer_gate.json" in capsys.readouterr().err
+    assert current_gate(tmp_path / "none") is None  # no gate stored: nothing to compare with, no warning
+    (tmp_path / ANSWER_GATE).write_text(json.dumps(features_gate(0.7).as_dict()))
+    assert current_gate(tmp_path) == dataclasses.replace(features_gate(0.7), report={})
