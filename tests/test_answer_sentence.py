@@ -79,3 +79,27 @@ def test_without_a_shared_weighed_term_the_cross_encoder_chooses(fake_scorer):
     assert best is not None and best.text == "Gamma delta." and fake_scorer.calls == [2]
     assert best.confidence == pytest.approx(0.880797, abs=1e-6)  # sigmoid(2)
     assert weighted_overlap({"x": -0.07, "y": 1.0}, ["x", "y"]) == 1.0  # a negative IDF counts as 0
+
+
+def test_the_learned_sentence_ranker_picks_by_a_fit_that_never_saw_the_question():
+    """benchmarks/answer_sentence_ranker.py: when one feature marks the answer sentence in every question, the
+    cross-validated ranker learns it and picks that sentence, wherever it sits; the answer type fires only for a
+    question asking for a number and a sentence holding a digit."""
+    import numpy as np
+    from conftest import load_program
+
+    program = load_program("benchmarks/answer_sentence_ranker.py")
+    rng = np.random.default_rng(0)
+    features, labels, answers = [], [], []
+    for _ in range(50):
+        n = int(rng.integers(3, 7))
+        answer = int(rng.integers(0, n))
+        x = rng.normal(size=(n, len(program.FEATURES)))
+        x[:, 5] = 0.0
+        x[answer, 5] = 1.0  # the answer type marks the answer sentence
+        features.append(x)
+        labels.append((np.arange(n) == answer).astype(int))
+        answers.append(answer)
+    assert program.cross_validated_choice(features, labels, list(range(len(program.FEATURES)))) == answers
+    assert program.NUMERIC_QUESTION.search("How many points did the Panthers defense surrender?")
+    assert program.NUMERIC_QUESTION.search("Who won the game?") is None
