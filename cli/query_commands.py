@@ -175,8 +175,11 @@ def ask(
     # The sentence that answers, not the whole passage (which can run to thousands of characters).
     said = answer.sentence.text if answer.sentence else best.text
     typer.echo(f"answer: {said}\n  from [{best.id}] {best.title}".rstrip())
-    typer.echo(f"confidence {answer.confidence:.3f}; scored {answer.scored} of {answer.candidates} candidates "
-               f"({answer.reason}); {answer.seconds * 1000:.0f} ms\n")
+    # Two probabilities, named apart: the passage's relevance, and (where the model has a gate) that it answers.
+    answers = ("" if answer.answer_confidence is None
+               else f"; answer confidence {answer.answer_confidence:.1%} (that this passage answers the question)")
+    typer.echo(f"confidence {answer.confidence:.3f} (that the passage is relevant){answers}; scored {answer.scored} "
+               f"of {answer.candidates} candidates ({answer.reason}); {answer.seconds * 1000:.0f} ms\n")
     typer.echo(hits_table(answer.hits, pipeline.index.doc))
 
 

@@ -349,3 +349,19 @@ def test_a_broken_gate_file_does_not_stop_fitting_a_new_one(tmp_path, capsys):
     assert current_gate(tmp_path / "none") is None  # no gate stored: nothing to compare with, no warning
     (tmp_path / ANSWER_GATE).write_text(json.dumps(features_gate(0.7).as_dict()))
     assert current_gate(tmp_path) == dataclasses.replace(features_gate(0.7), report={})
+
+
+def test_ask_prints_the_answer_confidence_beside_the_passages_relevance(tiny_index, monkeypatch):
+    """`earlyrank ask` names both probabilities: a user seeing only the passage's relevance (0.953 here, often far
+    lower on a new corpus) next to an answer cannot tell what the gate judged."""
+    from typer.testing import CliRunner
+
+    from earlyrank.cli import app as cli
+
+    gate = AnswerGate.platt(Calibration(1.0, -1.0, "platt"), threshold=0.5)  # answer confidence sigmoid(3 - 1)
+    monkeypatch.setattr("earlyrank.engine.pipeline.load_pipeline",
+                        lambda *a, **k: Pipeline(tiny_index, FakeScorer(), mode="bm25", answer_gate=gate))
+    result = CliRunner().invoke(cli, ["ask", FRANCE, "--mode", "bm25"])
+    assert result.exit_code == 0, result.output
+    assert ("confidence 0.953 (that the passage is relevant); answer confidence 88.1% (that this passage answers "
+            "the question)") in result.output
