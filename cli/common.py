@@ -143,15 +143,16 @@ def load_index_or_fail(path: Path):
 
 
 def hits_table(hits, docs_of, width: int = 90) -> str:
-    """Hits as a plain-text table: rank, score, passage id (24 characters at most: the document's id, with ``#pN``
-    for passage N of a long one) and the passage cut to `width` characters; `docs_of(doc_id)` gives each hit's
-    passage."""
-    lines = [f"{'rank':>4}  {'score':>9}  {'doc':<24}  passage"]
+    """Hits as a plain-text table: rank, score, passage id (the document's id, with ``#pN`` for passage N of a
+    long one; never cut, so two passages of one document stay apart) and the passage cut to `width` characters;
+    `docs_of(doc_id)` gives each hit's passage."""
+    column = max([24, *(len(h.doc_id) for h in hits)])
+    lines = [f"{'rank':>4}  {'score':>9}  {'doc':<{column}}  passage"]
     for h in hits:
         doc = docs_of(h.doc_id)
         text = doc.full_text.replace("\n", " ")
         text = text if len(text) <= width else text[: width - 1] + "…"
-        lines.append(f"{h.rank:>4}  {h.score:>9.4f}  {h.doc_id[:24]:<24}  {text}")
+        lines.append(f"{h.rank:>4}  {h.score:>9.4f}  {h.doc_id:<{column}}  {text}")
     return "\n".join(lines)
 
 

@@ -194,3 +194,17 @@ def test_a_split_index_is_gated_by_the_split_threshold(tmp_path, index):
     assert withheld.abstained and withheld.answer_confidence == pytest.approx(0.952574, abs=1e-6)
     assert not answered.abstained and answered.answer.id == "d3"
     assert AnswerGate.from_dict(json.loads(json.dumps(gate.as_dict()))) == gate  # the first format keeps it too
+
+
+def test_the_hits_table_never_cuts_a_passage_id():
+    """A long document id keeps its ``#pN`` in the CLI's table (it used to be cut at 24 characters, so two
+    passages of "Jacksonville,_Florida_1" both read "Jacksonville,_Florida_1#")."""
+    from earlyrank.cli.common import hits_table
+
+    long_id = "Jacksonville,_Florida_1"
+    docs = {f"{long_id}#p{n}": Document(f"{long_id}#p{n}", f"passage {n}", "Jacksonville") for n in (0, 12)}
+    table = hits_table([Hit(f"{long_id}#p12", 2.0, 1), Hit(f"{long_id}#p0", 1.0, 2)], docs.__getitem__)
+    rows = table.splitlines()
+    assert f"{long_id}#p12  Jacksonville. passage 12" in rows[1]
+    assert f"{long_id}#p0   Jacksonville. passage 0" in rows[2]
+    assert rows[0].index("passage") == rows[1].index("Jacksonville.")  # the header lines up with the widest id
