@@ -26,15 +26,18 @@ def index_splitter(params: PassageParams | None = None) -> Splitter:
     return Splitter(params or PassageParams(), DEFAULT_MODEL / "tokenizer.json")
 
 
+def split_tag(passages: Splitter | None) -> str:
+    """What names a split index, and its scores, apart from the whole-passage ones: "" or
+    "-passages150-overlap1"."""
+    return "" if passages is None else f"-passages{passages.params.tokens}-overlap{passages.params.overlap}"
+
+
 def dataset_index(dataset: Dataset, progress: bool = True, passages: Splitter | None = None) -> LoadedIndex:
     """A BM25 + dense index of `dataset`'s corpus, loaded from the cache or built into it. By default its documents
     are never split into passages: the data set's judgements are of its own passages, so every figure measures
     those. With a `passages` splitter, a long document is cut as `earlyrank index` cuts it (`passage_qrels` then
     carries the judgements over to the passages), cached apart under the splitter's settings."""
-    name = f"{dataset.name}-{corpus_fingerprint(dataset)}"
-    if passages is not None:
-        name += f"-passages{passages.params.tokens}-overlap{passages.params.overlap}"
-    path = cache_root() / "indexes" / name
+    path = cache_root() / "indexes" / f"{dataset.name}-{corpus_fingerprint(dataset)}{split_tag(passages)}"
     try:
         return load_index(path)
     except IndexStoreError:

@@ -58,11 +58,6 @@ def split_queries(dataset, split: str, model_dir: Path):
     return split_dev(queries, qrels, card["dev_queries"], card["seed"], titles)[1], qrels
 
 
-def split_tag(passages: Splitter | None) -> str:
-    """What names a split index's scores apart from the whole-passage ones: "" or "-passages150-overlap1"."""
-    return "" if passages is None else f"-passages{passages.params.tokens}-overlap{passages.params.overlap}"
-
-
 def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str = "hybrid",
                  depth: int = 100, limit: int = 0, progress: bool = True, ray_address: str | None = None,
                  ray_workers: int = 2, run: Path | None = None, passages: Splitter | None = None) -> ScoredSplit:
@@ -73,7 +68,7 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
     passages the run did not retrieve, as trec_eval counts them.
     """
     from earlyrank.engine.cache_dir import cache_root
-    from earlyrank.engine.corpora import dataset_index, passage_qrels
+    from earlyrank.engine.corpora import dataset_index, passage_qrels, split_tag
     from earlyrank.engine.datasets import load_dataset
 
     dataset = load_dataset(data_dir, check_judged=False)
