@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -82,6 +83,39 @@ def orders(scorer, bm25: BM25Index, question: str, passage: str, texts: list[str
     }
 
 
+@dataclass(frozen=True)
+class SelectionQuestion:
+    """An XQuAD question with gold answer strings, its judged passage and that passage's sentences (the shipped
+    splitter, the first `MAX_SENTENCES`)."""
+
+    text: str
+    passage: str
+    sentences: list[str]
+    gold: list[str]
+
+    def holds(self) -> list[bool]:
+        """Per sentence: whether it holds a gold answer string (exact substring)."""
+        return [any(g in t for g in self.gold) for t in self.sentences]
+
+
+def selection_set(split: str, limit: int = 0) -> tuple[BM25Index, list[SelectionQuestion]]:
+    """XQuAD's `split` questions (the first `limit`; 0: all) that have a judged passage and a gold answer, and a BM25
+    index of the corpus whose IDF weighs their words, as the pipeline reads it from its index. Shared by this
+    program and benchmarks/answer_sentence_ranker.py, so both rounds choose on the same questions."""
+    dataset = load_dataset(SHARED / "xquad-en")
+    queries, qrels = dataset.split(split)
+    passages = {d.id: d.text for d in dataset.corpus}
+    asked = []
+    for q in queries[:limit or None]:
+        judged = [pid for pid, grade in qrels[q.id].items() if grade > 0 and pid in passages]
+        gold = [a for a in q.metadata.get("answers", []) if a]
+        if judged and gold:
+            passage = passages[judged[0]]
+            asked.append(SelectionQuestion(q.text, passage, [passage[a:b] for a, b in
+                                                             sentence_spans(passage)[:MAX_SENTENCES]], gold))
+    return BM25Index.build(list(passages), list(passages.values())), asked
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", default="train", help="train (the selection set) or another split")
@@ -89,25 +123,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: results/answer_sentence_choice-<split>.json")
     args = parser.parse_args()
     out = args.out or Path(f"results/answer_sentence_choice-{args.split}.json")
-    dataset = load_dataset(SHARED / "xquad-en")
-    queries, qrels = dataset.split(args.split)
-    queries = queries[:args.limit or None]
-    passages = {d.id: d.text for d in dataset.corpus}
-    bm25 = BM25Index.build(list(passages), list(passages.values()))
+    bm25, questions = selection_set(args.split, args.limit)
     scorer = CrossEncoder.load()
     hits: Counter[str] = Counter()
     asked = ceiling = 0
-    for q in tqdm(queries, desc="choose", unit="question"):
-        judged = [pid for pid, grade in qrels[q.id].items() if grade > 0 and pid in passages]
-        gold = [a for a in q.metadata.get("answers", []) if a]
-        if not judged or not gold:
-            continue
-        passage = passages[judged[0]]
-        texts = [passage[a:b] for a, b in sentence_spans(passage)[:MAX_SENTENCES]]
-        holds = [any(g in t for g in gold) for t in texts]
+    for q in tqdm(questions, desc="choose", unit="question"):
+        holds = q.holds()
         asked += 1
         ceiling += any(holds)
-        for name, values in orders(scorer, bm25, q.text, passage, texts).items():
+        for name, values in orders(scorer, bm25, q.text, q.passage, q.sentences).items():
             hits[name] += holds[first_best(values)]
     shares = {name: hits[name] / max(asked, 1) for name in hits}
     record = {"command": " ".join(sys.argv), "git_commit": git_commit(), "machine": machine(), "split": args.split,

@@ -23,15 +23,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from earlyrank.engine.answer_sentence import MAX_SENTENCES, shared_words, weighted_overlap
+from earlyrank.engine.answer_sentence import shared_words, weighted_overlap
 from earlyrank.engine.bench_record import git_commit, machine
 from earlyrank.engine.cross_encoder import CrossEncoder
-from earlyrank.engine.datasets import load_dataset
 from earlyrank.indexes.bm25 import BM25Index
 from earlyrank.indexes.dense import DenseParams, encode
-from earlyrank.indexes.sentences import sentence_spans
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the selection set is answer_sentence_choice.py's
+from answer_sentence_choice import selection_set  # noqa: E402
+
 WORD = re.compile(r"\w+")
 NUMERIC_QUESTION = re.compile(r"\b(how (many|much|long|old)|what year|when|what percentage)\b", re.IGNORECASE)
 DIGIT = re.compile(r"\d")
@@ -89,22 +89,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions (0: all)")
     parser.add_argument("--out", type=Path, default=Path("results/answer_sentence_ranker-train.json"))
     args = parser.parse_args()
-    dataset = load_dataset(SHARED / "xquad-en")
-    queries, qrels = dataset.split("train")
-    queries = queries[:args.limit or None]
-    passages = {d.id: d.text for d in dataset.corpus}
-    bm25 = BM25Index.build(list(passages), list(passages.values()))
+    bm25, questions = selection_set("train", args.limit)
     scorer = CrossEncoder.load()
-    features, labels = [], []
-    for q in tqdm(queries, desc="features", unit="question"):
-        judged = [pid for pid, grade in qrels[q.id].items() if grade > 0 and pid in passages]
-        gold = [a for a in q.metadata.get("answers", []) if a]
-        if not judged or not gold:
-            continue
-        passage = passages[judged[0]]
-        texts = [passage[a:b] for a, b in sentence_spans(passage)[:MAX_SENTENCES]]
-        features.append(sentence_features(q.text, texts, bm25, scorer))
-        labels.append(np.asarray([any(g in t for g in gold) for t in texts], dtype=int))
+    features = [sentence_features(q.text, q.sentences, bm25, scorer)
+                for q in tqdm(questions, desc="features", unit="question")]
+    labels = [np.asarray(q.holds(), dtype=int) for q in questions]
     weighted = [max(range(len(f)), key=lambda j: (f[j, 0], -j)) for f in features]
     shares = {"weighted words (shipped)": float(np.mean([y[c] for y, c in zip(labels, weighted, strict=True)]))}
     for name, columns in (("A: all eight features", list(range(len(FEATURES)))),
