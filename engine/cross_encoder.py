@@ -245,6 +245,10 @@ def load_backend(path: Path, backend: str):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
+    from earlyrank.indexes.torch_runtime import quiet_model_loading
+
+    with quiet_model_loading():
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True,
+                                                                   dtype=torch.float32)
     model.eval()
     return TorchBackend(model, backend.removeprefix("torch-"))

@@ -61,7 +61,7 @@ class DenseParams:
 @lru_cache(maxsize=2)
 def load_encoder(path: str | None = None, max_seq_length: int = 256):
     """A SentenceTransformer loaded from a local directory (the bundled MiniLM by default), once per process."""
-    from earlyrank.indexes.torch_runtime import configure_torch
+    from earlyrank.indexes.torch_runtime import configure_torch, quiet_model_loading
 
     configure_torch()
     from sentence_transformers import SentenceTransformer
@@ -69,7 +69,8 @@ def load_encoder(path: str | None = None, max_seq_length: int = 256):
     model_path = Path(path) if path else default_model_path()
     if not (model_path / "config.json").is_file():
         raise FileNotFoundError(f"{model_path}: not a model directory (no config.json)")
-    encoder = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
+    with quiet_model_loading():
+        encoder = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
     encoder.max_seq_length = max_seq_length
     return encoder
 
