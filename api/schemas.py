@@ -157,6 +157,8 @@ class HitOut(Body):
     confidence: float | None = Field(description="Calibrated probability of relevance; null if not scored.")
     logit: float | None = Field(description="Raw reranker logit; null if not scored.")
     stage_scores: dict[str, float] = Field(description="Every stage's score by name (bm25, dense, rrf, ...).")
+    metadata: dict[str, Any] = Field(default_factory=dict, description=(
+        "The document's other fields as indexed (what `filter` matches on)."))
 
 
 class Passage(Body):
@@ -258,7 +260,7 @@ def hit_out(hit: Hit, doc: Document) -> HitOut:
     return HitOut(doc_id=where.doc_id, passage=where.number, start=where.start, end=where.end, passage_id=hit.doc_id,
                   rank=hit.rank, score=hit.score, title=doc.title, text=doc.text,
                   recall_score=stages.get("recall", hit.score), recall_rank=int(stages.get("recall_rank", hit.rank)),
-                  confidence=hit.confidence, logit=hit.logit, stage_scores=stages)
+                  confidence=hit.confidence, logit=hit.logit, stage_scores=stages, metadata=doc.metadata)
 
 
 def answer_response(answer: Answer, doc: Callable[[str], Document], degraded: bool) -> AnswerResponse:

@@ -147,24 +147,20 @@ def hits_table(hits, docs_of, width: int = 90) -> str:
     long one; never cut, so two passages of one document stay apart) and the passage cut to `width` characters;
     `docs_of(doc_id)` gives each hit's passage."""
     column = max([24, *(len(h.doc_id) for h in hits)])
-    lines = [f"{'rank':>4}  {'score':>9}  {'doc':<{column}}  passage"]
+    lines = [f"{'rank':>4}  {'score':>10}  {'doc':<{column}}  passage"]
+    unscored = False
     for h in hits:
         doc = docs_of(h.doc_id)
         text = doc.full_text.replace("\n", " ")
         text = text if len(text) <= width else text[: width - 1] + "…"
-        lines.append(f"{h.rank:>4}  {h.score:>9.4f}  {h.doc_id:<{column}}  {text}")
+        # A reranked list's passages the early stop left unscored sort by a stand-in score (-1, or -2 with no
+        # letter or digit); printed as a number it reads as a (very low) relevance.
+        left = "recall_rank" in h.stage_scores and h.logit is None
+        unscored |= left
+        lines.append(f"{h.rank:>4}  {'not scored' if left else f'{h.score:.4f}':>10}  {h.doc_id:<{column}}  {text}")
+    if unscored:
+        lines.append("(not scored: the reranker stopped before it, or it has no letter or digit; it keeps its "
+                     "recall order)")
     return "\n".join(lines)
-
-
-def hit_json(hit, doc) -> dict:
-    """A hit and its passage `doc` as one item of the ``--json`` output: rank, the document's id, the passage's
-    number and offsets in the document's text, its id in the index (what ``explain --doc`` takes), score, stage
-    scores, title, the passage's text and metadata."""
-    from earlyrank.indexes.passage_table import located
-
-    where = located(hit.passage, doc)
-    return {"rank": hit.rank, "doc_id": where.doc_id, "passage": where.number, "start": where.start,
-            "end": where.end, "passage_id": hit.doc_id, "score": hit.score, "stage_scores": hit.stage_scores,
-            "title": doc.title, "text": doc.text, "metadata": doc.metadata}
 
 

@@ -23,7 +23,6 @@ from earlyrank.cli.common import (
     check_request,
     check_text,
     fail,
-    hit_json,
     hits_table,
     load_index_or_fail,
 )
@@ -110,7 +109,10 @@ def search(
     except Exception as e:  # an index without the asked part, or a broken model install
         fail(str(e))
     if as_json:
-        typer.echo(json.dumps([hit_json(h, loaded.doc(h.doc_id)) for h in hits], ensure_ascii=False, indent=2))
+        from earlyrank.api.schemas import hit_out  # the hits /v1/search returns
+
+        typer.echo(json.dumps([hit_out(h, loaded.doc(h.doc_id)).model_dump(mode="json") for h in hits],
+                              ensure_ascii=False, indent=2))
     else:
         typer.echo(hits_table(hits, loaded.doc))
 
@@ -145,17 +147,11 @@ def ask(
     except (IndexStoreError, ModelLoadError, ValueError) as e:
         fail(str(e))
     best = answer.answer if answer.answer and has_content(answer.answer.full_text) and not answer.abstained else None
-    if as_json:
-        typer.echo(json.dumps({
-            "query": answer.query, "answer": best and answer_json(best, answer.answer_passage),
-            "answer_sentence": best and answer.sentence and {"text": answer.sentence.text,
-                                                             "start": answer.sentence.start,
-                                                             "end": answer.sentence.end},
-            "confidence": answer.confidence, "answer_confidence": answer.answer_confidence,
-            "abstained": answer.abstained, "warning": answer.warning, "scored": answer.scored,
-            "candidates": answer.candidates,
-            "stopped_early": answer.stopped_early, "reason": answer.reason, "seconds": answer.seconds,
-            "hits": [hit_json(h, pipeline.index.doc(h.doc_id)) for h in answer.hits]}, ensure_ascii=False, indent=2))
+    if as_json:  # the body /v1/answer returns, from the same code, so a script can move between the two
+        from earlyrank.api.schemas import answer_response
+
+        body = answer_response(answer, pipeline.index.doc, degraded=False)
+        typer.echo(json.dumps(body.model_dump(mode="json"), ensure_ascii=False, indent=2))
         return
     if answer.warning:
         typer.echo(f"warning: {answer.warning}", err=True)
@@ -181,16 +177,6 @@ def ask(
     typer.echo(f"confidence {answer.confidence:.3f} (that the passage is relevant){answers}; scored {answer.scored} "
                f"of {answer.candidates} candidates ({answer.reason}); {answer.seconds * 1000:.0f} ms\n")
     typer.echo(hits_table(answer.hits, pipeline.index.doc))
-
-
-def answer_json(passage, where) -> dict:
-    """The answer passage in ``ask --json``: its document's id, the passage's number and offsets in the document's
-    text, title and the passage's text."""
-    from earlyrank.indexes.passage_table import located
-
-    spot = located(where, passage)
-    return {"id": spot.doc_id, "passage": spot.number, "start": spot.start, "end": spot.end, "title": passage.title,
-            "text": passage.text}
 
 
 @app.command()

@@ -260,3 +260,31 @@ def test_cli_ask_says_when_the_filter_matches_no_document(index, monkeypatch):
     result = runner.invoke(cli, ["ask", FRANCE, "--mode", "bm25", "--filter", "colour=red"])
     assert result.exit_code == 0, result.output
     assert 'no document matches the filter {"colour": "red"}' in result.output
+
+
+def test_cli_json_is_the_services_json(index, monkeypatch):
+    """`ask --json` and `search --json` print the bodies /v1/answer and /v1/search return, from the same code: the
+    CLI once had its own shape (`warning` and `abstained` where the service has `warnings` and reason
+    ``no_confident_answer``, and hits without recall_score, confidence or logit)."""
+    from earlyrank.engine.abstention import AnswerGate
+    from earlyrank.engine.calibration import Calibration
+
+    gate = AnswerGate.platt(Calibration(1.0, -1.0, "platt"), threshold=0.99)  # withholds every answer here
+    pipeline = Pipeline(index, FakeScorer(), mode="bm25", answer_gate=gate)
+    monkeypatch.setattr("earlyrank.engine.pipeline.load_pipeline", lambda *a, **k: pipeline)
+    client = TestClient(make_app(pipeline))
+    for command, path, body in (("ask", "/v1/answer", {"query": PARIS, "top_k": 5}),
+                                ("search", "/v1/search", {"query": PARIS, "top_k": 5, "mode": "bm25"})):
+        args = [command, PARIS, "--index", str(index.path), "--mode", "bm25", "-k", "5", "--json"]
+        printed = runner.invoke(cli, args)
+        assert printed.exit_code == 0, printed.output
+        served = client.post(path, json=body)
+        assert served.status_code == 200, served.text
+        ours, theirs = json.loads(printed.output), served.json()
+        if command == "ask":
+            assert ours.pop("seconds") >= 0 and theirs.pop("seconds") >= 0
+            assert ours["answer"] is None and ours["reason"] == "no_confident_answer"
+            assert ours["hits"][0]["metadata"] == {"topic": "places", "country": "fr"}
+            assert ours == theirs
+        else:
+            assert ours == theirs["hits"]

@@ -208,3 +208,20 @@ def test_the_hits_table_never_cuts_a_passage_id():
     assert f"{long_id}#p12  Jacksonville. passage 12" in rows[1]
     assert f"{long_id}#p0   Jacksonville. passage 0" in rows[2]
     assert rows[0].index("passage") == rows[1].index("Jacksonville.")  # the header lines up with the widest id
+
+
+def test_the_hits_table_says_not_scored_instead_of_the_stand_in_score():
+    """A reranked passage the early stop left unscored sorts by -1 (-2 with no letter or digit); the table printed
+    that as its score, which reads as a relevance. A recall-only hit (no rerank) keeps its recall score."""
+    from earlyrank.cli.common import hits_table
+
+    docs = {i: Document(i, f"text {i}") for i in ("a", "b", "c")}
+    scored = Hit("a", 0.75, 1, {"recall": 0.03, "recall_rank": 2, "logit": 1.1, "confidence": 0.75})
+    unscored = Hit("b", -1.0, 2, {"recall": 0.02, "recall_rank": 3})
+    recalled = Hit("c", -1.0, 1, {"bm25": -1.0})  # a recall score that happens to be -1
+    rows = hits_table([scored, unscored], docs.__getitem__).splitlines()
+    assert "0.7500" in rows[1] and "not scored" in rows[2] and "-1.0000" not in rows[2]
+    assert rows[0].index("doc") == rows[2].index("b  ")  # the wider cell keeps the columns lined up
+    assert rows[-1].startswith("(not scored:")
+    plain = hits_table([recalled], docs.__getitem__).splitlines()
+    assert "-1.0000" in plain[1] and len(plain) == 2
