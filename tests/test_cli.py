@@ -110,3 +110,25 @@ def test_train_refuses_an_unknown_choice(tiny_dir, tmp_path, option, value, mess
 def test_bench_suite_refuses_an_unknown_set_or_source(tmp_path, args, message):
     result = runner.invoke(app, ["bench", "--suite", "--datasets", str(tmp_path), *args])
     assert result.exit_code == 2 and message in result.output
+
+
+@pytest.mark.parametrize(("args", "depths", "stem"), [
+    ([], {"scifact": 30, "noveleval-2306": 100}, "suite-scifact-noveleval-2306"),
+    (["--depth", "100"], {"scifact": 100, "noveleval-2306": 100}, "suite-scifact-noveleval-2306-depth100"),
+])
+def test_bench_suite_takes_depth_for_every_set(tmp_path, monkeypatch, args, depths, stem):
+    """`--depth` with `--suite` used to be ignored without a word (scifact stayed at 30); given, it is every set's
+    depth and names the output, so it does not overwrite the suite's own run."""
+    seen = {}
+
+    def fake_run_suite(root, model, out, backend, sets, sources, stem, fusion_model=None):
+        seen.update({s.name: s.depth for s in sets}, stem=stem)
+        (out / f"{stem}.md").write_text("table")
+        return {"seconds": 0.0}
+
+    monkeypatch.setattr("earlyrank.engine.suite.run_suite", fake_run_suite)
+    monkeypatch.setattr("earlyrank.cli.lab_commands.check_data", lambda dirs: None)
+    result = runner.invoke(app, ["bench", "--suite", "--datasets", str(tmp_path), "--out", str(tmp_path),
+                                 "--only", "scifact", "--only", "noveleval-2306", *args])
+    assert result.exit_code == 0, result.output
+    assert seen == {**depths, "stem": stem}
