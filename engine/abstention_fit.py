@@ -137,11 +137,14 @@ def cross_validated(dev: Sequence[Outcomes], folds: int = 5, seed: int = 0,
     return out
 
 
-def aurc_gap_lower_bound(confidence: np.ndarray, baseline: np.ndarray, o: Outcomes, resamples: int = 2000,
-                         seed: int = 0) -> float:
-    """The one-sided 95% lower bound of AURC(`confidence`) - AURC(`baseline`) over `o`'s rows (one confidence per
-    row, each array shape (rows,)), by a paired percentile bootstrap that resamples questions, a twin drawn with
-    its question (`o.question`). A bound above 0 means `confidence` is significantly worse (p < 0.05)."""
+def aurc_gap_interval(confidence: np.ndarray, baseline: np.ndarray, o: Outcomes, resamples: int = 2000,
+                      seed: int = 0) -> tuple[float, float]:
+    """The 90% interval of AURC(`confidence`) - AURC(`baseline`) over `o`'s rows (one confidence per row, each array
+    shape (rows,)), by a paired percentile bootstrap that resamples questions, a twin drawn with its question
+    (`o.question`); scipy.stats.bootstrap (Efron and Tibshirani, "An Introduction to the Bootstrap", 1993).
+
+    Each end is a one-sided 95% bound: a low end above 0 means `confidence` is significantly worse (p < 0.05), a
+    high end below 0 that it is significantly better. Returns (low, high)."""
     from scipy.stats import bootstrap
 
     _, cluster = np.unique(o.question.astype(str), return_inverse=True)
@@ -152,9 +155,16 @@ def aurc_gap_lower_bound(confidence: np.ndarray, baseline: np.ndarray, o: Outcom
         right = o.right[picked]
         return risk_coverage(confidence[picked], right)["aurc"] - risk_coverage(baseline[picked], right)["aurc"]
 
-    result = bootstrap((np.arange(len(rows)),), gap, n_resamples=resamples, vectorized=False, alternative="greater",
-                       method="percentile", confidence_level=0.95, rng=np.random.default_rng(seed))
-    return float(result.confidence_interval.low)
+    result = bootstrap((np.arange(len(rows)),), gap, n_resamples=resamples, vectorized=False,
+                       method="percentile", confidence_level=0.90, rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def aurc_gap_lower_bound(confidence: np.ndarray, baseline: np.ndarray, o: Outcomes, resamples: int = 2000,
+                         seed: int = 0) -> float:
+    """The one-sided 95% lower bound of AURC(`confidence`) - AURC(`baseline`): `aurc_gap_interval`'s low end. A
+    bound above 0 means `confidence` is significantly worse (p < 0.05)."""
+    return aurc_gap_interval(confidence, baseline, o, resamples, seed)[0]
 
 
 def gate_adopted(sets: dict[str, dict]) -> bool:
@@ -230,9 +240,20 @@ def fit_answer_gate(dev: Sequence[Outcomes], names: Sequence[str], recall_mode: 
 
 
 def risk_coverage(confidence: np.ndarray, right: np.ndarray) -> dict:
-    """AURC, accuracy at 80% and 90% coverage, and the curve (coverage, accuracy) at 20 points."""
+    """AURC, accuracy at 80% and 90% coverage, and the curve (coverage, accuracy) at 20 points.
+
+    Questions are answered from the most confident down; `confidence` and `right` have shape (questions,), `right`
+    1.0 for a right answer. Tied confidences come in no defined order, so each tied block counts every one of its
+    places at the block's mean correctness: the expected curve over every order of the ties. AURC is the mean
+    risk (1 - accuracy) over the coverages 1/n, ..., 1 (Geifman and El-Yaniv, "Selective Classification for Deep
+    Neural Networks", 2017).
+    """
     order = np.argsort(-confidence, kind="stable")
-    accuracy = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
+    ranked, outcome = confidence[order], right[order].astype(float)
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    sizes = np.diff(np.r_[starts, len(ranked)])
+    outcome = np.repeat(np.add.reduceat(outcome, starts) / sizes, sizes) if len(ranked) else outcome
+    accuracy = np.cumsum(outcome) / np.arange(1, len(order) + 1)
     coverage = np.arange(1, len(order) + 1) / len(order)
 
     def at(c: float) -> float:

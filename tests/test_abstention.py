@@ -81,6 +81,24 @@ def test_twins_thresholds_and_risk_coverage_by_hand():
     assert r["accuracy_at_80"] == pytest.approx(0.75) and r["accuracy_at_90"] == pytest.approx(0.75)
 
 
+def test_risk_coverage_does_not_depend_on_the_order_of_tied_rows():
+    """Tied confidences are answered in an unknown order, so each tied block counts at its mean correctness (the
+    expected curve under a random order). A stable sort once counted them in input order, and the benchmarks list
+    every answerable question before its unanswerable twin: a confidence with many ties (the recall score's RRF
+    values) looked better than it was."""
+    import numpy as np
+
+    from earlyrank.engine.abstention_fit import risk_coverage
+
+    right = np.array([1.0, 1.0, 0.0, 0.0])
+    assert risk_coverage(np.full(4, 0.5), right)["aurc"] == pytest.approx(0.5)  # it was 0.208 (0.792 reversed)
+    assert risk_coverage(np.full(4, 0.5), right[::-1])["aurc"] == pytest.approx(0.5)
+    confidence = np.array([0.9, 0.5, 0.5, 0.1])
+    both = [risk_coverage(confidence[p], np.array([1.0, 0.0, 1.0, 0.0])[p]) for p in ([0, 1, 2, 3], [0, 2, 1, 3])]
+    assert both[0] == both[1]
+    assert both[0]["aurc"] == pytest.approx(np.mean([0, 1 - 1.5 / 2, 1 - 2 / 3, 1 - 2 / 4]))
+
+
 def test_tied_confidences_never_break_the_promised_precision():
     """The gate answers every question at or above the threshold, ties included: 0.5 would answer a wrong one."""
     import numpy as np
@@ -227,6 +245,11 @@ def test_the_aurc_gap_bound_tells_a_real_loss_from_a_tie():
     assert aurc_gap_lower_bound(1 - good, good, o) > 0.1
     assert aurc_gap_lower_bound(good, 1 - good, o) < 0
     assert aurc_gap_lower_bound(good, good, o) == 0.0
+    from earlyrank.engine.abstention_fit import aurc_gap_interval
+
+    low, high = aurc_gap_interval(good, 1 - good, o)  # significantly better: the whole interval below 0
+    assert low < high < -0.1 and low == aurc_gap_lower_bound(good, 1 - good, o)
+    assert aurc_gap_interval(good, good, o) == (0.0, 0.0)
 
 
 @pytest.mark.parametrize(("xquad_gate", "xquad_worse", "adopted"), [
