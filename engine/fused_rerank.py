@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from earlyrank.engine.fusion import CandidateSignals, Fusion
-from earlyrank.engine.rerank import NO_CONTENT_LOGIT, NO_CONTENT_SCORE, RerankResult, chunk_within_deadline
+from earlyrank.engine.rerank import NO_CONTENT_LOGIT, NO_CONTENT_SCORE, RerankResult, score_whole_chunk
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import BoundStop, Decision, StopReason
 from earlyrank.indexes.types import CONFIDENCE, LOGIT, Hit
@@ -46,15 +46,15 @@ def rerank_fused(query: str, candidates: Sequence[Hit], passages: Sequence[str],
         if cancel is not None and cancel.is_set():
             decision = Decision(True, StopReason.CLIENT_GONE)
             break
-        size = chunk_within_deadline(decision.next_chunk, deadline, time.monotonic() - started, len(logits))
-        if size == 0:
+        take = order[len(logits):len(logits) + decision.next_chunk]
+        chunk_logits, chunk_confidences, whole = score_whole_chunk(
+            query, [passages[i] for i in take], scorer, deadline, started, len(logits))
+        logits = np.concatenate([logits, chunk_logits])
+        confidences = np.concatenate([confidences, chunk_confidences])
+        fused = fusion.log_odds(static[order[:len(logits)]], logits)
+        if not whole:
             decision = Decision(True, StopReason.DEADLINE)
             break
-        take = order[len(logits):len(logits) + size]
-        chunk = scorer.score(query, [passages[i] for i in take])
-        logits = np.concatenate([logits, chunk.logits])
-        confidences = np.concatenate([confidences, chunk.confidences])
-        fused = fusion.log_odds(static[order[:len(logits)]], logits)
         decision = policy.decide(fused, bounds[order[len(logits):]])
     scored = len(logits)
     probability = Fusion.probability(fused)

@@ -110,6 +110,32 @@ def chunk_within_deadline(wanted: int, deadline: float | None, seconds: float, s
     return min(wanted, int(left / (seconds / scored)))
 
 
+def score_whole_chunk(query: str, passages: Sequence[str], scorer: PairScorer, deadline: float | None,
+                      started: float, scored: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Score `passages`, the chunk a stopping policy asked for, in pieces that each fit before `deadline`
+    (`chunk_within_deadline`, with `scored` pairs timed since `started`, a `time.monotonic()` instant).
+
+    Returns (logits, confidences, whole), each array of shape (pairs scored,); `whole` is False when the deadline
+    cut the chunk short. A policy is tuned on whole chunks (a first chunk of 2 decides after 2 pairs), so it must
+    never be asked to decide after a piece of one: a deadline that only sizes the pieces leaves every decision,
+    and so the answer, as it is without a deadline, and one that cuts a chunk stops the rerank as a deadline
+    stop (the response says it was degraded).
+    """
+    logits: list[np.ndarray] = []
+    confidences: list[np.ndarray] = []
+    done = 0
+    while done < len(passages):
+        size = chunk_within_deadline(len(passages) - done, deadline, time.monotonic() - started, scored + done)
+        if size == 0:
+            break
+        chunk = scorer.score(query, passages[done:done + size])
+        logits.append(np.asarray(chunk.logits, dtype=float))
+        confidences.append(np.asarray(chunk.confidences, dtype=float))
+        done += size
+    return (np.concatenate([np.zeros(0), *logits]), np.concatenate([np.zeros(0), *confidences]),
+            done == len(passages))
+
+
 def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], scorer: PairScorer, policy: Policy,
            blend: float = 0.0, deadline: float | None = None, cancel: threading.Event | None = None) -> RerankResult:
     """Rerank `candidates` (recall order; `passages[i]` is candidate i's text) under `policy`.
@@ -130,13 +156,13 @@ def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], score
         if cancel is not None and cancel.is_set():
             decision = Decision(True, StopReason.CLIENT_GONE)
             break
-        size = chunk_within_deadline(decision.next_chunk, deadline, time.monotonic() - started, start)
-        if size == 0:
+        chunk_logits, chunk_confidences, whole = score_whole_chunk(
+            query, passages[start:start + decision.next_chunk], scorer, deadline, started, start)
+        logits = np.concatenate([logits, chunk_logits])
+        confidences = np.concatenate([confidences, chunk_confidences])
+        if not whole:
             decision = Decision(True, StopReason.DEADLINE)
             break
-        chunk = scorer.score(query, passages[start:start + size])
-        logits = np.concatenate([logits, chunk.logits])
-        confidences = np.concatenate([confidences, chunk.confidences])
         decision = policy.decide(confidences, len(candidates))
     scored = len(confidences)
     empty = [i for i in range(scored) if logits[i] <= NO_CONTENT_LOGIT]

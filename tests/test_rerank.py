@@ -125,3 +125,51 @@ def test_the_answer_sentence_keeps_to_the_deadline(monkeypatch, tmp_path):
     answer = pipeline.ask("What is the capital of France?", deadline=clock.now + 0.12)
     assert answer.scored == 2 and answer.reason == "exhausted"  # 0.10 s of the 0.12 s budget
     assert answer.sentence is None and scorer.calls == [1, 1]  # no time left for a sentence pair
+
+
+class RecordingPolicy:
+    """Asks for chunks of 2 and stops once a decision has seen 4 pairs; records how many it saw at each decision."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def decide(self, confidences, total):
+        from earlyrank.engine.stopping import Decision, StopReason
+
+        self.seen.append(len(confidences))
+        return Decision(True, StopReason.LOW_RISK) if len(confidences) >= 4 else Decision(False, StopReason.NOT_STOPPED, next_chunk=2)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_deadline_never_makes_the_policy_decide_on_part_of_a_chunk(monkeypatch, fused):
+    """A deadline timed its first pair alone and then let the policy decide after that one pair: a rule tuned to
+    decide after 2 stopped after 1, so any timeout_ms changed the answer (and the gate then withheld it) while
+    the response said it was not degraded. Now the deadline only sizes the pieces of a chunk: a roomy deadline
+    gives the policy the decisions it gets without one, and one that cuts a chunk stops with reason deadline."""
+    import numpy as np
+
+    from earlyrank.engine.fused_rerank import rerank_fused
+    from earlyrank.engine.fusion import CandidateSignals, Fusion
+
+    clock = FakeClock()
+    monkeypatch.setattr(sys.modules["earlyrank.engine.rerank"], "time", clock)
+    monkeypatch.setattr(sys.modules["earlyrank.engine.fused_rerank"], "time", clock)
+    hits, passages = _candidates(10)
+    signals = CandidateSignals(np.linspace(1, 0, 10), np.zeros(10), np.arange(1, 11, dtype=float))
+
+    def run(deadline):
+        policy, scorer = RecordingPolicy(), TimedScorer(clock, per_pair=0.05)
+        if fused:
+            result = rerank_fused("q", hits, passages, signals, scorer, Fusion((1.0, 1.0, 0, 0, 0), 0.0, 50.0),
+                                  policy, deadline=deadline)  # type: ignore[arg-type]
+        else:
+            result = rerank("q", hits, passages, scorer, policy, deadline=deadline)  # type: ignore[arg-type]
+        return policy.seen, scorer.calls, result
+
+    free = run(None)
+    roomy = run(clock.now + 60.0)
+    assert free[0] == roomy[0] == [0, 2, 4]
+    assert roomy[1] == [1, 1, 2]  # the first pair alone to time the rate; the policy still saw whole chunks
+    assert (free[2].scored, free[2].reason) == (roomy[2].scored, roomy[2].reason) == (4, "low_risk")
+    cut = run(clock.now + 0.17)  # time for 3 pairs and a bit: the second chunk cannot finish
+    assert cut[0] == [0, 2] and (cut[2].reason, cut[2].scored) == ("deadline", 3)
