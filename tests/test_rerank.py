@@ -137,7 +137,9 @@ class RecordingPolicy:
         from earlyrank.engine.stopping import Decision, StopReason
 
         self.seen.append(len(confidences))
-        return Decision(True, StopReason.LOW_RISK) if len(confidences) >= 4 else Decision(False, StopReason.NOT_STOPPED, next_chunk=2)
+        if len(confidences) >= 4:
+            return Decision(True, StopReason.LOW_RISK)
+        return Decision(False, StopReason.NOT_STOPPED, next_chunk=2)
 
 
 @pytest.mark.parametrize("fused", [False, True])
