@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -188,6 +188,21 @@ def export_onnx(model: ModelDir = DEFAULT_MODEL) -> None:
         typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
+def interrupted(out: Path) -> NoReturn:
+    """Ctrl+C during training: say where the run can pick up (the last checkpoint beside OUT, saved every two
+    minutes or so) and exit with status 130, as a shell does for an interrupt."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoint = out.parent / f".{out.name}.checkpoint"
+    last = get_last_checkpoint(str(checkpoint)) if checkpoint.is_dir() else None
+    if last is None:
+        typer.echo("interrupted before the first checkpoint; nothing to resume from", err=True)
+    else:
+        typer.echo(f"interrupted; run the same command again to continue from {Path(last).name} "
+                   f"(in {checkpoint})", err=True)
+    raise typer.Exit(130)
+
+
 @app.command()
 def train(
     data: Annotated[list[Path], typer.Option("--data", "-d", metavar="DIR",
@@ -249,6 +264,8 @@ def train(
         card = run_training(list(data), out, params)
     except ValueError as e:  # no training groups, or a checkpoint of a run with other settings
         fail(str(e))
+    except KeyboardInterrupt:
+        interrupted(out)
     typer.echo(f"trained {card['steps']} steps in {card['minutes']:.1f} min; "
                f"best dev nDCG@10 {card['best_dev_ndcg@10']:.4f}; model in {out}")
 
@@ -288,6 +305,8 @@ def adapt(
         record = run_adapt(index, model, out, params)
     except (IndexStoreError, ValueError) as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        interrupted(out)
     line = f"adapted in {record['steps']} steps ({record['minutes']:.1f} min) on {record['groups']}"
     if "calibration" in record:
         c = record["calibration"]

@@ -56,6 +56,21 @@ class AdaptParams:
             raise ValueError(f"recalibrating needs at least 10 held-out groups, got held_out={self.held_out}")
 
 
+MIN_HELD_OUT = 10  # groups: the fewest a calibration refit takes
+HELD_OUT_SHARE = 0.2  # of the corpus's passages: the most the refit may keep out of training
+
+
+def held_out_size(asked: int, passages: int) -> int:
+    """How many held-out groups to draw for the calibration refit: `asked`, but at most a fifth of the corpus's
+    `passages` (never fewer than `MIN_HELD_OUT`). Each held-out group keeps its passage out of training, so 200
+    groups over a 54-passage corpus once left 5 passages to train on, and adapt failed with no groups.
+
+    >>> held_out_size(200, 5000), held_out_size(200, 54), held_out_size(200, 20)
+    (200, 10, 10)
+    """
+    return min(asked, max(MIN_HELD_OUT, int(passages * HELD_OUT_SHARE)))
+
+
 def adapt(index_path: Path, base_model: Path, out: Path, params: AdaptParams, progress: bool = True) -> dict:
     """Adapt `base_model` (a trained cross-encoder directory) to the corpus of the index at `index_path`; write the
     adapted model, with its inference settings, operating point and (re)fitted calibration, to `out`.
@@ -73,7 +88,8 @@ def adapt(index_path: Path, base_model: Path, out: Path, params: AdaptParams, pr
     index = load_index(index_path)
     index.retriever("hybrid")  # fail now, naming the missing part, not after minutes of group building
     rng = random.Random(params.seed)
-    held = sentence_groups(index, params.held_out, negatives=params.negatives, depth=params.depth,
+    held_out = held_out_size(params.held_out, len(index.docs))
+    held = sentence_groups(index, held_out, negatives=params.negatives, depth=params.depth,
                            rng=rng) if params.recalibrate else []
     held_docs = frozenset(d.id for d in index.docs for g in held if g.query in d.text)
     groups = distill_groups(index, params.distill, size=params.negatives + 1, depth=params.depth, rng=rng,
@@ -81,8 +97,10 @@ def adapt(index_path: Path, base_model: Path, out: Path, params: AdaptParams, pr
     groups += sentence_groups(index, params.sentence, negatives=params.negatives, depth=params.depth, rng=rng,
                               exclude=held_docs)
     if not groups:
+        kept = f"; {len(held_docs)} of its {len(index.docs)} passages are held out for the calibration refit " \
+               f"(--no-recalibrate trains on all)" if held_docs else ""
         raise ValueError(f"{index_path}: no training groups could be made (passages need sentences of 6-40 words "
-                         f"and at least {params.negatives + 1} other passages recall finds for them)")
+                         f"and at least {params.negatives + 1} other passages recall finds for them{kept})")
     rng.shuffle(groups)
     train_params = TrainParams(max_length=params.max_length, negatives=params.negatives, epochs=params.epochs,
                                lr_body=params.lr, lr_head=params.lr * 25, distill_weight=params.distill_weight,

@@ -88,12 +88,15 @@ class Limits(TrainerCallback):
     """Stops training after `max_steps` optimizer steps or `max_minutes` of training (0: no limit), evaluating,
     logging and checkpointing the step it stops at; the learning-rate schedule still spans the whole run. Every log
     entry gets the training minutes so far, counted across resumptions (a resumed run starts from the last
-    entry's)."""
+    entry's). Between the trainer's own checkpoints it also saves one once `save_minutes` have passed since the
+    last (0: never), so an interrupted run on a slow CPU loses minutes, not the steps since the last evaluation."""
 
-    def __init__(self, max_steps: int = 0, max_minutes: float = 0.0) -> None:
+    def __init__(self, max_steps: int = 0, max_minutes: float = 0.0, save_minutes: float = 2.0) -> None:
         self.max_steps = max_steps
         self.max_minutes = max_minutes
+        self.save_minutes = save_minutes
         self.started = time.time()
+        self.saved = self.started
         self.before: float | None = None  # minutes of earlier runs, read once the resumed state is loaded
 
     def minutes(self, state) -> float:
@@ -102,7 +105,7 @@ class Limits(TrainerCallback):
         return self.before + (time.time() - self.started) / 60
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.started = time.time()
+        self.started = self.saved = time.time()
         self.before = None
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -110,6 +113,12 @@ class Limits(TrainerCallback):
         if out_of_time or (self.max_steps > 0 and state.global_step >= self.max_steps):
             control.should_training_stop = True
             control.should_log = control.should_evaluate = control.should_save = True
+        elif self.save_minutes and time.time() - self.saved >= self.save_minutes * 60:
+            control.should_save = True
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        self.saved = time.time()
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):

@@ -10,6 +10,7 @@ training card.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import random
@@ -137,7 +138,7 @@ def train(groups: list[Group], dev: DevCandidates, out: Path, params: TrainParam
 
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out.parent / f".{out.name}.checkpoint"  # beside the model, never shipped with it
-    resume = _resume_point(checkpoint, params)
+    resume = _resume_point(checkpoint, params, groups_fingerprint(groups))
     random.seed(params.seed)
     np.random.seed(params.seed)
     torch.manual_seed(params.seed)
@@ -234,9 +235,19 @@ def _scorer(model, tokenizer, params: TrainParams):
                         windows=params.windows)
 
 
-def _resume_point(checkpoint: Path, params: TrainParams) -> str | None:
+def groups_fingerprint(groups: list[Group]) -> str:
+    """A sha256 of the training groups, every field in order: what a resumed run must train on to continue."""
+    digest = hashlib.sha256()
+    for g in groups:
+        digest.update(json.dumps(asdict(g), ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+def _resume_point(checkpoint: Path, params: TrainParams, data: str) -> str | None:
     """The trainer checkpoint to resume from (None: start afresh), after checking it was written with the same
-    parameters; records this run's parameters beside its checkpoints."""
+    parameters and on the same groups (`data`, their `groups_fingerprint`); records both beside its checkpoints.
+    ValueError naming what differs, else a rerun into the same --out with other data or options would silently
+    continue a run it is not."""
     from transformers.trainer_utils import get_last_checkpoint
 
     if (checkpoint / "state.pt").is_file():
@@ -245,16 +256,20 @@ def _resume_point(checkpoint: Path, params: TrainParams) -> str | None:
     recorded = checkpoint / "params.json"
     last = get_last_checkpoint(str(checkpoint)) if checkpoint.is_dir() else None
     if last is not None and recorded.is_file():
-        if _trajectory(json.loads(recorded.read_text())) != _trajectory(asdict(params)):
+        before = json.loads(recorded.read_text())
+        if _trajectory(before) != _trajectory(asdict(params)):
             raise ValueError(f"{checkpoint} was written by a run with other parameters; delete it to start "
                              f"afresh, or rerun with the same options to resume")
+        if before.get("data_fingerprint", data) != data:
+            raise ValueError(f"{checkpoint} was written by a run on other training data (another corpus or data "
+                             f"set); choose another --out, or delete {checkpoint} to start afresh")
     checkpoint.mkdir(parents=True, exist_ok=True)
-    recorded.write_text(json.dumps(asdict(params), indent=2))
+    recorded.write_text(json.dumps({**asdict(params), "data_fingerprint": data}, indent=2))
     return last
 
 
 # Limits on when a run stops or reports do not change what it learns, so a resumed run may set them anew.
-_STOP_FIELDS = frozenset({"max_minutes", "max_steps", "eval_every"})
+_STOP_FIELDS = frozenset({"max_minutes", "max_steps", "eval_every", "data_fingerprint"})
 
 
 def _trajectory(params: dict) -> dict:

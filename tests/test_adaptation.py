@@ -39,6 +39,13 @@ def test_adapt_params_refuse_what_cannot_work(kwargs, message):
     assert AdaptParams(held_out=0, recalibrate=False).held_out == 0
 
 
+def test_the_held_out_set_is_at_most_a_fifth_of_the_corpus():
+    from earlyrank.engine.adaptation import held_out_size
+
+    assert [held_out_size(200, n) for n in (5000, 1000, 54, 16)] == [200, 200, 10, 10]
+    assert held_out_size(30, 400) == 30  # never more than asked
+
+
 def test_adapt_refuses_a_missing_index_and_its_own_base_as_output(tmp_path):
     result = runner.invoke(app, ["adapt", "--index", str(tmp_path / "nope"), "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "nope" in result.output
@@ -56,7 +63,8 @@ def test_adapt_needs_a_dense_part(tmp_path):
 def test_adapt_trains_on_the_corpus_and_refits_calibration(tmp_path):
     index = build_index(corpus(), tmp_path / "idx", progress=False)
     out = tmp_path / "adapted"
-    params = AdaptParams(distill=4, sentence=4, held_out=10, negatives=3, depth=16, max_length=48, seed=3)
+    # The default 200 held-out groups would keep all 16 passages out of training: a fifth (at least 10) is held.
+    params = AdaptParams(distill=4, sentence=4, negatives=3, depth=16, max_length=48, seed=3)
     record = adapt(index, DEFAULT_MODEL, out, params, progress=False)
     assert record["steps"] >= 1
     assert set(record["groups"]) == {"idx:distill", "idx:sentence"}
@@ -88,3 +96,15 @@ def test_adapt_says_the_answer_gate_is_not_carried_over(tmp_path):
                                  *options])
     assert result.exit_code == 0, result.output
     assert "answer gate" not in result.output
+
+
+def test_ctrl_c_during_adapt_says_how_to_resume(tmp_path, monkeypatch):
+    """Ctrl+C printed nothing and left the user guessing whether anything was kept."""
+    def interrupted_at_step_6(*args, **kwargs):
+        (tmp_path / ".m.checkpoint" / "checkpoint-6").mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("earlyrank.engine.adaptation.adapt", interrupted_at_step_6)
+    result = runner.invoke(app, ["adapt", "--index", str(tmp_path), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 130
+    assert "run the same command again to continue from checkpoint-6" in result.output

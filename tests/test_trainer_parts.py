@@ -86,6 +86,22 @@ def test_limits_stop_at_the_step_limit_and_evaluate_and_save_that_step():
     assert control.should_training_stop and control.should_evaluate and control.should_save and control.should_log
 
 
+def test_limits_save_a_checkpoint_every_few_minutes_between_the_trainers_own():
+    """Checkpoints came only with evaluations (adapt: every 50 steps, about 12 minutes on 2 cores), so Ctrl+C lost
+    up to that much; now one is saved once `save_minutes` have passed since the last save, and only then."""
+    limits, state = Limits(save_minutes=2.0), TrainerState()
+    limits.on_train_begin(None, state, TrainerControl())
+    assert not limits.on_step_end(None, state, TrainerControl()).should_save
+    limits.saved = time.time() - 121
+    control = limits.on_step_end(None, state, TrainerControl())
+    assert control.should_save and not control.should_training_stop and not control.should_evaluate
+    limits.on_save(None, state, control)
+    assert not limits.on_step_end(None, state, TrainerControl()).should_save
+    never = Limits(save_minutes=0.0)
+    never.saved = time.time() - 10_000
+    assert not never.on_step_end(None, state, TrainerControl()).should_save
+
+
 def test_the_time_limit_counts_the_minutes_of_earlier_runs():
     limits, state = Limits(max_minutes=5.0), TrainerState()
     limits.on_train_begin(None, state, TrainerControl())

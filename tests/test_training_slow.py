@@ -51,6 +51,10 @@ def test_train_checkpoints_resumes_and_refuses_other_parameters(tmp_path):
     assert logits.argmax() == 0
     with pytest.raises(ValueError, match="other parameters"):
         train(groups(), dev(), out, replace(params, lr_body=2e-4), progress=False)
+    # The same options on other groups (adapt into an --out last used for another corpus) are not a resume.
+    other = [Group(q, CAT, OTHERS, "hand") for q in ("Where do cats sleep?", "What do mice fear?")]
+    with pytest.raises(ValueError, match="other training data"):
+        train(groups()[:2] + other, dev(), out, replace(params, max_steps=0), progress=False)
 
 
 def test_second_stage_starts_from_a_shipped_fp16_model(tmp_path):
