@@ -4,7 +4,8 @@ Cohere's current Python client (``cohere.ClientV2(...).rerank(model=..., query=.
 against it unchanged. As in v2, documents are strings (structured data goes in as text, e.g. YAML), results
 carry each document's `index` and `relevance_score` (here the calibrated confidence), and documents are not
 returned. ``max_tokens_per_doc`` cuts each document to its first that many words (whitespace-separated: a
-close count of Cohere's tokens, and the model itself reads at most two windows of 192 word pieces).
+close count of Cohere's tokens) and reads all of them, in chunks of about 120 words that each fit the model's
+window (`document_chunks`); without it, the first 10 chunks are read, as /v1/rerank reads by default.
 ``model`` and ``priority`` are accepted and ignored: this server has one model and answers in order.
 """
 
@@ -30,7 +31,9 @@ class CohereV2RerankRequest(StrictRequest):
                                  json_schema_extra=limit(maxItems="max_documents"))
     top_n: OptionalInteger = Field(None, ge=1, description="Results to return (default: all).")
     max_tokens_per_doc: OptionalInteger = Field(
-        None, ge=1, description="Read at most this many words of each document (default: all of it).")
+        None, ge=1, description="Read this many words of each document, all of them, in chunks of about 120 "
+                                "(default: its first 10 chunks, about 1,200 words, as /v1/rerank's "
+                                "max_chunks_per_doc).")
     priority: OptionalInteger = Field(None, ge=0, description="Accepted for compatibility; requests are answered "
                                                              "in order.")
 

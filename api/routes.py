@@ -199,7 +199,9 @@ async def rerank_documents_v2(body: CohereV2RerankRequest, request: Request,
     check_query_length(body.query, runtime.settings)
     check_document_count(body.documents, runtime.settings.max_documents)
     texts = v2_document_texts(body, runtime.settings.max_document_chars)
-    chunks, owners = chunked(texts, DEFAULT_MAX_CHUNKS)
+    # Asked for N words, read all of them (each chunk has at least one word, so N chunks cover them); else the
+    # first chunks, as /v1/rerank's default max_chunks_per_doc.
+    chunks, owners = chunked(texts, body.max_tokens_per_doc or DEFAULT_MAX_CHUNKS)
     result = await rerank_every_document("/v2/rerank", body.query, chunks, pipeline, runtime, request)
     return cohere_v2_response(body, texts, best_chunks(result, owners, len(texts)))
 

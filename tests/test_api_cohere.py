@@ -171,3 +171,20 @@ def test_a_long_document_scores_as_its_best_chunk_and_says_which(tiny_index, sco
     chunks = document_chunks(late, 10)
     assert len(chunks) == 4 and all(len(c.split()) <= CHUNK_WORDS for c in chunks)
     assert chunks[-1].endswith("capital of France.") and document_chunks("short text") == ["short text"]
+
+
+def test_v2_reads_as_many_words_as_max_tokens_per_doc_asks(tiny_index, scorer):
+    """/v2/rerank documented max_tokens_per_doc as "default: all of it" yet always read at most 10 chunks (about
+    1,200 words), so an answer past them scored as filler even when the caller asked for 100,000 words."""
+    filler = " ".join(["Filler words about nothing in particular."] * 240)  # 1,440 words: 12 or more chunks
+    late = f"{filler} Paris is the capital of France."
+    client = TestClient(make_app(Pipeline(tiny_index, scorer, mode="bm25"), max_document_chars=20_000))
+
+    def score(**options) -> float:
+        response = client.post("/v2/rerank", json={"query": QUERY, "documents": [late], **options})
+        assert response.status_code == 200, response.text
+        return response.json()["results"][0]["relevance_score"]
+
+    assert score() < 0.2  # the default: the first 10 chunks, as /v1/rerank's max_chunks_per_doc
+    assert score(max_tokens_per_doc=100_000) == pytest.approx(0.731059, abs=1e-6)
+    assert score(max_tokens_per_doc=1_000) < 0.2  # cut before the answer
