@@ -53,7 +53,10 @@ def string_field(path: Path, number: int, record: dict, name: str, required: boo
 
 
 def load_corpus(path: str | Path) -> list[Document]:
-    """Read corpus.jsonl (`_id`, `text`, optional `title` and `metadata` object); ids must be unique."""
+    """Read corpus.jsonl (`_id`, `text`, optional `title` and `metadata` object); ids must be unique.
+
+    Any other field is kept as metadata too, merged over the `metadata` object, as a .jsonl file of documents is
+    read (`indexes.document_files`): the same rows in a BEIR folder once lost them, so filters matched nothing."""
     path = Path(path)
     docs: list[Document] = []
     seen: set[str] = set()
@@ -67,6 +70,7 @@ def load_corpus(path: str | Path) -> list[Document]:
         metadata = record.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise DatasetError(f"{path}:{number}: field 'metadata' must be an object, got {metadata!r}")
+        metadata = metadata | {k: v for k, v in record.items() if k not in ("_id", "text", "title", "metadata")}
         docs.append(Document(id=doc_id, text=text, title=title, metadata=metadata))
     if not docs:
         raise DatasetError(f"{path}: the corpus is empty")

@@ -135,3 +135,19 @@ def test_files_and_folders_that_cannot_be_indexed(tmp_path, files, target, messa
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1
     assert result.output.startswith(f"error: {folder / target}".rstrip("/")) and message in result.output
+
+
+def test_a_beir_folder_keeps_top_level_fields_as_metadata(tmp_path):
+    """The same rows as faq.jsonl, saved as a BEIR folder's corpus.jsonl, once lost `category` (only a `metadata`
+    object was read), so `--filter category=billing` matched nothing. Fields merge as in a .jsonl file."""
+    import json
+
+    folder = tmp_path / "beir"
+    folder.mkdir()
+    rows = [{"_id": "r1", "text": "Refunds are paid back within five days.", "category": "billing", "year": 2024},
+            {"_id": "r2", "text": "Orders ship within two days.", "metadata": {"category": "delivery", "n": 1},
+             "n": 2}]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    index(folder, tmp_path / "idx")
+    docs = {d.id: d.metadata for d in load_index(tmp_path / "idx").docs}
+    assert docs == {"r1": {"category": "billing", "year": 2024}, "r2": {"category": "delivery", "n": 2}}
