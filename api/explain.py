@@ -79,7 +79,7 @@ async def explain_passage(body: ExplainRequest, pipeline: Pipeline = Depends(get
         try:
             text = pipeline.index.doc(body.doc_id).full_text
         except KeyError:
-            raise ApiError(404, "not_found", f"doc_id: no passage {body.doc_id!r} in the index") from None
+            raise ApiError(404, "not_found", f"doc_id: {pipeline.index.missing_passage(body.doc_id)}") from None
     else:
         text = body.document or ""
         if len(text) > settings.max_document_chars:

@@ -200,7 +200,7 @@ def explain(
     try:
         document = loaded.doc(doc)
     except KeyError:
-        fail(f"no document {doc!r} in {index_dir}")
+        fail(f"{index_dir}: {loaded.missing_passage(doc)}")
     try:
         result = run(CrossEncoder.load(model), query, document.full_text, samples, features, seed)
     except (ModelLoadError, ValueError) as e:

@@ -75,6 +75,17 @@ class LoadedIndex:
         """The indexed passage with id `doc_id`; KeyError if the index has none."""
         return self._by_id[doc_id]
 
+    def missing_passage(self, doc_id: str) -> str:
+        """Why `doc_id` names no indexed passage, for an error message: when it is a split document's id, the ids of
+        its passages (``DOCID#pN``: a hit's ``passage_id``), so the caller can pick one."""
+        rows = self.passages.rows_of({doc_id})
+        if not rows or doc_id in self._by_id:
+            return f"no passage {doc_id!r} in the index"
+        names = [self.docs[i].id for i in rows]
+        shown = ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]}, ..., {names[-1]}"
+        return (f"{doc_id!r} is a document indexed as {len(names)} passages ({shown}); give one of their ids "
+                f"(a hit's passage_id; an answer's passage N is {doc_id}#pN)")
+
     def passage(self, doc_id: str) -> Passage:
         """Where the indexed passage `doc_id` lies: its document, its number and its offsets; KeyError if absent."""
         return self.passages.source(doc_id)

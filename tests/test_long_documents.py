@@ -225,3 +225,17 @@ def test_the_hits_table_says_not_scored_instead_of_the_stand_in_score():
     assert rows[-1].startswith("(not scored:")
     plain = hits_table([recalled], docs.__getitem__).splitlines()
     assert "-1.0000" in plain[1] and len(plain) == 2
+
+
+def test_explaining_a_split_documents_id_names_its_passages(index, monkeypatch):
+    """/v1/answer's `answer.id` is the document's id; /v1/explain and `explain --doc` said only "no passage 'm1'"
+    (or "no document 'm1'", though m1 is one), leaving the caller to guess the DOCID#pN form."""
+    client = TestClient(make_app(Pipeline(index, FakeScorer(), mode="bm25")))
+    why = client.post("/v1/explain", json={"query": BRIDGE, "doc_id": "m1", "num_samples": 10})
+    assert why.status_code == 404
+    assert ("'m1' is a document indexed as 5 passages (m1#p0, m1#p1, ..., m1#p4); give one of their ids"
+            in why.json()["error"])
+    assert "no passage 'nope' in the index" in index.missing_passage("nope")
+    assert index.missing_passage("n1#p0") == "no passage 'n1#p0' in the index"  # n1 is whole: no passages
+    result = runner.invoke(cli, ["explain", BRIDGE, "--doc", "m1", "--index", str(index.path)])
+    assert result.exit_code == 2 and "'m1' is a document indexed as 5 passages" in result.output
