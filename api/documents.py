@@ -25,6 +25,7 @@ from earlyrank.api.openapi import limit
 from earlyrank.api.schemas import Body, ErrorResponse, StrictRequest
 from earlyrank.engine.pipeline import Pipeline
 from earlyrank.indexes.document_files import content_id
+from earlyrank.indexes.passage_table import check_document_id
 from earlyrank.indexes.store import IndexStoreError
 from earlyrank.indexes.types import Document
 from earlyrank.indexes.update import UnknownDocumentError, UpdateResult, update_index
@@ -46,7 +47,8 @@ def _not_blank(text: str) -> str:
 class DocumentIn(StrictRequest):
     """A document to add: as a line of the JSON files `earlyrank index` reads."""
 
-    id: str | None = Field(None, min_length=1, description=(
+    id: Annotated[str | None, AfterValidator(lambda v: v if v is None else check_document_id(v))] = Field(
+        None, min_length=1, description=(
         "The document's id; one the index holds is replaced. Without one, the id is made from the title and "
         "text (16 hex digits of their SHA-256), as `earlyrank index` does."))
     title: str = Field("", description="Optional title, read with the text by recall and the reranker.")

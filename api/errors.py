@@ -77,12 +77,17 @@ def _describe(error: dict) -> str:
         return f"body: malformed JSON at character {error['loc'][-1]} ({reason})"
     # A tagged union puts the member's tag into the location; the field is what matters.
     loc = [p for p in error.get("loc", ()) if p not in UNION_TAGS]
-    return f"{field_name(loc)}: {error.get('msg', 'invalid')}"
+    return f"{field_name(loc)}: {_message(error) or 'invalid'}"
+
+
+def _message(error: dict) -> str:
+    """Pydantic's message without the "Value error, " it puts before the text of our own validators' errors."""
+    return str(error.get("msg", "")).removeprefix("Value error, ")
 
 
 def _clean(error: dict) -> dict:
     """Keep what a client needs; drop `input` (it may be a 20 kB document) and unserialisable `ctx`."""
-    return {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": str(error.get("type"))}
+    return {"loc": list(error.get("loc", ())), "msg": _message(error), "type": str(error.get("type"))}
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

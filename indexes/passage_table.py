@@ -10,6 +10,7 @@ splitter keeps its tokenizer (``passage_tokenizer.json``) and settings (the mani
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from functools import cached_property
@@ -26,6 +27,19 @@ PASSAGES = "passages.npy"
 def passage_id(doc_id: str, number: int) -> str:
     """The row id of passage `number` of the split document `doc_id`: ``DOCID#pN``."""
     return f"{doc_id}#p{number}"
+
+
+PASSAGE_ID = re.compile(r"#p\d+$")
+
+
+def check_document_id(doc_id: str) -> str:
+    """`doc_id`, if it can name a document: ValueError if it ends in ``#pN``, the form of a passage's id (a long
+    document "a" is indexed as "a#p0", "a#p1", ...), which would clash with one as soon as such a document came."""
+    if PASSAGE_ID.search(doc_id):
+        raise ValueError(f"document id {doc_id!r} ends in '#p' and a number, the form of a passage's id "
+                         f"(a long document X is indexed as X#p0, X#p1, ...); rename it, e.g. to "
+                         f"{PASSAGE_ID.sub(lambda m: m.group().replace('#', '-'), doc_id)!r}")
+    return doc_id
 
 
 class PassageTable:
@@ -54,7 +68,11 @@ class PassageTable:
 
     @classmethod
     def build(cls, documents: Sequence[Document], splitter: Splitter | None) -> PassageTable:
-        """The table of `documents`, each split by `splitter` (None: each indexed whole)."""
+        """The table of `documents`, each split by `splitter` (None: each indexed whole); ValueError for an id of
+        the passage form (`check_document_id`). Only new documents are checked: an index built before the check
+        still loads."""
+        for d in documents:
+            check_document_id(d.id)
         return cls(documents, None if splitter is None else splitter.split([d.text for d in documents]))
 
     @property

@@ -86,7 +86,7 @@ def test_an_id_with_a_slash_can_be_deleted(index_path):
 
 @pytest.mark.parametrize("documents, field, message", [
     ([], "documents", "documents: List should have at least 1 item"),
-    ([{"id": "z1", "text": "   "}], "documents.0.text", "documents[0].text: Value error, is empty"),
+    ([{"id": "z1", "text": "   "}], "documents.0.text", "documents[0].text: is empty"),
     ([{"id": "z1"}], "documents.0.text", "documents[0].text: Field required"),
     ([{"id": "", "text": "x"}], "documents.0.id", "documents[0].id: String should have at least 1 character"),
     ([{"id": 7, "text": "x"}], "documents.0.id", "documents[0].id: Input should be a valid string"),
@@ -94,6 +94,8 @@ def test_an_id_with_a_slash_can_be_deleted(index_path):
     ([CLOVES, {**CLOVES, "text": "Again."}], "documents.1.id",
      "documents[1].id: duplicate document id 'z1', first at documents[0]"),
     ([{"text": f"passage {i}"} for i in range(4)], "documents", "documents: 4 documents; the limit is 3"),
+    ([{"id": "guide#p3", "text": "x"}], "documents.0.id",
+     "documents[0].id: document id 'guide#p3' ends in '#p' and a number"),
 ])
 def test_bad_documents_are_a_422_naming_the_field_and_change_nothing(index_path, documents, field, message):
     version = index_path.resolve()

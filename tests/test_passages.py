@@ -111,11 +111,15 @@ def test_the_table_names_a_long_documents_passages_and_keeps_short_documents_as_
     assert not PassageTable.build([short], splitter).split
 
 
-def test_a_passage_id_that_is_also_a_documents_id_is_refused():
+def test_a_document_id_of_the_passage_form_is_refused_when_indexed():
+    """"m1#p2" was accepted while the index kept documents whole, and later blocked adding a long "m1" with a
+    message that did not say which document to rename; any id ending in #pN is now refused when it is indexed."""
     docs = [Document("m1", MINUTES), Document("m1#p2", "Another document.")]
-    with pytest.raises(ValueError, match=r"'m1#p2'.*rename"):
-        PassageTable.build(docs, Splitter(PassageParams(), TOKENIZER))
-    assert len(PassageTable.build(docs, None).units) == 2  # kept whole, the ids do not meet
+    for splitter in (Splitter(PassageParams(), TOKENIZER), None):
+        with pytest.raises(ValueError, match=r"document id 'm1#p2' ends in '#p' and a number.*rename it.*'m1-p2'"):
+            PassageTable.build(docs, splitter)
+    assert len(PassageTable(docs).units) == 2  # an index built before the check still loads
+    assert len(PassageTable.build([Document("m1#part", "x"), Document("p#p", "y")], None).units) == 2
 
 
 def test_sizes_are_checked():
