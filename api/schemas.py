@@ -201,7 +201,8 @@ class AnswerResponse(Body):
     scored: int = Field(description="Pairs the reranker scored.")
     candidates: int = Field(description="Candidates recall offered.")
     stopped_early: bool
-    reason: str = Field(description="Why reranking stopped (confident, exhausted, max_depth, deadline, ...), or "
+    reason: str = Field(description="Why reranking stopped (confident, exhausted, max_depth, deadline, "
+                                    "no_candidates when recall found nothing, ...), or "
                                     "no_confident_answer when the answer was withheld.")
     degraded: bool = Field(description="True when the deadline cut reranking short.")
     seconds: float

@@ -56,6 +56,8 @@ def rerank_fused(query: str, candidates: Sequence[Hit], passages: Sequence[str],
             decision = Decision(True, StopReason.DEADLINE)
             break
         decision = policy.decide(fused, bounds[order[len(logits):]])
+    if not candidates:  # nothing to score: say so, rather than that every candidate was scored
+        decision = Decision(True, StopReason.NO_CANDIDATES)
     scored = len(logits)
     probability = Fusion.probability(fused)
     hits: list[Hit] = []

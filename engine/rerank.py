@@ -164,6 +164,8 @@ def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], score
             decision = Decision(True, StopReason.DEADLINE)
             break
         decision = policy.decide(confidences, len(candidates))
+    if not candidates:  # nothing to score: say so, rather than that every candidate was scored
+        decision = Decision(True, StopReason.NO_CANDIDATES)
     scored = len(confidences)
     empty = [i for i in range(scored) if logits[i] <= NO_CONTENT_LOGIT]
     ranked = [(float(blend_score(float(confidences[i]), candidates[i].rank, blend)), i)

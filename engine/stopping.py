@@ -32,11 +32,13 @@ class StopReason(str, Enum):
     DEADLINE = "deadline"  # the caller's time budget ran out
     CLIENT_GONE = "client_gone"  # the caller went away: nobody is waiting for the rest
     BOUNDED = "bounded"  # BoundStop: no unscored candidate's best possible fused score reaches the top k
+    NO_CANDIDATES = "no_candidates"  # recall found nothing to rerank (a filter or words no document matches)
 
     @property
     def early(self) -> bool:
         """Whether the policy chose to stop before its candidates or depth ran out."""
-        return self not in (StopReason.EXHAUSTED, StopReason.MAX_DEPTH, StopReason.NOT_STOPPED)
+        return self not in (StopReason.EXHAUSTED, StopReason.MAX_DEPTH, StopReason.NOT_STOPPED,
+                            StopReason.NO_CANDIDATES)
 
     def __str__(self) -> str:
         return self.value

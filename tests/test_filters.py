@@ -288,3 +288,14 @@ def test_cli_json_is_the_services_json(index, monkeypatch):
             assert ours == theirs
         else:
             assert ours == theirs["hits"]
+
+
+def test_a_filter_that_matches_nothing_says_no_candidates_not_exhausted(index):
+    """With nothing recalled the response said `exhausted` (every candidate scored), which reads as "looked at
+    everything and found no answer" rather than "nothing matched your filter"."""
+    client = TestClient(make_app(Pipeline(index, FakeScorer(), mode="bm25")))
+    body = client.post("/v1/answer", json={"query": FRANCE, "filter": {"country": "it"}}).json()
+    assert (body["answer"], body["hits"], body["scored"], body["reason"]) == (None, [], 0, "no_candidates")
+    assert body["stopped_early"] is False
+    found = client.post("/v1/answer", json={"query": FRANCE, "filter": {"country": "fr"}}).json()
+    assert found["reason"] != "no_candidates" and found["hits"]
