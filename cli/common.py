@@ -148,19 +148,24 @@ def hits_table(hits, docs_of, width: int = 90) -> str:
     `docs_of(doc_id)` gives each hit's passage."""
     column = max([24, *(len(h.doc_id) for h in hits)])
     lines = [f"{'rank':>4}  {'score':>10}  {'doc':<{column}}  passage"]
-    unscored = False
+    from earlyrank.engine.rerank import NO_CONTENT_LOGIT
+
+    notes: dict[str, str] = {}
     for h in hits:
         doc = docs_of(h.doc_id)
         text = doc.full_text.replace("\n", " ")
         text = text if len(text) <= width else text[: width - 1] + "…"
-        # A reranked list's passages the early stop left unscored sort by a stand-in score (-1, or -2 with no
-        # letter or digit); printed as a number it reads as a (very low) relevance.
-        left = "recall_rank" in h.stage_scores and h.logit is None
-        unscored |= left
-        lines.append(f"{h.rank:>4}  {'not scored' if left else f'{h.score:.4f}':>10}  {h.doc_id:<{column}}  {text}")
-    if unscored:
-        lines.append("(not scored: the reranker stopped before it, or it has no letter or digit; it keeps its "
-                     "recall order)")
+        # A reranked list's passages that were not scored sort by a stand-in score (-1: the early stop left them;
+        # -2: no letter or digit, never sent to the model); printed as a number it reads as a (very low) relevance.
+        cell = f"{h.score:.4f}"
+        if "recall_rank" in h.stage_scores and h.logit is None:
+            cell = "not scored"
+            notes[cell] = "the reranker stopped before it, so it keeps its recall order"
+        elif h.logit is not None and h.logit <= NO_CONTENT_LOGIT:
+            cell = "no text"
+            notes[cell] = "no letter or digit, so it was not scored and comes last"
+        lines.append(f"{h.rank:>4}  {cell:>10}  {h.doc_id:<{column}}  {text}")
+    lines += [f"({cell}: {why})" for cell, why in notes.items()]
     return "\n".join(lines)
 
 

@@ -222,9 +222,14 @@ def test_the_hits_table_says_not_scored_instead_of_the_stand_in_score():
     rows = hits_table([scored, unscored], docs.__getitem__).splitlines()
     assert "0.7500" in rows[1] and "not scored" in rows[2] and "-1.0000" not in rows[2]
     assert rows[0].index("doc") == rows[2].index("b  ")  # the wider cell keeps the columns lined up
-    assert rows[-1].startswith("(not scored:")
+    assert rows[-1].startswith("(not scored: the reranker stopped before it")
     plain = hits_table([recalled], docs.__getitem__).splitlines()
     assert "-1.0000" in plain[1] and len(plain) == 2
+    blank = Hit("c", -2.0, 3, {"recall": 0.01, "recall_rank": 1, "logit": -1e4, "confidence": 0.0})  # ContentGuard
+    rows = hits_table([scored, unscored, blank], docs.__getitem__).splitlines()
+    assert "no text" in rows[3] and "-2.0000" not in rows[3]
+    assert rows[-2:] == ["(not scored: the reranker stopped before it, so it keeps its recall order)",
+                         "(no text: no letter or digit, so it was not scored and comes last)"]
 
 
 def test_explaining_a_split_documents_id_names_its_passages(index, monkeypatch):
