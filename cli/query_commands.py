@@ -30,6 +30,8 @@ from earlyrank.cli.filter_option import FilterOption, filter_spec
 from earlyrank.engine.datasets import DEFAULT_CORPUS
 from earlyrank.indexes.passages import PassageParams
 
+MIN_PASSAGE_TOKENS = 32  # below this a passage is a fragment of a sentence
+MAX_PASSAGE_TOKENS = 256  # the dense encoder's max_seq_length: it reads no further into a passage
 AllPassages = Annotated[bool, typer.Option("--all-passages", help=(
     "List every passage that ranks in the top K, several of one long document among them (default: one per "
     "document, its best passage)."))]
@@ -49,9 +51,10 @@ def index(
     title_field: TitleField = None,
     ray: RayAddress = None,
     ray_workers: RayWorkers = 2,
-    passage_tokens: Annotated[int, typer.Option("--passage-tokens", help=(
-        "Split a document longer than this many word pieces of the cross-encoder into overlapping passages of "
-        "whole sentences, each at most this long; 0: never split."))] = PassageParams().tokens,
+    passage_tokens: Annotated[int | None, typer.Option("--passage-tokens", help=(
+        f"Split a document longer than this many word pieces of the cross-encoder into overlapping passages of "
+        f"whole sentences, each at most this long: {MIN_PASSAGE_TOKENS} to {MAX_PASSAGE_TOKENS} (default "
+        f"{PassageParams().tokens}); 0: never split."))] = None,
     passage_overlap: Annotated[int, typer.Option("--passage-overlap", help=(
         "Sentences each passage repeats from the end of the one before."))] = PassageParams().overlap,
     no_split: Annotated[bool, typer.Option("--no-split", help="Index every document whole (--passage-tokens 0).")
@@ -68,8 +71,15 @@ def index(
     from earlyrank.indexes.store import IndexStoreError, build_index, read_manifest
 
     check_ray(ray, ray_workers)
+    if no_split and passage_tokens:
+        fail(f"--no-split and --passage-tokens {passage_tokens} ask for opposite things; give one of them")
+    tokens = 0 if no_split else PassageParams().tokens if passage_tokens is None else passage_tokens
+    if tokens and not MIN_PASSAGE_TOKENS <= tokens <= MAX_PASSAGE_TOKENS:
+        fail(f"--passage-tokens {tokens}: give {MIN_PASSAGE_TOKENS} to {MAX_PASSAGE_TOKENS}, or 0 to never split. "
+             f"Shorter passages are fragments of sentences; longer ones are cut by the dense encoder, which reads "
+             f"{MAX_PASSAGE_TOKENS} word pieces")
     try:
-        params = PassageParams(0 if no_split else passage_tokens, passage_overlap)
+        params = PassageParams(tokens, passage_overlap)
     except ValueError as e:
         fail(str(e))
     # Passages are measured in the word pieces of the bundled cross-encoder, which the index keeps a copy of.

@@ -164,7 +164,7 @@ def test_the_cli_splits_at_the_size_asked_and_lists_every_passage_on_request(tmp
     corpus.write_text("".join(json.dumps({"_id": d.id, "title": d.title, "text": d.text}) + "\n"
                               for d in [*tiny_docs(), MINUTES_DOC]))
     out = tmp_path / "idx"
-    made = runner.invoke(cli, ["index", str(corpus), "--out", str(out), "--bm25", "--passage-tokens", "300"])
+    made = runner.invoke(cli, ["index", str(corpus), "--out", str(out), "--bm25", "--passage-tokens", "250"])
     assert made.exit_code == 0 and "13 documents (15 passages)" in made.output, made.output
     every = runner.invoke(cli, ["search", "committee budget", "-i", str(out), "-m", "bm25", "-k", "2", "--json",
                                 "--all-passages"])
@@ -175,6 +175,14 @@ def test_the_cli_splits_at_the_size_asked_and_lists_every_passage_on_request(tmp
     assert "13 documents (13 passages)" in whole.output and "passages" not in load_index(out).manifest
     bad = runner.invoke(cli, ["index", str(corpus), "--out", str(out), "--bm25", "--passage-overlap", "-1"])
     assert bad.exit_code == 2 and "overlap=-1" in bad.output
+    # Sizes that index nonsense were taken without a word: 1 word piece made hundreds of fragments, 100,000
+    # passages the dense encoder cuts at 256; and --no-split silently won over --passage-tokens.
+    for size in ("1", "31", "257", "100000"):
+        bad = runner.invoke(cli, ["index", str(corpus), "--out", str(out), "--bm25", "--passage-tokens", size])
+        assert bad.exit_code == 2 and f"--passage-tokens {size}: give 32 to 256, or 0 to never split" in bad.output
+    both = runner.invoke(cli, ["index", str(corpus), "--out", str(out), "--bm25", "--no-split", "--passage-tokens",
+                               "200"])
+    assert both.exit_code == 2 and "give one of them" in both.output
 
 
 def test_a_split_index_is_gated_by_the_split_threshold(tmp_path, index):
