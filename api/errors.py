@@ -90,8 +90,23 @@ def _clean(error: dict) -> dict:
     return {"loc": list(error.get("loc", ())), "msg": _message(error), "type": str(error.get("type"))}
 
 
+def _whole_body(error: dict, content_type: str) -> dict:
+    """A body that is not a JSON object at all: pydantic says "Input should be a valid dictionary or object to
+    extract fields from", which names neither the usual cause (a body not sent as JSON: curl's -d sends
+    application/x-www-form-urlencoded) nor what to send."""
+    if tuple(error.get("loc", ())) != ("body",) or error.get("type") not in ("model_attributes_type", "dict_type"):
+        return error
+    if "json" not in content_type.lower():
+        msg = (f"send the body as a JSON object with the header 'content-type: application/json' (this request's "
+               f"content-type: {content_type or 'none'})")
+    else:
+        msg = "must be a JSON object ({...}) with the fields this endpoint documents (see /docs)"
+    return {**error, "msg": msg}
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = list(exc.errors())
+    content_type = request.headers.get("content-type", "")
+    errors = [_whole_body(dict(e), content_type) for e in exc.errors()]
     messages = list(dict.fromkeys(_describe(e) for e in errors))
     message = "; ".join(messages[:3]) + (f"; and {len(messages) - 3} more" if len(messages) > 3 else "")
     return error_response(422, "validation_error", message or "invalid request", [_clean(e) for e in errors])

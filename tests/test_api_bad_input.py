@@ -164,3 +164,17 @@ def test_cli_arguments_that_are_not_utf8_are_one_line_errors(args):
     assert result.output.strip().splitlines() == [
         f"error: the {what} is not UTF-8 text (byte 0xff at character {1 if what != 'query' else 3}); "
         f"check the terminal's encoding"]
+
+
+@pytest.mark.parametrize(("content", "headers", "message"), [
+    ('{"query": "capital of France"}', {"content-type": "text/plain"},
+     "body: send the body as a JSON object with the header 'content-type: application/json' (this request's "
+     "content-type: text/plain)"),
+    ("query=capital", {"content-type": "application/x-www-form-urlencoded"}, "content-type: application/x-www-form"),
+    ('["capital of France"]', {"content-type": "application/json"}, "body: must be a JSON object ({...})"),
+])
+def test_a_body_that_is_not_a_json_object_says_what_to_send(client, content, headers, message):
+    """Pydantic's "Input should be a valid dictionary or object to extract fields from" named neither the missing
+    content-type (curl -d sends a form) nor what to send."""
+    response = client.post("/v1/answer", content=content, headers=headers)
+    assert response.status_code == 422 and message in response.json()["error"]
