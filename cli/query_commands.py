@@ -166,8 +166,10 @@ def ask(
     if answer.warning:
         typer.echo(f"warning: {answer.warning}", err=True)
     if answer.abstained:
-        why = (answer.warning or "") if answer.answer_confidence is None else (
-            f"answer confidence {answer.answer_confidence:.1%}, below the model's threshold")
+        gate = pipeline.answer_gate
+        threshold = gate.threshold_for(pipeline.index.passages.split) if gate is not None else None
+        why = (answer.warning or "") if answer.answer_confidence is None or threshold is None else (
+            f"answer confidence {answer.answer_confidence:.2%}, below the model's threshold {threshold:.2%}")
         typer.echo(f"No confident answer ({why}). The best candidates:\n")
         typer.echo(hits_table(answer.hits, pipeline.index.doc))
         return

@@ -388,3 +388,18 @@ def test_ask_prints_the_answer_confidence_beside_the_passages_relevance(tiny_ind
     assert result.exit_code == 0, result.output
     assert ("confidence 0.953 (that the passage is relevant); answer confidence 88.1% (that this passage answers "
             "the question)") in result.output
+
+
+def test_ask_shows_the_threshold_an_answer_was_withheld_against(tiny_index, monkeypatch):
+    """"answer confidence 70.0%, below the model's threshold" read as a contradiction when the threshold was
+    0.7025 and the confidence 0.6998; both are printed, to two decimals."""
+    from typer.testing import CliRunner
+
+    from earlyrank.cli import app as cli
+
+    gate = AnswerGate.platt(Calibration(1.0, -1.0, "platt"), threshold=0.885)  # answer confidence 88.08%
+    monkeypatch.setattr("earlyrank.engine.pipeline.load_pipeline",
+                        lambda *a, **k: Pipeline(tiny_index, FakeScorer(), mode="bm25", answer_gate=gate))
+    result = CliRunner().invoke(cli, ["ask", FRANCE, "--mode", "bm25"])
+    assert result.exit_code == 0, result.output
+    assert "No confident answer (answer confidence 88.08%, below the model's threshold 88.50%)" in result.output
