@@ -117,7 +117,7 @@ def bench(
         "xquad-en, 100 for the others; given, it applies to every set)."))] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for run files, JSON, tables, plots.")] = Path(
         "results"),
-    limit: Annotated[int, typer.Option(help="Only the first N queries (0: all).")] = 0,
+    limit: Annotated[int, typer.Option(min=0, help="Only the first N queries (0: all).")] = 0,
     no_peers: Annotated[bool, typer.Option("--no-peers", help="Skip rank-bm25 and sentence-transformers.")] = False,
     backend: Backend = None,
     ray: RayAddress = None,
@@ -132,6 +132,8 @@ def bench(
     --suite, every data set of the suite in one table."""
     from earlyrank.engine.bench import run_bench
     from earlyrank.engine.bench_tables import markdown_table
+    from earlyrank.engine.model_files import ModelLoadError
+    from earlyrank.indexes.corpus import DatasetError
 
     if suite:
         from earlyrank.engine.suite import SUITE, run_suite
@@ -147,7 +149,10 @@ def bench(
         check_data([datasets / s.name for s in sets])
         stem = "suite" if sets == SUITE and len(sources) == 2 else "suite-" + "-".join(s.name for s in sets)
         stem += "" if depth is None else f"-depth{depth}"
-        record = run_suite(datasets, model, out, backend, sets, sources, stem, fusion_model=fusion)
+        try:
+            record = run_suite(datasets, model, out, backend, sets, sources, stem, fusion_model=fusion)
+        except (DatasetError, ModelLoadError, ValueError) as e:  # a data set, run or model that cannot be read
+            fail(str(e))
         typer.echo((out / f"{stem}.md").read_text())
         typer.echo(f"wrote {out / f'{stem}.json'} in {record['seconds']:.0f} s")
         return
@@ -159,18 +164,30 @@ def bench(
         from earlyrank.engine.suite import SuiteSet, run_suite
 
         if len(dirs) != 1 or not (dirs[0] / run).is_file():
-            fail(f"--run {run}: give one --data and a run file inside it (or an absolute path)")
+            where = "" if len(dirs) != 1 else f" ({dirs[0] / run} is not a file)"
+            fail(f"--run {run}: give one --data and a run file inside it (or an absolute path){where}")
+        ignored = [name for name, given in (("--limit", limit), ("--split", split != "test"),
+                                            ("--max-length", max_length), ("--windows", windows)) if given]
+        if ignored:
+            fail(f"{', '.join(ignored)}: not used with --run, which reranks the run's list of every test query "
+                 f"with the model's own settings; leave them out")
         spec = SuiteSet(dirs[0].name, depth=depth or 100, run=str(run), relevance_level=relevance_level)
         stem = f"{dirs[0].name}-{run.stem}"
-        run_suite(dirs[0].parent, model, out, backend, (spec,), ("run",), stem, fusion)
+        try:
+            run_suite(dirs[0].parent, model, out, backend, (spec,), ("run",), stem, fusion)
+        except (DatasetError, ModelLoadError, ValueError) as e:
+            fail(str(e))
         typer.echo((out / f"{stem}.md").read_text())
         return
     check_ray(ray, ray_workers)
     with ray_context(ray):  # one cluster for every data set
         for d in dirs:
-            record = run_bench(d, model, out, split, depth or 100, limit, peers=not no_peers, backend=backend,
-                               ray_address=ray, ray_workers=ray_workers, max_length=max_length,
-                               windows=windows)
+            try:
+                record = run_bench(d, model, out, split, depth or 100, limit, peers=not no_peers, backend=backend,
+                                   ray_address=ray, ray_workers=ray_workers, max_length=max_length,
+                                   windows=windows)
+            except (DatasetError, ModelLoadError, ValueError) as e:  # one line, as every command's bad input
+                fail(str(e))
             typer.echo(markdown_table(record))
 
 

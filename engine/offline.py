@@ -57,18 +57,22 @@ def cache_line(sq: ScoredQuery) -> str:
 
 
 def score_split(queries: Sequence[Query], index, scorer, mode: str, depth: int, cache: Path,
-                progress: bool = True, retriever=None) -> list[ScoredQuery]:
-    """Score (or read from `cache`) the top-`depth` `mode` candidates of every query (`retriever`'s, if given:
-    e.g. an external run)."""
+                progress: bool = True, run=None) -> list[ScoredQuery]:
+    """Score (or read from `cache`) the top-`depth` `mode` candidates of every query: recall's over `index`, or,
+    given `run` (an `indexes.run_file.RunRetriever`), that run's list for the query's id."""
     from tqdm import tqdm
 
     done = read_cache(cache)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    retriever = retriever or index.retriever(mode)
+    recall = index.retriever(mode) if run is None else None
+
+    def candidates(query: Query) -> list:
+        return run.search(query.id, depth) if recall is None else recall.search(query.text, depth)
+
     todo = [q for q in queries if q.id not in done]
     with cache.open("a") as f:
         for query in tqdm(todo, desc=f"score {mode} top-{depth}", unit="query", disable=not progress):
-            hits = retriever.search(query.text, depth)
+            hits = candidates(query)
             passages = [index.doc(h.doc_id).full_text for h in hits]
             started = time.perf_counter()
             logits = scorer.logits([query.text] * len(passages), passages)

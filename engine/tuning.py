@@ -80,10 +80,12 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
         from earlyrank.indexes.run_file import RunRetriever, read_run
 
         mode = f"run-{run.stem}"
-        retriever = RunRetriever(read_run(run), {q.text: q.id for q in queries})
+        retriever = RunRetriever(read_run(run))
     cache = (cache_root() / "scores" / model_key(model_dir, scorer.max_length, scorer.backend.name, scorer.windows)
              / f"{dataset.name}-{split}-{mode}-{depth}{split_tag(passages)}.jsonl")
     index = dataset_index(dataset, progress, passages)
+    if retriever is not None and run is not None:
+        retriever.check_passages({d.id for d in index.docs}, run)
     if passages is not None:
         qrels = passage_qrels(qrels, index)
     if ray_address:

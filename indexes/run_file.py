@@ -1,13 +1,14 @@
 """An external first-stage run (TREC run format) served as a retriever, for reranking a search backend's list.
 
 A TREC run file has one line per retrieved passage: ``query-id Q0 doc-id rank score tag`` (whitespace
-separated), as trec_eval reads it. `RunRetriever.search(query, k)` returns the run's top `k` for the query
-whose text is `query`, in the run's order; a query the run does not list gets no candidates.
+separated), as trec_eval reads it. `RunRetriever.search(query_id, k)` returns the run's top `k` for the query
+with that id, in the run's order; a query the run does not list gets no candidates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Container, Mapping
 from pathlib import Path
 
 from earlyrank.indexes.base import check_k
@@ -25,6 +26,7 @@ def read_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
     if not path.is_file():
         raise RunFileError(f"{path}: no such run file (expected TREC format: qid Q0 docid rank score tag)")
     rows: dict[str, list[tuple[int, str, float]]] = {}
+    seen: dict[tuple[str, str], int] = {}
     try:
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first query id
     except UnicodeDecodeError as e:
@@ -41,23 +43,40 @@ def read_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
         except ValueError:
             raise RunFileError(f"{path}:{number}: rank {parts[3]!r} must be an integer and score "
                                f"{parts[4]!r} a number") from None
+        if not math.isfinite(score):
+            raise RunFileError(f"{path}:{number}: score {parts[4]!r} must be a finite number")
+        if (parts[0], parts[2]) in seen:  # trec_eval refuses a run that lists a passage twice for one query
+            raise RunFileError(f"{path}:{number}: query {parts[0]!r} lists passage {parts[2]!r} again (first at "
+                               f"line {seen[parts[0], parts[2]]}); a run ranks each passage once")
+        seen[parts[0], parts[2]] = number
         rows.setdefault(parts[0], []).append((rank, parts[2], score))
+    if not rows:
+        raise RunFileError(f"{path}: no run lines (expected TREC format: qid Q0 docid rank score tag)")
     # As trec_eval orders a run: by score, highest first; equal scores by the rank column.
     return {q: [(d, s) for _, d, s in sorted(r, key=lambda x: (-x[2], x[0]))] for q, r in rows.items()}
 
 
 class RunRetriever:
-    """The candidates an external run gives each query, found by the query's text."""
+    """The candidates an external run gives each query, found by the query's id (two queries with one text keep
+    their own lists)."""
 
     name = "run"
 
-    def __init__(self, run: Mapping[str, list[tuple[str, float]]], query_ids_by_text: Mapping[str, str]):
+    def __init__(self, run: Mapping[str, list[tuple[str, float]]]):
         self.run = run
-        self.query_ids_by_text = query_ids_by_text
 
-    def search(self, query: str, k: int) -> list[Hit]:
-        """The run's top `k` for the query whose text is `query`, in run order with the run's scores; [] for a query the
-        run does not list. ValueError if `k` is not a positive integer."""
+    def search(self, query_id: str, k: int) -> list[Hit]:
+        """The run's top `k` for the query `query_id`, in run order with the run's scores; [] for a query the run
+        does not list. ValueError if `k` is not a positive integer."""
         check_k(k)
-        ranked = self.run.get(self.query_ids_by_text.get(query, ""), [])[:k]
+        ranked = self.run.get(query_id, [])[:k]
         return [Hit(d, s, r, {"run": s}) for r, (d, s) in enumerate(ranked, 1)]
+
+    def check_passages(self, known: Container[str], path: Path | str = "the run") -> None:
+        """RunFileError naming the first passage the run ranks that is not in `known` (the corpus's passage ids):
+        reranking reads each candidate's text, so a run must rank the data set's own passages."""
+        for query_id, ranked in self.run.items():
+            for doc_id, _ in ranked:
+                if doc_id not in known:
+                    raise RunFileError(f"{path}: query {query_id!r} ranks passage {doc_id!r}, which the corpus "
+                                       f"does not hold; a run to rerank must rank the data set's own passages")

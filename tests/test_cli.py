@@ -132,3 +132,19 @@ def test_bench_suite_takes_depth_for_every_set(tmp_path, monkeypatch, args, dept
                                  "--only", "scifact", "--only", "noveleval-2306", *args])
     assert result.exit_code == 0, result.output
     assert seen == {**depths, "stem": stem}
+
+
+def test_bench_errors_are_one_line_not_tracebacks(tmp_path, tiny_dir):
+    """A data set or run file bench cannot read ended in a traceback with status 1; --run ignored --limit."""
+    import shutil
+
+    data = tmp_path / "tiny"
+    shutil.copytree(tiny_dir, data)
+    (data / "dup.trec").write_text("q1 Q0 d1 1 2.0 r\nq1 Q0 d1 2 1.0 r\n")
+    result = runner.invoke(app, ["bench", "--data", str(data), "--run", "dup.trec"])
+    assert result.exit_code == 2 and "lists passage 'd1' again" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["bench", "--data", str(data), "--run", "dup.trec", "--limit", "2"])
+    assert result.exit_code == 2 and "--limit: not used with --run" in result.output
+    (data / "queries.jsonl").unlink()
+    result = runner.invoke(app, ["bench", "--data", str(data), "--no-peers"])
+    assert result.exit_code == 2 and "queries.jsonl" in result.output and len(result.output.strip().splitlines()) == 1

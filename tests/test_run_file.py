@@ -8,20 +8,28 @@ from earlyrank.engine.suite import measures, metrics
 from earlyrank.indexes.run_file import RunFileError, RunRetriever, read_run
 
 
-def test_a_run_is_read_in_rank_order_and_served_by_query_text(tmp_path):
+def test_a_run_is_read_in_rank_order_and_served_by_query_id(tmp_path):
+    """Served by the query's id: it was by the query's text, so two queries with one text both got the last
+    one's list and bench --run scored one of them against the wrong candidates."""
     path = tmp_path / "bm25.trec"
     path.write_text("q1 Q0 b 2 9.0 BM25\nq1 Q0 a 1 10.0 BM25\n\nq2 Q0 c 1 3.5 BM25\n")
     run = read_run(path)
     assert run == {"q1": [("a", 10.0), ("b", 9.0)], "q2": [("c", 3.5)]}
-    retriever = RunRetriever(run, {"first question": "q1", "second": "q2"})
-    hits = retriever.search("first question", 1)
+    retriever = RunRetriever(run)
+    hits = retriever.search("q1", 1)
     assert [(h.doc_id, h.rank, h.score) for h in hits] == [("a", 1, 10.0)]
-    assert retriever.search("not in the run", 5) == []
+    assert [h.doc_id for h in retriever.search("q2", 5)] == ["c"]
+    assert retriever.search("q3", 5) == []
+    retriever.check_passages({"a", "b", "c"})
+    with pytest.raises(RunFileError, match="query 'q2' ranks passage 'c', which the corpus does not hold"):
+        retriever.check_passages({"a", "b"}, path)
 
 
 @pytest.mark.parametrize("line, message", [
     ("q1 Q0 a 1 10.0", r"bad\.trec:2: expected 6 columns"),
     ("q1 Q0 a first 10.0 BM25", r"bad\.trec:2: rank 'first' must be an integer"),
+    ("q1 Q0 a 3 nan BM25", r"bad\.trec:2: score 'nan' must be a finite number"),
+    ("q1 Q0 b 3 8.0 BM25", r"bad\.trec:2: query 'q1' lists passage 'b' again \(first at line 1\)"),
 ])
 def test_a_bad_line_is_refused_with_its_file_and_line(tmp_path, line, message):
     path = tmp_path / "bad.trec"
@@ -30,6 +38,9 @@ def test_a_bad_line_is_refused_with_its_file_and_line(tmp_path, line, message):
         read_run(path)
     with pytest.raises(RunFileError, match="no such run file"):
         read_run(tmp_path / "missing.trec")
+    (tmp_path / "empty.trec").write_text("\n")
+    with pytest.raises(RunFileError, match="no run lines"):
+        read_run(tmp_path / "empty.trec")
 
 
 def test_graded_measures_by_hand():
@@ -53,3 +64,22 @@ def test_a_run_is_ordered_by_score_as_trec_eval_orders_it_and_a_bom_is_not_an_id
     path.write_bytes(b"q1 Q0 \xff 1 1.0 x\n")
     with pytest.raises(RunFileError, match=r"run\.trec: not UTF-8"):
         read_run(path)
+
+
+def test_two_queries_with_one_text_are_scored_on_their_own_run_lists(tmp_path):
+    from conftest import TINY, FakeScorer
+
+    from earlyrank.engine.datasets import load_corpus
+    from earlyrank.engine.offline import score_split
+    from earlyrank.indexes.store import build_index, load_index
+    from earlyrank.indexes.types import Query
+
+    index = load_index(build_index(load_corpus(TINY / "corpus.jsonl"), tmp_path / "idx", dense=False,
+                                   progress=False))
+    path = tmp_path / "run.trec"
+    path.write_text("qa Q0 d1 1 2.0 r\nqa Q0 d2 2 1.0 r\nqb Q0 d3 1 2.0 r\nqb Q0 d4 2 1.0 r\n")
+    same = "What is the capital of France?"
+    scored = score_split([Query("qa", same), Query("qb", same)], index, FakeScorer(), "run-run", 10,
+                         tmp_path / "cache.jsonl", progress=False, run=RunRetriever(read_run(path)))
+    assert {s.query_id: [h.doc_id for h in s.candidates] for s in scored} == {"qa": ["d1", "d2"],
+                                                                              "qb": ["d3", "d4"]}
