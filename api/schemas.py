@@ -269,10 +269,10 @@ def answer_response(answer: Answer, doc: Callable[[str], Document], degraded: bo
     answer confidence is below the model's threshold (then `answer` is null, `reason` is
     ``no_confident_answer``, and the hits are still listed)."""
     best = None
-    if answer.answer is not None and has_content(answer.answer.full_text) and not answer.abstained:
-        where = located(answer.answer_passage, answer.answer)
+    if answer.best is not None:
+        where = located(answer.answer_passage, answer.best)
         best = Passage(id=where.doc_id, passage=where.number, start=where.start, end=where.end,
-                       title=answer.answer.title, text=answer.answer.text, confidence=answer.confidence)
+                       title=answer.best.title, text=answer.best.text, confidence=answer.confidence)
     sentence = answer.sentence
     sentence_out = (SentenceOut(text=sentence.text, start=sentence.start, end=sentence.end,
                                 confidence=sentence.confidence) if best is not None and sentence else None)

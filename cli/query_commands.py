@@ -142,7 +142,7 @@ def ask(
     """Answer QUERY: recall, rerank with early stopping, and print the answer, its confidence and the cost."""
     from earlyrank.engine.model_files import ModelLoadError
     from earlyrank.engine.pipeline import load_pipeline
-    from earlyrank.engine.rerank import ContentGuard, has_content
+    from earlyrank.engine.rerank import ContentGuard
     from earlyrank.indexes.store import IndexStoreError
 
     check_request(query, k, mode)
@@ -156,7 +156,7 @@ def ask(
         answer = pipeline.ask(query, k, filter=spec, all_passages=all_passages)
     except (IndexStoreError, ModelLoadError, ValueError) as e:
         fail(str(e))
-    best = answer.answer if answer.answer and has_content(answer.answer.full_text) and not answer.abstained else None
+    best = answer.best
     if as_json:  # the body /v1/answer returns, from the same code, so a script can move between the two
         from earlyrank.api.schemas import answer_response
 

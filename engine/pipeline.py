@@ -56,6 +56,15 @@ class Answer:
     warning: str | None = None  # e.g. the question is not in a script the model reads
     answer_passage: Passage | None = None  # the answer's document, and the passage's offsets in its text
 
+    @property
+    def best(self) -> Document | None:
+        """The answer to give: `answer`, unless it was withheld (`abstained`), nothing was recalled, or the top
+        passage has no letter or digit (reranking put every real passage above it). What /v1/answer returns as
+        its answer and `earlyrank ask` prints; `answer_passage.doc_id` is its document's id."""
+        if self.answer is None or self.abstained or not has_content(self.answer.full_text):
+            return None
+        return self.answer
+
 
 def check_query(query: str) -> str:
     """The query without surrounding whitespace; ValueError if it is not a string or holds only whitespace."""

@@ -299,3 +299,20 @@ def test_a_filter_that_matches_nothing_says_no_candidates_not_exhausted(index):
     assert body["stopped_early"] is False
     found = client.post("/v1/answer", json={"query": FRANCE, "filter": {"country": "fr"}}).json()
     assert found["reason"] != "no_candidates" and found["hits"]
+
+
+def test_the_readmes_python_example_runs_whatever_the_outcome(index, faq_index, monkeypatch, capsys):
+    """README's "From Python" example read `answer.sentence.text` whenever the answer was not withheld, so it
+    crashed with AttributeError when nothing was recalled (or the top passage had no text)."""
+    import re
+    from pathlib import Path
+
+    import earlyrank.engine.pipeline as pipeline_module
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = re.search(r"From Python:\n\n```python\n(.*?)```", readme, re.S).group(1)
+    for loaded, expected in ((load_index(faq_index), "warranty"), (index, "no answer: no_candidates")):
+        monkeypatch.setattr(pipeline_module, "load_pipeline",
+                            lambda *a, _i=loaded, **k: Pipeline(_i, FakeScorer(), mode="bm25"))
+        exec(compile(example, "README.md", "exec"), {})
+        assert expected in capsys.readouterr().out.lower()
