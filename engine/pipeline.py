@@ -24,7 +24,7 @@ from earlyrank.engine.language import unreadable_warning
 from earlyrank.engine.rerank import Policy, RerankResult, chunk_within_deadline, has_content, rerank
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import BoundStop, FullRerank, StopReason
-from earlyrank.indexes.base import search_within
+from earlyrank.indexes.base import check_k, search_within
 from earlyrank.indexes.bm25 import BM25Params
 from earlyrank.indexes.filters import FilterSpec
 from earlyrank.indexes.passage_table import by_document, with_passages
@@ -106,6 +106,7 @@ class Pipeline:
         passages; with a metadata `filter` (``{"category": "billing"}``, see `indexes.filters`), of the documents
         that match. FilterError (a ValueError) for a filter that is not one."""
         query = check_query(query)
+        check_k(k)
         allowed = self._allowed(filter)
         if all_passages:
             return with_passages(self._recall(query, k, mode, allowed), self.index.passage)
@@ -136,7 +137,10 @@ class Pipeline:
     def _rerank_all(self, query: str, mode: str | None = None, policy: Policy | None = None,
                     depth: int | None = None, deadline: float | None = None, cancel: threading.Event | None = None,
                     filter: FilterSpec = None) -> RerankResult:
-        """`rerank`'s work before the cut to the top k: every candidate, best first."""
+        """`rerank`'s work before the cut to the top k: every candidate, best first. ValueError for a `depth` that
+        is not a positive integer."""
+        if depth is not None:
+            check_k(depth, "depth")
         if self.scorer is None:
             raise ValueError("this pipeline has no reranker; load one with a model directory")
         query = check_query(query)
@@ -148,6 +152,7 @@ class Pipeline:
 
     def _top(self, result: RerankResult, k: int, all_passages: bool = False) -> RerankResult:
         """`result` cut to its top `k` documents, each by its best passage, or with `all_passages` passages."""
+        check_k(k)
         hits = (with_passages(result.hits[:k], self.index.passage) if all_passages
                 else by_document(result.hits, self.index.passage, k))
         return RerankResult(hits, result.scored, result.candidates, result.stopped_early, result.reason,
@@ -170,6 +175,7 @@ class Pipeline:
         in `scored`), with offsets in the answer passage's text.
         `options` go to `rerank` (`all_passages` among them)."""
         started = time.perf_counter()
+        check_k(k)  # before the scoring, not after
         all_passages = options.pop("all_passages", False)
         ranked = self._rerank_all(query, **options)
         result = self._top(ranked, k, all_passages)

@@ -51,7 +51,8 @@ def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.n
     return candidates[order[:k]]
 
 
-def check_k(k: int) -> None:
-    """ValueError unless `k` is a positive integer (a float such as 5.0 is refused too)."""
-    if not isinstance(k, int) or k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+def check_k(k: int, name: str = "k") -> None:
+    """ValueError unless `k` (called `name` in the message) is a positive integer (a float such as 5.0, a bool or
+    a string is refused too)."""
+    if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {k!r}")
