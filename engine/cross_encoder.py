@@ -114,17 +114,19 @@ class CrossEncoder:
              backend: str | None = None, windows: int | None = None) -> CrossEncoder:
         """Load from a local directory; `backend` is auto (the default), torch-fp32, torch-bf16, onnx-fp32 or
         onnx-int8 (see the module docstring). `max_length` and `windows` default to the model's inference.json."""
-        from earlyrank.indexes.torch_runtime import configure_torch
+        from earlyrank.indexes.torch_runtime import configure_torch, quiet_model_loading
 
         path = Path(path) if path else DEFAULT_MODEL
         check_model_dir(path)
         configure_torch()
-        from transformers import AutoTokenizer
+        with quiet_model_loading():  # one load at a time: see MODEL_LOADING
+            from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            forward = load_backend(path, resolve_backend(backend))
         length = max_length or model_max_length(path)
-        return cls(load_backend(path, resolve_backend(backend)), tokenizer, Calibration.load(path / CALIBRATION),
-                   length, batch_size, path, windows or model_windows(path))
+        return cls(forward, tokenizer, Calibration.load(path / CALIBRATION), length, batch_size, path,
+                   windows or model_windows(path))
 
     def token_ids(self, texts: Sequence[str]) -> list[array]:
         """Word-piece ids of each text (no special tokens, at most 512), through a shared `TokenCache`: a
@@ -243,11 +245,12 @@ def load_backend(path: Path, backend: str):
     if backend not in ("torch-fp32", "torch-bf16"):
         raise ValueError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
     import torch
-    from transformers import AutoModelForSequenceClassification
 
     from earlyrank.indexes.torch_runtime import quiet_model_loading
 
     with quiet_model_loading():
+        from transformers import AutoModelForSequenceClassification
+
         model = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True,
                                                                    dtype=torch.float32)
     model.eval()

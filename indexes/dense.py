@@ -64,12 +64,12 @@ def load_encoder(path: str | None = None, max_seq_length: int = 256):
     from earlyrank.indexes.torch_runtime import configure_torch, quiet_model_loading
 
     configure_torch()
-    from sentence_transformers import SentenceTransformer
-
     model_path = Path(path) if path else default_model_path()
     if not (model_path / "config.json").is_file():
         raise FileNotFoundError(f"{model_path}: not a model directory (no config.json)")
-    with quiet_model_loading():
+    with quiet_model_loading():  # one load at a time: see MODEL_LOADING
+        from sentence_transformers import SentenceTransformer
+
         encoder = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
     encoder.max_seq_length = max_seq_length
     return encoder

@@ -36,3 +36,36 @@ def test_loading_the_cross_encoder_and_the_encoder_prints_no_progress_bar(capfd)
     printed = capfd.readouterr()
     assert "Loading weights" not in printed.err + printed.out
     assert hf_logging.is_progress_bar_enabled()
+
+
+@pytest.mark.slow
+def test_two_threads_can_load_pipelines_at_once(tmp_path):
+    """In a fresh process two threads calling load_pipeline together failed with "cannot import name
+    'AutoTokenizer' from 'transformers'" (a lazy import seen half done); loads are now one at a time. A fresh
+    process, since this test process has long imported transformers."""
+    import subprocess
+    import sys
+
+    from conftest import TINY
+
+    from earlyrank.engine.datasets import load_corpus
+    from earlyrank.indexes.store import build_index
+
+    index = build_index(load_corpus(TINY / "corpus.jsonl"), tmp_path / "idx", dense=False, progress=False)
+    script = f"""
+import threading
+from earlyrank.engine.pipeline import load_pipeline
+errors = []
+def load():
+    try:
+        load_pipeline({str(index)!r}, mode="bm25")
+    except Exception as e:
+        errors.append(repr(e))
+threads = [threading.Thread(target=load) for _ in range(3)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print("errors:", errors)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "errors: []" in done.stdout, done.stdout
