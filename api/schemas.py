@@ -27,6 +27,7 @@ from earlyrank.api.openapi import CONTENT_PATTERN, limit
 from earlyrank.engine.abstention import NO_CONFIDENT_ANSWER
 from earlyrank.engine.pipeline import Answer
 from earlyrank.engine.rerank import RerankResult, has_content
+from earlyrank.engine.stopping import StopReason
 from earlyrank.indexes.filters import FilterError, MetadataFilter
 from earlyrank.indexes.passage_table import located
 from earlyrank.indexes.types import Document, Hit, RecallMode
@@ -202,7 +203,8 @@ class AnswerResponse(Body):
     candidates: int = Field(description="Candidates recall offered.")
     stopped_early: bool
     reason: str = Field(description="Why reranking stopped (confident, exhausted, max_depth, deadline, "
-                                    "no_candidates when recall found nothing, ...), or "
+                                    "no_candidates when recall found nothing, ...), or, unless the deadline cut "
+                                    "reranking short, "
                                     "no_confident_answer when the answer was withheld.")
     degraded: bool = Field(description="True when the deadline cut reranking short.")
     seconds: float
@@ -264,6 +266,13 @@ def hit_out(hit: Hit, doc: Document) -> HitOut:
                   confidence=hit.confidence, logit=hit.logit, stage_scores=stages, metadata=doc.metadata)
 
 
+def withheld_reason(answer: Answer) -> str:
+    """`answer.reason`, or ``no_confident_answer`` when the answer was withheld, unless reranking was cut short
+    (``deadline``, ``client_gone``): then the cut is the reason, since with more time the gate may well answer."""
+    cut = answer.reason in (StopReason.DEADLINE, StopReason.CLIENT_GONE)
+    return NO_CONFIDENT_ANSWER if answer.abstained and not cut else str(answer.reason)
+
+
 def answer_response(answer: Answer, doc: Callable[[str], Document], degraded: bool) -> AnswerResponse:
     """The answer, unless the top passage has no letter or digit (reranking put every real one above it) or its
     answer confidence is below the model's threshold (then `answer` is null, `reason` is
@@ -279,7 +288,7 @@ def answer_response(answer: Answer, doc: Callable[[str], Document], degraded: bo
     return AnswerResponse(query=answer.query, answer=best, answer_sentence=sentence_out,
                           hits=[hit_out(h, doc(h.doc_id)) for h in answer.hits],
                           scored=answer.scored, candidates=answer.candidates, stopped_early=answer.stopped_early,
-                          reason=NO_CONFIDENT_ANSWER if answer.abstained else answer.reason,
+                          reason=withheld_reason(answer),
                           warnings=[answer.warning] if answer.warning else [],
                           answer_confidence=answer.answer_confidence, degraded=degraded, seconds=answer.seconds)
 

@@ -431,3 +431,17 @@ def test_settings_refuse_a_default_depth_the_limits_would_refuse():
         Settings(max_documents=50)
     with pytest.raises(ValueError, match="frozen"):
         Settings().port = 1  # type: ignore[misc]
+
+
+def test_an_answer_withheld_after_a_deadline_cut_says_deadline(tiny_index):
+    """With a deadline that cut reranking short, a withheld answer said only no_confident_answer: a client could not
+    tell that more time might well give one. The cut is the reason; degraded says so too."""
+    from earlyrank.engine.abstention import AnswerGate
+    from earlyrank.engine.calibration import Calibration
+
+    gate = AnswerGate.platt(Calibration(1.0, -1.0, "platt"), threshold=0.999)  # withholds every answer
+    client = TestClient(make_app(Pipeline(tiny_index, SlowScorer(0.3), mode="bm25", answer_gate=gate), chunk=1))
+    cut = client.post("/v1/answer", json={"query": FRANCE, "threshold": 0.99, "timeout_ms": 150}).json()
+    assert (cut["answer"], cut["degraded"], cut["reason"]) == (None, True, "deadline")
+    whole = client.post("/v1/answer", json={"query": FRANCE, "threshold": 0.99}).json()
+    assert (whole["answer"], whole["degraded"], whole["reason"]) == (None, False, "no_confident_answer")
