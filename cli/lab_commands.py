@@ -330,6 +330,8 @@ def adapt(
         line += f"; calibration refit on {c['pairs']} held-out pairs, pseudo-label ECE {c['pseudo_ece_before']:.3f}"
         line += f" -> {c['pseudo_ece_after']:.3f}"
     typer.echo(f"{line}; model in {out}")
+    if "calibration_skipped" in record:
+        typer.echo(f"note: calibration not refitted: {record['calibration_skipped']}")
     if (model / ANSWER_GATE).is_file():
         typer.echo(f"note: {model.name}'s answer gate is not carried over: it was fitted to that model's scores, so "
                    f"the adapted model answers every question; fit one with `earlyrank fit-abstention` if you have "

@@ -114,6 +114,9 @@ def adapt(index_path: Path, base_model: Path, out: Path, params: AdaptParams, pr
               "groups": card["groups_by_source"], "steps": card["steps"], "minutes": card["minutes"]}
     if params.recalibrate and held:
         record["calibration"] = _recalibrate(out, held)
+    elif params.recalibrate:  # asked for, but the corpus gave no held-out group: say so, do not pass it over
+        record["calibration_skipped"] = ("no held-out groups could be made (they need passages with sentences of "
+                                         "6-40 words); the base model's calibration was kept")
     (out / ADAPTATION).write_text(json.dumps(record, indent=2))
     return record
 

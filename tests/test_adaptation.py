@@ -108,3 +108,22 @@ def test_ctrl_c_during_adapt_says_how_to_resume(tmp_path, monkeypatch):
     result = runner.invoke(app, ["adapt", "--index", str(tmp_path), "--out", str(tmp_path / "m")])
     assert result.exit_code == 130
     assert "run the same command again to continue from checkpoint-6" in result.output
+
+
+def test_adapt_says_when_it_could_not_refit_the_calibration(tmp_path, monkeypatch):
+    """A corpus with no sentence fit for a held-out group kept the base calibration without a word."""
+    import earlyrank.engine.adaptation as adaptation
+    import earlyrank.engine.distillation as distillation
+    import earlyrank.engine.training as training
+    import earlyrank.engine.training_data as training_data
+    from earlyrank.engine.training_data import Group
+
+    index = build_index(corpus(), tmp_path / "idx", dense=False, progress=False)
+    monkeypatch.setattr("earlyrank.indexes.store.LoadedIndex.retriever", lambda self, mode: None)
+    monkeypatch.setattr(training_data, "sentence_groups", lambda *a, **k: [])
+    monkeypatch.setattr(distillation, "distill_groups", lambda *a, **k: [Group("q", "p", ("n",), "idx:distill")])
+    monkeypatch.setattr(training, "train", lambda *a, **k: {"groups_by_source": {"idx:distill": 1}, "steps": 1,
+                                                            "minutes": 0.1})
+    (tmp_path / "m").mkdir()  # what train would have written the model into
+    record = adaptation.adapt(index, DEFAULT_MODEL, tmp_path / "m", AdaptParams(), progress=False)
+    assert "calibration" not in record and "base model's calibration was kept" in record["calibration_skipped"]
