@@ -20,10 +20,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 
 
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory):
-    index = build_tiny_index(tmp_path_factory.mktemp("browser"))
-    app = make_app(Pipeline(index, FakeScorer(), mode="bm25"))
+def serve(app):
+    """Run `app` on a free port in a thread; yields its base URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -37,6 +35,23 @@ def base_url(tmp_path_factory):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory):
+    index = build_tiny_index(tmp_path_factory.mktemp("browser"))
+    yield from serve(make_app(Pipeline(index, FakeScorer(), mode="bm25")))
+
+
+@pytest.fixture(scope="module")
+def gated_url(tmp_path_factory):
+    """A model whose answer gate withholds every answer: answer confidence sigmoid(3 - 1) = 88.1% < 99%."""
+    from earlyrank.engine.abstention import AnswerGate
+    from earlyrank.engine.calibration import Calibration
+
+    index = build_tiny_index(tmp_path_factory.mktemp("gated"))
+    gate = AnswerGate.platt(Calibration(1.0, -1.0, "platt"), threshold=0.99)
+    yield from serve(make_app(Pipeline(index, FakeScorer(), mode="bm25", answer_gate=gate)))
 
 
 def rendered(url: str, tmp_path) -> str:
@@ -72,3 +87,12 @@ def test_page_says_no_confident_answer_plainly_with_the_warning(base_url, tmp_pa
     dom = rendered(f"{base_url}/?q={query}", tmp_path)
     assert '<div class="no-answer">No confident answer.</div>' in dom and '<div class="answer">' not in dom
     assert '<p class="warning">' in dom and "English only" in dom
+
+
+def test_a_withheld_answer_names_both_probabilities(gated_url, tmp_path):
+    """"answers it with 0.0% confidence" above a 78.8% bar read as a contradiction: the two figures are the answer
+    confidence and each passage's relevance, and the page now names both."""
+    dom = rendered(f"{gated_url}/?q={urllib.parse.quote('What is the capital of France?')}", tmp_path)
+    assert ("No confident answer. Answer confidence of the best passage below: 88.1% (the bars show each "
+            "passage's relevance).") in dom
+    assert '<div class="answer">' not in dom and "95.3%" in dom  # Paris's relevance bar
