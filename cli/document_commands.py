@@ -39,7 +39,7 @@ def add(
     except (DatasetError, IndexStoreError, ValueError) as e:
         fail(str(e))
     typer.echo(f"added {len(result.added)} and replaced {len(result.replaced)} documents in {index_dir} "
-               f"({len(result.index.documents)} documents now; {result.seconds:.1f} s)")
+               f"({count(len(result.index.documents), 'document')} now; {result.seconds:.1f} s)")
 
 
 @app.command()
@@ -59,4 +59,9 @@ def delete(
     except (IndexStoreError, ValueError) as e:
         fail(str(e))
     typer.echo(f"deleted {len(result.deleted)} documents from {index_dir} "
-               f"({len(result.index.documents)} documents now; {result.seconds:.1f} s)")
+               f"({count(len(result.index.documents), 'document')} now; {result.seconds:.1f} s)")
+
+
+def count(n: int, noun: str) -> str:
+    """``1 document``, ``2 documents``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

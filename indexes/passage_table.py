@@ -30,11 +30,19 @@ def passage_id(doc_id: str, number: int) -> str:
 
 
 PASSAGE_ID = re.compile(r"#p\d+$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_document_id(doc_id: str) -> str:
-    """`doc_id`, if it can name a document: ValueError if it ends in ``#pN``, the form of a passage's id (a long
-    document "a" is indexed as "a#p0", "a#p1", ...), which would clash with one as soon as such a document came."""
+    """`doc_id`, if it can name a document: ValueError if it is blank, holds a control character (a newline or a
+    tab: such an id could be added but not named again in a URL or on a command line), or ends in ``#pN``, the
+    form of a passage's id (a long document "a" is indexed as "a#p0", "a#p1", ...), which would clash with one
+    as soon as such a document came."""
+    if not doc_id.strip():
+        raise ValueError(f"document id {doc_id!r} is blank; give an id with at least one visible character")
+    if CONTROL.search(doc_id):
+        raise ValueError(f"document id {doc_id!r} holds a control character (a newline, tab or the like); an id "
+                         f"must be one line of printable text")
     if PASSAGE_ID.search(doc_id):
         raise ValueError(f"document id {doc_id!r} ends in '#p' and a number, the form of a passage's id "
                          f"(a long document X is indexed as X#p0, X#p1, ...); rename it, e.g. to "

@@ -96,6 +96,8 @@ def test_an_id_with_a_slash_can_be_deleted(index_path):
     ([{"text": f"passage {i}"} for i in range(4)], "documents", "documents: 4 documents; the limit is 3"),
     ([{"id": "guide#p3", "text": "x"}], "documents.0.id",
      "documents[0].id: document id 'guide#p3' ends in '#p' and a number"),
+    ([{"id": "nl\nx", "text": "x"}], "documents.0.id", "documents[0].id: document id 'nl\\nx' holds a control"),
+    ([{"id": "   ", "text": "x"}], "documents.0.id", "documents[0].id: document id '   ' is blank"),
 ])
 def test_bad_documents_are_a_422_naming_the_field_and_change_nothing(index_path, documents, field, message):
     version = index_path.resolve()
