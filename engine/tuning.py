@@ -41,12 +41,14 @@ def model_key(model_dir: Path, max_length: int, backend: str = "torch-fp32", win
 
 
 def split_queries(dataset, split: str, model_dir: Path):
-    """(queries, qrels) of `split`; "dev" is the part of train the model's training card held out. ModelLoadError
-    for "dev" when `model_dir` has no training card, since its held-out questions are then unknown."""
+    """(queries, qrels) of `split`; "dev" is the part of train the model's training card held out, or, for a data
+    set with a dev split of its own and no train split (nothing was held out of it), that dev split.
+    ModelLoadError for "dev" of a data set with a train split when `model_dir` has no training card, since its
+    held-out questions are then unknown."""
     from earlyrank.engine.model_files import ModelLoadError
     from earlyrank.engine.training_data import dev_titles, split_dev
 
-    if split != "dev":
+    if split != "dev" or ("dev" in dataset.qrels and "train" not in dataset.qrels):
         return dataset.split(split)
     if not (model_dir / CARD).is_file():
         raise ModelLoadError(f"{model_dir} has no {CARD}, so which train questions its training held out as dev is "
