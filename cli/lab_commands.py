@@ -208,10 +208,10 @@ def export_onnx(model: ModelDir = DEFAULT_MODEL) -> None:
 def interrupted(out: Path) -> NoReturn:
     """Ctrl+C during training: say where the run can pick up (the last checkpoint beside OUT, saved every two
     minutes or so) and exit with status 130, as a shell does for an interrupt."""
-    from transformers.trainer_utils import get_last_checkpoint
+    from earlyrank.engine.training import last_checkpoint
 
     checkpoint = out.parent / f".{out.name}.checkpoint"
-    last = get_last_checkpoint(str(checkpoint)) if checkpoint.is_dir() else None
+    last = last_checkpoint(checkpoint)
     if last is None:
         typer.echo("interrupted before the first checkpoint; nothing to resume from", err=True)
     else:

@@ -168,7 +168,8 @@ def ask(
     if answer.abstained:
         gate = pipeline.answer_gate
         threshold = gate.threshold_for(pipeline.index.passages.split) if gate is not None else None
-        why = (answer.warning or "") if answer.answer_confidence is None or threshold is None else (
+        gated = answer.warning is None and answer.answer_confidence is not None and threshold is not None
+        why = (answer.warning or "") if not gated else (
             f"answer confidence {answer.answer_confidence:.2%}, below the model's threshold {threshold:.2%}")
         typer.echo(f"No confident answer ({why}). The best candidates:\n")
         typer.echo(hits_table(answer.hits, pipeline.index.doc))

@@ -27,8 +27,8 @@ def rerank_fused(query: str, candidates: Sequence[Hit], passages: Sequence[str],
                  cancel: threading.Event | None = None) -> RerankResult:
     """Rerank `candidates` (recall order; `passages[i]` and the arrays of `signals` belong to candidate i).
 
-    `deadline` is a `time.monotonic()` instant after which no new chunk starts (reason ``deadline``); once
-    `cancel` is set, no new chunk starts either (reason ``client_gone``).
+    `deadline` is a `time.monotonic()` instant after which no new piece of a chunk starts (`score_whole_chunk`;
+    reason ``deadline``); once `cancel` is set, no new chunk starts (reason ``client_gone``).
     Raises ValueError if the lengths differ.
     """
     if not len(candidates) == len(passages) == len(signals.cosine):

@@ -132,6 +132,7 @@ class Pipeline:
         """Recall `depth` candidate passages (only of documents matching the metadata `filter`, if given) and
         rerank them; the result holds the top `k` documents, each by its best passage, or with `all_passages`
         the top `k` passages."""
+        check_k(k)  # before the scoring, not after
         return self._top(self._rerank_all(query, mode, policy, depth, deadline, cancel, filter), k, all_passages)
 
     def _rerank_all(self, query: str, mode: str | None = None, policy: Policy | None = None,

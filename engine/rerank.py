@@ -96,8 +96,8 @@ def chunk_within_deadline(wanted: int, deadline: float | None, seconds: float, s
     instant): all of them without a deadline; one before any pair has been timed; otherwise as many as the
     rate measured so far (`seconds` for `scored` pairs) fits in the time left. 0 means stop: none fits.
 
-    A chunk that has started always finishes, so this is what keeps a response near its budget: the overshoot
-    is at most about one pair's time, not one chunk's."""
+    A piece that has started always finishes, so this is what keeps a response near its budget: the overshoot
+    is at most about one pair's time, not one chunk's (`score_whole_chunk` scores a chunk in such pieces)."""
     if deadline is None:
         return wanted
     left = deadline - time.monotonic()
@@ -140,8 +140,9 @@ def rerank(query: str, candidates: Sequence[Hit], passages: Sequence[str], score
            blend: float = 0.0, deadline: float | None = None, cancel: threading.Event | None = None) -> RerankResult:
     """Rerank `candidates` (recall order; `passages[i]` is candidate i's text) under `policy`.
 
-    `deadline` is a `time.monotonic()` instant after which no new chunk starts (reason ``deadline``); once
-    `cancel` is set (the client went away), no new chunk starts either (reason ``client_gone``).
+    `deadline` is a `time.monotonic()` instant after which no new piece of a chunk starts (`score_whole_chunk`;
+    reason ``deadline``, the policy never deciding on part of a chunk); once `cancel` is set (the client went
+    away), no new chunk starts (reason ``client_gone``).
     """
     if len(candidates) != len(passages):
         raise ValueError(f"{len(candidates)} candidates but {len(passages)} passages")

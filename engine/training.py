@@ -236,11 +236,27 @@ def _scorer(model, tokenizer, params: TrainParams):
 
 
 def groups_fingerprint(groups: list[Group]) -> str:
-    """A sha256 of the training groups, every field in order: what a resumed run must train on to continue."""
+    """A sha256 of the training groups, every field in order: what a resumed run must train on to continue.
+    Teacher scores are rounded to 6 decimals first: they come from vectors computed at run time, whose last
+    bits may differ on another CPU or library build without the data being any different."""
     digest = hashlib.sha256()
     for g in groups:
-        digest.update(json.dumps(asdict(g), ensure_ascii=False).encode())
+        fields = asdict(g)
+        if g.teacher is not None:
+            fields["teacher"] = [round(t, 6) for t in g.teacher]
+        digest.update(json.dumps(fields, ensure_ascii=False).encode())
     return digest.hexdigest()
+
+
+def last_checkpoint(checkpoint: Path) -> str | None:
+    """The highest-numbered trainer checkpoint in `checkpoint` that was written whole (its trainer_state.json is
+    the trainer's last file), or None. A run stopped while saving leaves a partial folder, which transformers'
+    get_last_checkpoint would pick."""
+    if not checkpoint.is_dir():
+        return None
+    whole = [(int(d.name.split("-")[1]), d) for d in checkpoint.glob("checkpoint-*")
+             if d.name.split("-")[1].isdigit() and (d / "trainer_state.json").is_file()]
+    return str(max(whole)[1]) if whole else None
 
 
 def _resume_point(checkpoint: Path, params: TrainParams, data: str) -> str | None:
@@ -248,13 +264,11 @@ def _resume_point(checkpoint: Path, params: TrainParams, data: str) -> str | Non
     parameters and on the same groups (`data`, their `groups_fingerprint`); records both beside its checkpoints.
     ValueError naming what differs, else a rerun into the same --out with other data or options would silently
     continue a run it is not."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     if (checkpoint / "state.pt").is_file():
         raise ValueError(f"{checkpoint} was written by an earlier earlyrank (its own training loop); delete it to "
                          f"start afresh")
     recorded = checkpoint / "params.json"
-    last = get_last_checkpoint(str(checkpoint)) if checkpoint.is_dir() else None
+    last = last_checkpoint(checkpoint)
     if last is not None and recorded.is_file():
         before = json.loads(recorded.read_text())
         if _trajectory(before) != _trajectory(asdict(params)):

@@ -8,7 +8,7 @@ with that id, in the run's order; a query the run does not list gets no candidat
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Mapping
+from collections.abc import Collection, Container, Mapping
 from pathlib import Path
 
 from earlyrank.indexes.base import check_k
@@ -72,10 +72,14 @@ class RunRetriever:
         ranked = self.run.get(query_id, [])[:k]
         return [Hit(d, s, r, {"run": s}) for r, (d, s) in enumerate(ranked, 1)]
 
-    def check_passages(self, known: Container[str], path: Path | str = "the run") -> None:
-        """RunFileError naming the first passage the run ranks that is not in `known` (the corpus's passage ids):
-        reranking reads each candidate's text, so a run must rank the data set's own passages."""
+    def check_passages(self, known: Container[str], path: Path | str = "the run",
+                       query_ids: Collection[str] | None = None) -> None:
+        """RunFileError naming the first passage the run ranks for `query_ids` (default: every query it lists)
+        that is not in `known` (the corpus's passage ids): reranking reads each candidate's text, so a run must
+        rank the data set's own passages for the queries reranked."""
         for query_id, ranked in self.run.items():
+            if query_ids is not None and query_id not in query_ids:
+                continue
             for doc_id, _ in ranked:
                 if doc_id not in known:
                     raise RunFileError(f"{path}: query {query_id!r} ranks passage {doc_id!r}, which the corpus "

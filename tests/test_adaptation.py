@@ -102,6 +102,8 @@ def test_ctrl_c_during_adapt_says_how_to_resume(tmp_path, monkeypatch):
     """Ctrl+C printed nothing and left the user guessing whether anything was kept."""
     def interrupted_at_step_6(*args, **kwargs):
         (tmp_path / ".m.checkpoint" / "checkpoint-6").mkdir(parents=True)
+        (tmp_path / ".m.checkpoint" / "checkpoint-6" / "trainer_state.json").write_text("{}")
+        (tmp_path / ".m.checkpoint" / "checkpoint-8").mkdir()  # stopped while saving: no trainer_state.json
         raise KeyboardInterrupt
 
     monkeypatch.setattr("earlyrank.engine.adaptation.adapt", interrupted_at_step_6)

@@ -322,9 +322,11 @@ def test_the_readmes_python_example_runs_whatever_the_outcome(index, faq_index, 
 def test_the_python_api_refuses_a_k_that_is_not_a_positive_integer(index, k):
     """`Pipeline.ask` and `rerank` took any k (0, -1, "5", None all gave every hit; 2.5 with all_passages a
     TypeError after scoring); `search`, the CLI and HTTP already refused them."""
-    pipeline = Pipeline(index, FakeScorer(), mode="bm25")
+    scorer = FakeScorer()
+    pipeline = Pipeline(index, scorer, mode="bm25")
     for call in (pipeline.ask, pipeline.rerank, pipeline.search):
         with pytest.raises(ValueError, match="k must be a positive integer"):
             call(FRANCE, k)
+    assert scorer.calls == []  # refused before any pair was scored
     with pytest.raises(ValueError, match="depth must be a positive integer"):
         pipeline.ask(FRANCE, 3, depth=0)

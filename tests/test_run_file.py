@@ -23,6 +23,7 @@ def test_a_run_is_read_in_rank_order_and_served_by_query_id(tmp_path):
     retriever.check_passages({"a", "b", "c"})
     with pytest.raises(RunFileError, match="query 'q2' ranks passage 'c', which the corpus does not hold"):
         retriever.check_passages({"a", "b"}, path)
+    retriever.check_passages({"a", "b"}, path, {"q1"})  # only the queries reranked must be in the corpus
 
 
 @pytest.mark.parametrize("line, message", [

@@ -127,3 +127,22 @@ def test_a_checkpoint_of_the_hand_written_loop_is_refused_not_misread(tmp_path):
     (tmp_path / ".m.checkpoint" / "state.pt").write_bytes(b"")
     with pytest.raises(ValueError, match="earlier earlyrank"):
         train(GROUPS, DevCandidates(), tmp_path / "m", TrainParams(base_model=str(tmp_path / "none")), progress=False)
+
+
+def test_a_resume_skips_a_checkpoint_cut_off_while_saving_and_survives_teacher_rounding(tmp_path):
+    """transformers' get_last_checkpoint picks the highest-numbered folder, even one a Ctrl+C cut off while it
+    was written (checkpoints now come every two minutes, so that is likelier); and teacher scores computed on
+    another machine may differ in their last bits without the training data being any different."""
+    from earlyrank.engine.training import groups_fingerprint, last_checkpoint
+    from earlyrank.engine.training_data import Group
+
+    assert last_checkpoint(tmp_path / "none") is None
+    for step, whole in ((50, True), (100, True), (150, False)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if whole:
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-100")
+    group = Group("q", "p", ("n",), "idx:distill", teacher=(0.81234567, 0.1), labelled=False)
+    nudged = Group("q", "p", ("n",), "idx:distill", teacher=(0.81234567 + 1e-12, 0.1), labelled=False)
+    other = Group("q", "p", ("n",), "idx:distill", teacher=(0.9, 0.1), labelled=False)
+    assert groups_fingerprint([group]) == groups_fingerprint([nudged]) != groups_fingerprint([other])
