@@ -59,7 +59,10 @@ def cache_line(sq: ScoredQuery) -> str:
 def score_split(queries: Sequence[Query], index, scorer, mode: str, depth: int, cache: Path,
                 progress: bool = True, run=None) -> list[ScoredQuery]:
     """Score (or read from `cache`) the top-`depth` `mode` candidates of every query: recall's over `index`, or,
-    given `run` (an `indexes.run_file.RunRetriever`), that run's list for the query's id."""
+    given `run` (an `indexes.run_file.RunRetriever`), that run's list for the query's id.
+
+    A cached query is scored again when its text is not the query's, or, with `run`, when its candidates are not
+    the run's list (a run file edited since, or a cache written when lists were matched by query text)."""
     from tqdm import tqdm
 
     done = read_cache(cache)
@@ -69,7 +72,13 @@ def score_split(queries: Sequence[Query], index, scorer, mode: str, depth: int, 
     def candidates(query: Query) -> list:
         return run.search(query.id, depth) if recall is None else recall.search(query.text, depth)
 
-    todo = [q for q in queries if q.id not in done]
+    def stale(query: Query) -> bool:
+        cached = done.get(query.id)
+        if cached is None or cached.text != query.text:
+            return True
+        return run is not None and [h.doc_id for h in cached.candidates] != [h.doc_id for h in candidates(query)]
+
+    todo = [q for q in queries if stale(q)]
     with cache.open("a") as f:
         for query in tqdm(todo, desc=f"score {mode} top-{depth}", unit="query", disable=not progress):
             hits = candidates(query)

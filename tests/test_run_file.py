@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from earlyrank.engine.suite import measures, metrics
@@ -71,7 +73,7 @@ def test_two_queries_with_one_text_are_scored_on_their_own_run_lists(tmp_path):
     from conftest import TINY, FakeScorer
 
     from earlyrank.engine.datasets import load_corpus
-    from earlyrank.engine.offline import score_split
+    from earlyrank.engine.offline import cache_line, score_split
     from earlyrank.indexes.store import build_index, load_index
     from earlyrank.indexes.types import Query
 
@@ -84,3 +86,11 @@ def test_two_queries_with_one_text_are_scored_on_their_own_run_lists(tmp_path):
                          tmp_path / "cache.jsonl", progress=False, run=RunRetriever(read_run(path)))
     assert {s.query_id: [h.doc_id for h in s.candidates] for s in scored} == {"qa": ["d1", "d2"],
                                                                               "qb": ["d3", "d4"]}
+    # A cache written when lists were matched by text (qa scored on qb's list) is not served again.
+    cache = tmp_path / "old.jsonl"
+    old = [dataclasses.replace(scored[1], query_id="qa"), scored[1]]
+    cache.write_text("".join(cache_line(s) for s in old))
+    scorer = FakeScorer()
+    again = score_split([Query("qa", same), Query("qb", same)], index, scorer, "run-run", 10, cache,
+                        progress=False, run=RunRetriever(read_run(path)))
+    assert [h.doc_id for h in again[0].candidates] == ["d1", "d2"] and len(scorer.batches) == 1  # qa only
