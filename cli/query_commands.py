@@ -166,11 +166,10 @@ def ask(
     if answer.warning:
         typer.echo(f"warning: {answer.warning}", err=True)
     if answer.abstained:
-        gate = pipeline.answer_gate
-        threshold = gate.threshold_for(pipeline.index.passages.split) if gate is not None else None
-        gated = answer.warning is None and answer.answer_confidence is not None and threshold is not None
+        confidence, threshold = answer.answer_confidence, answer.answer_threshold
+        gated = answer.warning is None and confidence is not None and threshold is not None
         why = (answer.warning or "") if not gated else (
-            f"answer confidence {answer.answer_confidence:.2%}, below the model's threshold {threshold:.2%}")
+            f"answer confidence {confidence:.2%}, below the model's threshold {threshold:.2%}")
         typer.echo(f"No confident answer ({why}). The best candidates:\n")
         typer.echo(hits_table(answer.hits, pipeline.index.doc))
         return

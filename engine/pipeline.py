@@ -55,6 +55,7 @@ class Answer:
     abstained: bool = False  # no confident answer: below the gate's threshold, or a question it cannot read
     warning: str | None = None  # e.g. the question is not in a script the model reads
     answer_passage: Passage | None = None  # the answer's document, and the passage's offsets in its text
+    answer_threshold: float | None = None  # the gate's threshold for this index, when it judged the answer
 
     @property
     def best(self) -> Document | None:
@@ -184,11 +185,12 @@ class Pipeline:
         confidence = top.confidence if top else None
         passage = self.index.doc(top.doc_id) if top else None
         warning = unreadable_warning(query)
-        answer_confidence, abstained = None, warning is not None
+        answer_confidence, abstained, threshold = None, warning is not None, None
         if self.answer_gate is not None:
             answer_confidence = self._answer_confidence(query, ranked.hits, options.get("mode") or self.mode)
             if answer_confidence is not None:
                 split = self.index.passages.split  # a split index has a threshold of its own, where fitted
+                threshold = self.answer_gate.threshold_for(split)
                 abstained = abstained or self.answer_gate.withholds(answer_confidence, split)
         sentence = None
         if (sentence_too and not abstained and passage is not None and self.scorer is not None and result.scored
@@ -198,7 +200,7 @@ class Pipeline:
                 sentence = self._answer_sentence(query, passage.text)
         return Answer(query, passage, confidence, result.hits, result.scored, result.candidates,
                       result.stopped_early, result.reason, time.perf_counter() - started, sentence,
-                      answer_confidence, abstained, warning, top.passage if top else None)
+                      answer_confidence, abstained, warning, top.passage if top else None, threshold)
 
     def _answer_sentence(self, query: str, passage: str) -> AnswerSentence | None:
         """`best_sentence` with the question's IDF in this index's BM25 part; without one, every question term weighs

@@ -403,3 +403,5 @@ def test_ask_shows_the_threshold_an_answer_was_withheld_against(tiny_index, monk
     result = CliRunner().invoke(cli, ["ask", FRANCE, "--mode", "bm25"])
     assert result.exit_code == 0, result.output
     assert "No confident answer (answer confidence 88.08%, below the model's threshold 88.50%)" in result.output
+    answer = Pipeline(tiny_index, FakeScorer(), mode="bm25", answer_gate=gate).ask(FRANCE)
+    assert answer.abstained and answer.answer_threshold == 0.885  # the threshold the pipeline applied
