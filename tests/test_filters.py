@@ -311,9 +311,15 @@ def test_the_readmes_python_example_runs_whatever_the_outcome(index, faq_index, 
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     example = re.search(r"From Python:\n\n```python\n(.*?)```", readme, re.S).group(1)
-    for loaded, expected in ((load_index(faq_index), "warranty"), (index, "no answer: no_candidates")):
-        monkeypatch.setattr(pipeline_module, "load_pipeline",
-                            lambda *a, _i=loaded, **k: Pipeline(_i, FakeScorer(), mode="bm25"))
+    from earlyrank.engine.abstention import AnswerGate
+    from earlyrank.engine.calibration import Calibration
+
+    withholds = AnswerGate.platt(Calibration(1.0, -1.0, "platt"), threshold=0.999)
+    for loaded, gate, expected in ((load_index(faq_index), None, "warranty"),
+                                   (index, None, "no answer: no_candidates"),
+                                   (load_index(faq_index), withholds, "no answer: no confident answer")):
+        monkeypatch.setattr(pipeline_module, "load_pipeline", lambda *a, _i=loaded, _g=gate, **k: Pipeline(
+            _i, FakeScorer(), mode="bm25", answer_gate=_g))
         exec(compile(example, "README.md", "exec"), {})
         assert expected in capsys.readouterr().out.lower()
 
