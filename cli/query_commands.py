@@ -123,8 +123,17 @@ def search(
 
         typer.echo(json.dumps([hit_out(h, loaded.doc(h.doc_id)).model_dump(mode="json") for h in hits],
                               ensure_ascii=False, indent=2))
+    elif spec and not hits:  # a table of headers alone reads as a crash; say what most often went wrong
+        typer.echo(no_match(spec))
     else:
         typer.echo(hits_table(hits, loaded.doc))
+
+
+def no_match(spec: dict) -> str:
+    """What to say when a metadata filter leaves nothing to recall: most often a misspelt field or value, or a
+    number given as text (``year=2024`` where the documents hold the number: ``year:=2024``)."""
+    return (f"no document matches the filter {json.dumps(spec, ensure_ascii=False)}; fields and values must equal "
+            f"the documents' metadata exactly, numbers given as FIELD:=NUMBER (see `earlyrank search --json`)")
 
 
 @app.command()
@@ -175,8 +184,7 @@ def ask(
         return
     if best is None:
         if spec and not answer.hits:  # most often a misspelt field or value: a filter that matches nothing
-            typer.echo(f"no document matches the filter {json.dumps(spec, ensure_ascii=False)}; fields and values "
-                       f"must equal the documents' metadata exactly (see `earlyrank search --json`)")
+            typer.echo(no_match(spec))
         else:
             typer.echo("no passage matched the question")
         return

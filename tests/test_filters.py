@@ -260,6 +260,11 @@ def test_cli_ask_says_when_the_filter_matches_no_document(index, monkeypatch):
     result = runner.invoke(cli, ["ask", FRANCE, "--mode", "bm25", "--filter", "colour=red"])
     assert result.exit_code == 0, result.output
     assert 'no document matches the filter {"colour": "red"}' in result.output
+    # search printed only the table's header for the same filter, with nothing to say why
+    searched = runner.invoke(cli, ["search", FRANCE, "--index", str(index.path), "--mode", "bm25", "--filter",
+                                   "colour=red"])
+    assert searched.exit_code == 0 and 'no document matches the filter {"colour": "red"}' in searched.output
+    assert "FIELD:=NUMBER" in searched.output and "passage" not in searched.output  # no table header
 
 
 def test_cli_json_is_the_services_json(index, monkeypatch):
