@@ -169,3 +169,6 @@ def hits_table(hits, docs_of, width: int = 90) -> str:
     return "\n".join(lines)
 
 
+def count(n: int, noun: str) -> str:
+    """``1 document``, ``2 documents``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -215,6 +215,17 @@ def folder_documents(root: Path) -> Iterator[Document]:
             yield reader(file, relative.as_posix())
 
 
+def rows_in_folder(path: Path) -> list[str]:
+    """The .jsonl, .json, .csv and .tsv files (not hidden) under the folder `path`, relative to it: files of rows of
+    documents, which a folder's reading passes over (each is indexed by giving its own path); [] for a file or a
+    BEIR folder."""
+    if not path.is_dir() or (path / "corpus.jsonl").is_file():
+        return []
+    return [f.relative_to(path).as_posix() for f in sorted(path.rglob("*"))
+            if f.suffix.lower() in ROW_DOCUMENTS and f.is_file()
+            and not any(part.startswith(".") for part in f.relative_to(path).parts)]
+
+
 def read_documents(path: Path, fields: Fields | None = None) -> list[Document]:
     """Every document at `path`, by its kind: a folder holding corpus.jsonl is a BEIR directory, another folder
     one document per file, a file is read by its extension. Ids are unique; an empty result is an error."""

@@ -151,3 +151,19 @@ def test_a_beir_folder_keeps_top_level_fields_as_metadata(tmp_path):
     index(folder, tmp_path / "idx")
     docs = {d.id: d.metadata for d in load_index(tmp_path / "idx").docs}
     assert docs == {"r1": {"category": "billing", "year": 2024}, "r2": {"category": "delivery", "n": 2}}
+
+
+def test_a_folder_says_which_files_of_rows_it_passed_over(tmp_path):
+    """A folder is read one document a file (.txt, .md, .html, .pdf); a .jsonl beside them was passed over
+    without a word, and the user saw "indexed 1 documents" for a folder holding a dozen."""
+    import shutil
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "manual.txt").write_text("The kettle boils water in two minutes.")
+    shutil.copy(FORMATS / "faq.jsonl", folder / "faq.jsonl")
+    (folder / ".hidden.csv").write_text("text\nx\n")
+    output = index(folder, tmp_path / "idx")
+    assert "note: not read: faq.jsonl (files of rows of documents; index or add each by giving its path)" in output
+    assert "indexed 1 document (1 passage)" in output and "hidden" not in output
+    assert "not read" not in index(FORMATS / "faq.jsonl", tmp_path / "idx2")

@@ -314,7 +314,7 @@ def test_cli_add_and_delete_errors_are_one_line_and_change_nothing(tmp_path, com
 
 
 def test_counts_are_in_the_singular_for_one():
-    from earlyrank.cli.document_commands import count
+    from earlyrank.cli.common import count
 
     assert (count(1, "document"), count(0, "document"), count(2, "document")) == (
         "1 document", "0 documents", "2 documents")
