@@ -108,6 +108,8 @@ class CohereMeta(Body):
 
     api_version: ApiVersion
     billed_units: BilledUnits
+    warnings: list[str] | None = Field(None, description=(
+        "As Cohere's meta.warnings: here, each document longer than the chunks read (its rest was not scored)."))
 
 
 class CohereRerankResponse(Body):
@@ -161,7 +163,8 @@ def score_documents(query: str, texts: list[str], scorer: PairScorer, chunk: int
                   cancel=cancel)
 
 
-def cohere_response(request: CohereRerankRequest, texts: list[str], result: RerankResult) -> CohereRerankResponse:
+def cohere_response(request: CohereRerankRequest, texts: list[str], result: RerankResult,
+                    warnings: list[str] | None = None) -> CohereRerankResponse:
     """Every document scored: results by relevance, ties in request order, cut to `top_n`."""
     results = []
     for hit in result.hits[:request.top_n]:
@@ -173,11 +176,13 @@ def cohere_response(request: CohereRerankRequest, texts: list[str], result: Rera
         chunk = hit.stage_scores.get("chunk")
         results.append(CohereResult(index=index, relevance_score=hit.confidence,
                                     chunk_index=None if chunk is None else int(chunk), document=document))
-    return CohereRerankResponse(id=str(uuid.uuid4()), results=results, meta=cohere_meta("1", len(texts)))
+    return CohereRerankResponse(id=str(uuid.uuid4()), results=results,
+                                meta=cohere_meta("1", len(texts), warnings))
 
 
-def cohere_meta(version: str, documents: int) -> CohereMeta:
-    """Response metadata: the API version, and the search units Cohere would bill (one per query with up to 100
-    documents; clients that track usage read it)."""
+def cohere_meta(version: str, documents: int, warnings: list[str] | None = None) -> CohereMeta:
+    """Response metadata: the API version, the search units Cohere would bill (one per query with up to 100
+    documents; clients that track usage read it) and any `warnings` (absent when there are none)."""
     return CohereMeta(api_version=ApiVersion(version=version),
-                      billed_units=BilledUnits(search_units=max(1, math.ceil(documents / 100))))
+                      billed_units=BilledUnits(search_units=max(1, math.ceil(documents / 100))),
+                      warnings=warnings or None)

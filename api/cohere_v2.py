@@ -69,9 +69,10 @@ def v2_document_texts(request: CohereV2RerankRequest, max_chars: int) -> list[st
     return texts
 
 
-def cohere_v2_response(request: CohereV2RerankRequest, texts: list[str], result: RerankResult
-                       ) -> CohereV2RerankResponse:
+def cohere_v2_response(request: CohereV2RerankRequest, texts: list[str], result: RerankResult,
+                       warnings: list[str] | None = None) -> CohereV2RerankResponse:
     """Every document scored: results by relevance, ties in request order, cut to `top_n`."""
     results = [CohereV2Result(index=int(hit.doc_id), relevance_score=hit.confidence or 0.0)
                for hit in result.hits[:request.top_n]]
-    return CohereV2RerankResponse(id=str(uuid.uuid4()), results=results, meta=cohere_meta("2", len(texts)))
+    return CohereV2RerankResponse(id=str(uuid.uuid4()), results=results,
+                                  meta=cohere_meta("2", len(texts), warnings))

@@ -26,14 +26,20 @@ def document_chunks(text: str, max_chunks: int = DEFAULT_MAX_CHUNKS) -> list[str
     return [text[a:b] for a, b in passage_spans(text, CHUNK_WORDS, CHUNK_OVERLAP, Words())[:max_chunks]]
 
 
-def chunked(texts: list[str], max_chunks: int) -> tuple[list[str], list[int]]:
-    """Every document's chunks in one list, with the document each chunk belongs to."""
-    chunks, owners = [], []
+def chunked(texts: list[str], max_chunks: int) -> tuple[list[str], list[int], list[str]]:
+    """Every document's first `max_chunks` chunks in one list, with the document each chunk belongs to, and a
+    warning for each document with more chunks than were read (the rest of it was not read at all)."""
+    chunks, owners, warnings = [], [], []
     for i, text in enumerate(texts):
-        for chunk in document_chunks(text, max_chunks):
-            chunks.append(chunk)
+        spans = passage_spans(text, CHUNK_WORDS, CHUNK_OVERLAP, Words())
+        for a, b in spans[:max_chunks]:
+            chunks.append(text[a:b])
             owners.append(i)
-    return chunks, owners
+        if len(spans) > max_chunks:
+            warnings.append(f"document {i}: read its first {max_chunks} of {len(spans)} chunks of about "
+                            f"{CHUNK_WORDS} words; the rest was not scored (raise max_chunks_per_doc, or "
+                            f"max_tokens_per_doc on /v2/rerank, to read it)")
+    return chunks, owners, warnings
 
 
 def best_chunks(result: RerankResult, owners: list[int], documents: int) -> RerankResult:

@@ -186,12 +186,13 @@ async def rerank_documents(body: CohereRerankRequest, request: Request, pipeline
     check_query_length(body.query, runtime.settings)
     check_document_count(body.documents, runtime.settings.max_documents)
     texts = document_texts(body, runtime.settings.max_document_chars)
-    chunks, owners = chunked(texts, body.max_chunks_per_doc or DEFAULT_MAX_CHUNKS)
+    chunks, owners, warnings = chunked(texts, body.max_chunks_per_doc or DEFAULT_MAX_CHUNKS)
     result = await rerank_every_document("/v1/rerank", body.query, chunks, pipeline, runtime, request)
-    return cohere_response(body, texts, best_chunks(result, owners, len(texts)))
+    return cohere_response(body, texts, best_chunks(result, owners, len(texts)), warnings)
 
 
-@router.post("/v2/rerank", response_model=CohereV2RerankResponse, responses=ERRORS)
+@router.post("/v2/rerank", response_model=CohereV2RerankResponse, response_model_exclude_none=True,
+             responses=ERRORS)
 async def rerank_documents_v2(body: CohereV2RerankRequest, request: Request,
                               pipeline: Pipeline = Depends(get_pipeline),
                               runtime: Runtime = Depends(get_runtime)) -> CohereV2RerankResponse:
@@ -201,9 +202,9 @@ async def rerank_documents_v2(body: CohereV2RerankRequest, request: Request,
     texts = v2_document_texts(body, runtime.settings.max_document_chars)
     # Asked for N words, read all of them (each chunk has at least one word, so N chunks cover them); else the
     # first chunks, as /v1/rerank's default max_chunks_per_doc.
-    chunks, owners = chunked(texts, body.max_tokens_per_doc or DEFAULT_MAX_CHUNKS)
+    chunks, owners, warnings = chunked(texts, body.max_tokens_per_doc or DEFAULT_MAX_CHUNKS)
     result = await rerank_every_document("/v2/rerank", body.query, chunks, pipeline, runtime, request)
-    return cohere_v2_response(body, texts, best_chunks(result, owners, len(texts)))
+    return cohere_v2_response(body, texts, best_chunks(result, owners, len(texts)), warnings)
 
 
 async def rerank_every_document(endpoint: str, query: str, texts: list[str], pipeline: Pipeline,

@@ -168,6 +168,11 @@ def test_a_long_document_scores_as_its_best_chunk_and_says_which(tiny_index, sco
     assert {r["index"]: r.get("chunk_index") for r in results} == {0: 3, 1: None}
     few = client.post("/v1/rerank", json={"query": QUERY, "documents": [late], "max_chunks_per_doc": 2}).json()
     assert few["results"][0]["relevance_score"] < 0.2  # the first two chunks hold only filler
+    # ... and the response says so (it did not): the rest of the document was never read
+    assert few["meta"]["warnings"] == ["document 0: read its first 2 of 4 chunks of about 120 words; the rest was "
+                                       "not scored (raise max_chunks_per_doc, or max_tokens_per_doc on /v2/rerank, "
+                                       "to read it)"]
+    assert "warnings" not in body.json()["meta"]  # everything read: no warnings at all
     chunks = document_chunks(late, 10)
     assert len(chunks) == 4 and all(len(c.split()) <= CHUNK_WORDS for c in chunks)
     assert chunks[-1].endswith("capital of France.") and document_chunks("short text") == ["short text"]
@@ -186,5 +191,7 @@ def test_v2_reads_as_many_words_as_max_tokens_per_doc_asks(tiny_index, scorer):
         return response.json()["results"][0]["relevance_score"]
 
     assert score() < 0.2  # the default: the first 10 chunks, as /v1/rerank's max_chunks_per_doc
+    cut = client.post("/v2/rerank", json={"query": QUERY, "documents": [late]}).json()["meta"]["warnings"]
+    assert len(cut) == 1 and cut[0].startswith("document 0: read its first 10 of ")
     assert score(max_tokens_per_doc=100_000) == pytest.approx(0.731059, abs=1e-6)
     assert score(max_tokens_per_doc=1_000) < 0.2  # cut before the answer
