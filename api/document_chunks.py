@@ -21,9 +21,14 @@ CHUNK_OVERLAP = 1  # sentences
 DEFAULT_MAX_CHUNKS = 10  # Cohere's default max_chunks_per_doc
 
 
+def chunk_spans(text: str) -> list[tuple[int, int]]:
+    """Every chunk of `text` as (start, end) offsets: one span if it has at most `CHUNK_WORDS` words."""
+    return passage_spans(text, CHUNK_WORDS, CHUNK_OVERLAP, Words())
+
+
 def document_chunks(text: str, max_chunks: int = DEFAULT_MAX_CHUNKS) -> list[str]:
     """`text` itself if it has at most `CHUNK_WORDS` words, else its first `max_chunks` overlapping chunks."""
-    return [text[a:b] for a, b in passage_spans(text, CHUNK_WORDS, CHUNK_OVERLAP, Words())[:max_chunks]]
+    return [text[a:b] for a, b in chunk_spans(text)[:max_chunks]]
 
 
 def chunked(texts: list[str], max_chunks: int) -> tuple[list[str], list[int], list[str]]:
@@ -31,7 +36,7 @@ def chunked(texts: list[str], max_chunks: int) -> tuple[list[str], list[int], li
     warning for each document with more chunks than were read (the rest of it was not read at all)."""
     chunks, owners, warnings = [], [], []
     for i, text in enumerate(texts):
-        spans = passage_spans(text, CHUNK_WORDS, CHUNK_OVERLAP, Words())
+        spans = chunk_spans(text)
         for a, b in spans[:max_chunks]:
             chunks.append(text[a:b])
             owners.append(i)

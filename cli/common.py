@@ -172,3 +172,14 @@ def hits_table(hits, docs_of, width: int = 90) -> str:
 def count(n: int, noun: str) -> str:
     """``1 document``, ``2 documents``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def note_unread(path) -> None:
+    """Tell the user which files of rows (.jsonl, .json, .csv, .tsv) a folder's reading passed over: a folder is
+    read one document a file, and each such file is indexed or added by giving its own path."""
+    from earlyrank.indexes.document_files import rows_in_folder
+
+    if skipped := rows_in_folder(path):
+        more = " ..." if len(skipped) > 5 else ""
+        typer.echo(f"note: not read: {', '.join(skipped[:5])}{more} (files of rows of documents; index or add each "
+                   f"by giving its path)", err=True)

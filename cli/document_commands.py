@@ -11,7 +11,17 @@ from typing import Annotated
 
 import typer
 
-from earlyrank.cli.common import DEFAULT_INDEX, IdField, TextField, TitleField, app, check_text, count, fail
+from earlyrank.cli.common import (
+    DEFAULT_INDEX,
+    IdField,
+    TextField,
+    TitleField,
+    app,
+    check_text,
+    count,
+    fail,
+    note_unread,
+)
 
 IndexDir = Annotated[Path, typer.Option("--index", "-i", help="Index directory to update.")]
 
@@ -29,15 +39,13 @@ def add(
     """Add DOCUMENTS to the index; a document whose id the index already holds replaces it. Only the new
     documents are tokenized and encoded; the new version is swapped in atomically."""
     from earlyrank.indexes.corpus import DatasetError
-    from earlyrank.indexes.document_files import Fields, read_documents, rows_in_folder
+    from earlyrank.indexes.document_files import Fields, read_documents
     from earlyrank.indexes.store import IndexStoreError
     from earlyrank.indexes.update import update_index
 
     try:
         docs = read_documents(documents, Fields(text=text_field, id=id_field, title=title_field))
-        if skipped := rows_in_folder(documents):  # a folder is read one document a file: say what it passed over
-            typer.echo(f"note: not read: {', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''} (files of "
-                       f"rows of documents; index or add each by giving its path)", err=True)
+        note_unread(documents)
         result = update_index(index_dir, add=docs)
     except (DatasetError, IndexStoreError, ValueError) as e:
         fail(str(e))

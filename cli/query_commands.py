@@ -26,6 +26,7 @@ from earlyrank.cli.common import (
     fail,
     hits_table,
     load_index_or_fail,
+    note_unread,
 )
 from earlyrank.cli.filter_option import FilterOption, filter_spec
 from earlyrank.engine.datasets import DEFAULT_CORPUS
@@ -68,7 +69,7 @@ def index(
     from earlyrank.engine.corpora import index_splitter
     from earlyrank.indexes.corpus import DatasetError
     from earlyrank.indexes.dense import DenseParams, encode
-    from earlyrank.indexes.document_files import Fields, read_documents, rows_in_folder
+    from earlyrank.indexes.document_files import Fields, read_documents
     from earlyrank.indexes.store import IndexStoreError, build_index, read_manifest
 
     check_ray(ray, ray_workers)
@@ -89,9 +90,7 @@ def index(
         from earlyrank.indexes.ray_build import RayDenseEncoder
     try:
         docs = read_documents(corpus, Fields(text=text_field, id=id_field, title=title_field))
-        if skipped := rows_in_folder(corpus):  # a folder is read one document a file: say what it passed over
-            typer.echo(f"note: not read: {', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''} (files of "
-                       f"rows of documents; index or add each by giving its path)", err=True)
+        note_unread(corpus)
         both = not (bm25 or dense)
         build_index(docs, out, bm25=bm25 or both, dense=dense or both, corpus_name=corpus.name,
                     dense_params=DenseParams(index="hnsw" if hnsw else "flat"),

@@ -153,8 +153,8 @@ class Pipeline:
         return rerank(query, candidates, passages, self.scorer, policy or self.policy, self.blend, deadline, cancel)
 
     def _top(self, result: RerankResult, k: int, all_passages: bool = False) -> RerankResult:
-        """`result` cut to its top `k` documents, each by its best passage, or with `all_passages` passages."""
-        check_k(k)
+        """`result` cut to its top `k` documents, each by its best passage, or with `all_passages` passages (`k`
+        checked by the caller, before the scoring)."""
         hits = (with_passages(result.hits[:k], self.index.passage) if all_passages
                 else by_document(result.hits, self.index.passage, k))
         return RerankResult(hits, result.scored, result.candidates, result.stopped_early, result.reason,
