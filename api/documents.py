@@ -144,6 +144,10 @@ async def add_documents(body: AddDocumentsRequest, pipeline: Pipeline = Depends(
                responses={**RESPONSES, 404: {"model": ErrorResponse}})
 async def delete_document(doc_id: str, pipeline: Pipeline = Depends(get_pipeline),
                           runtime: Runtime = Depends(get_runtime)) -> DeleteDocumentResponse:
-    """Delete one document from the served index; 404 if it holds no document with this id."""
+    """Delete one document from the served index; 404 if it holds no document with this id, 422 if the id is
+    blank (``DELETE /v1/documents/`` names no document)."""
+    if not doc_id.strip():
+        raise invalid(("path", "doc_id"), f"document id {doc_id!r} is blank; put the id of the document to delete "
+                      f"at the end of the path: /v1/documents/ID")
     result = await run_in_threadpool(apply_update, runtime, pipeline, (), (doc_id,))
     return DeleteDocumentResponse(deleted=doc_id, documents=len(result.index.documents), seconds=result.seconds)

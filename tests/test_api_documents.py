@@ -135,3 +135,13 @@ def test_a_request_already_running_finishes_on_the_version_it_started_with(index
         asking.join()
         assert answers[0].status_code == 200 and answers[0].json()["answer"]["id"] == "d3"
         assert "d3" not in search_ids(client, "capital of France")
+
+
+@pytest.mark.parametrize("doc_id", ["", "%20%20"])
+def test_delete_without_an_id_is_refused_naming_the_path(index_path, doc_id):
+    with serve(index_path) as client:
+        response = client.delete(f"/v1/documents/{doc_id}")
+        assert response.status_code == 422, response.text
+        body = response.json()
+        assert body["error_type"] == "validation_error" and "doc_id" in body["error"] and "blank" in body["error"]
+    assert len(load_index(index_path).docs) == 12
