@@ -4,7 +4,8 @@ An index at ``PATH`` is a symbolic link to a sibling ``PATH.v-<id>`` directory. 
 update) holds ``PATH``'s lock file, fills a fresh ``.PATH.tmp-<id>`` directory, fsyncs every file and the
 directory, renames it to its ``.v-<id>`` name, then atomically replaces the link (``rename(2)``). A crash at
 any moment leaves either the old or the new version behind ``PATH``, both whole; a reader that resolved the
-link just before the swap keeps its version for `SUPERSEDED_GRACE_SECONDS`.
+link just before the swap keeps its version for `SUPERSEDED_GRACE_SECONDS` (only the `MAX_SUPERSEDED` latest are
+kept, so quick successive updates do not fill the disk).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from earlyrank.indexes.manifest import MANIFEST, IndexStoreError
 # A superseded version stays this long after its swap: a reader that resolved the link just before the swap
 # is still opening its files (loading takes seconds; once loaded, an index no longer reads them).
 SUPERSEDED_GRACE_SECONDS = 600.0
+# ... but at most this many of them, the most recently superseded: each is a whole copy of the index, and a client
+# sending one document at a time would otherwise fill the disk with hundreds of copies within the grace period.
+MAX_SUPERSEDED = 2
 
 
 def fsync_path(path: Path) -> None:
@@ -104,16 +108,20 @@ def commit_version(out: Path, write: Callable[[Path], dict]) -> Path:
 
 
 def remove_leftovers(out: Path, grace: float | None = None) -> None:
-    """Delete temporary directories of interrupted builds beside `out`, and versions superseded more than
-    `grace` seconds ago (default `SUPERSEDED_GRACE_SECONDS`; a version's mtime is set when it is superseded)."""
+    """Delete temporary directories of interrupted builds beside `out`, versions superseded more than `grace`
+    seconds ago (default `SUPERSEDED_GRACE_SECONDS`; a version's mtime is set when it is superseded), and all but
+    the `MAX_SUPERSEDED` most recently superseded of the others."""
     live = out.resolve()
     cutoff = time.time() - (SUPERSEDED_GRACE_SECONDS if grace is None else grace)
+    stale, kept = [], []
     for sibling in out.parent.glob(f"*{out.name}.*"):
-        superseded = sibling.name.startswith(f"{out.name}.v-") and sibling != live
-        stale = sibling.name.startswith((f".{out.name}.tmp-", f".{out.name}.link-")) or (
-            superseded and sibling.lstat().st_mtime < cutoff)
-        if stale:
-            if sibling.is_symlink() or sibling.is_file():
-                sibling.unlink(missing_ok=True)
-            else:
-                shutil.rmtree(sibling, ignore_errors=True)
+        if sibling.name.startswith((f".{out.name}.tmp-", f".{out.name}.link-")):
+            stale.append(sibling)
+        elif sibling.name.startswith(f"{out.name}.v-") and sibling != live:
+            (stale if sibling.lstat().st_mtime < cutoff else kept).append(sibling)
+    kept.sort(key=lambda p: (p.lstat().st_mtime, p.name), reverse=True)
+    for sibling in stale + kept[MAX_SUPERSEDED:]:
+        if sibling.is_symlink() or sibling.is_file():
+            sibling.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(sibling, ignore_errors=True)

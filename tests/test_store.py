@@ -167,3 +167,13 @@ def test_an_index_of_format_1_is_refused_with_the_command_that_rebuilds_it(tiny_
     with pytest.raises(IndexStoreError, match=r"format version 1, this earlyrank reads 2 and 3; rebuild it with: "
                                               r"earlyrank index CORPUS_DIR --out .*idx"):
         load_index(out)
+
+
+def test_many_quick_updates_keep_only_the_latest_superseded_versions(tiny_dir, tmp_path):
+    docs = _docs(tiny_dir)
+    out = build_index(docs, tmp_path / "idx", dense=False, progress=False)
+    for n in range(5, 10):  # five swaps within the grace period
+        build_index(docs[:n], out, dense=False, progress=False)
+    on_disk = sorted(tmp_path.glob("idx.v-*"))
+    assert len(on_disk) == 1 + versions.MAX_SUPERSEDED  # the live version and the latest superseded ones
+    assert sorted(len(load_index(v).docs) for v in on_disk) == [7, 8, 9]
