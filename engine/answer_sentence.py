@@ -12,6 +12,7 @@ through the pipeline, `benchmarks/answer_sentence.py`. The cross-encoder then sc
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,8 +57,10 @@ def fused_ranks(*orders: Sequence[float], k: int = RRF_K) -> list[float]:
 
 def weighted_overlap(query_weights: Mapping[str, float], sentence_terms: Iterable[str]) -> float:
     """Sum of `query_weights` (term -> weight, e.g. its IDF) over the distinct terms of the sentence; a negative
-    weight (BM25 okapi's floor can be) counts as 0, so sharing a term never makes a sentence less likely."""
-    return sum(max(query_weights.get(t, 0.0), 0.0) for t in set(sentence_terms))
+    weight (BM25 okapi's floor can be) counts as 0, so sharing a term never makes a sentence less likely. The sum is
+    exactly rounded (`math.fsum`), so it does not depend on the order of the set, which changes with Python's hash
+    seed: two sentences tied in weight stay tied, and the same sentence is chosen in every process."""
+    return math.fsum(max(query_weights.get(t, 0.0), 0.0) for t in set(sentence_terms))
 
 
 def best_sentence(query_weights: Mapping[str, float], tokenize: Callable[[str], Sequence[str]], passage: str,

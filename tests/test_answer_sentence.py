@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -103,3 +106,13 @@ def test_the_learned_sentence_ranker_picks_by_a_fit_that_never_saw_the_question(
     assert program.cross_validated_choice(features, labels, list(range(len(program.FEATURES)))) == answers
     assert program.NUMERIC_QUESTION.search("How many points did the Panthers defense surrender?")
     assert program.NUMERIC_QUESTION.search("Who won the game?") is None
+
+
+def test_the_weighted_overlap_is_the_same_under_every_hash_seed():
+    # A plain sum over the set of terms adds in an order that changes with PYTHONHASHSEED, and 0.1 + 0.2 + 0.3 + 0.7
+    # rounds differently in different orders: two tied sentences were then chosen differently run to run.
+    program = ("from earlyrank.engine.answer_sentence import weighted_overlap; "
+               "print(repr(weighted_overlap({'a': 0.1, 'b': 0.2, 'c': 0.3, 'd': 0.7}, ['a', 'b', 'c', 'd'])))")
+    values = {subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip() for seed in range(8)}
+    assert values == {"1.3"}
