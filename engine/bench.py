@@ -202,7 +202,9 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
     scorer = CrossEncoder.load(model_dir, max_length=max_length, backend=backend, windows=windows)
-    dataset = load_dataset(data_dir)
+    # Judged documents missing from the corpus count as relevant and never retrieved, as trec_eval counts them
+    # (TREC DL's qrels judge passages of the full collection); the record says how many there are.
+    dataset = load_dataset(data_dir, check_judged=False)
     index = dataset_index(dataset)
     data = scored_split(data_dir, split, scorer, model_dir, "hybrid", depth, limit, ray_address=ray_address,
                         ray_workers=ray_workers)
@@ -225,6 +227,7 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
         "dataset": data.name, "split": split, "queries": len(data.scored), "depth": depth, "blend": blend,
         "git_commit": git_commit(), "machine": machine(), "model": scorer.identity(),
         "index": {"documents": len(index.documents), "manifest_corpus": index.manifest["corpus"]},
+        "relevant_missing_from_corpus": relevant_missing(qrels, {d.id for d in index.documents}),
         "seconds_per_pair": seconds_per_pair, "measures": list(DEFAULT_MEASURES),
         "calibration_on_split": {"ece_15": expected_calibration_error(calibration.confidence(logits), labels),
                                  "pairs": int(labels.size)},
@@ -246,6 +249,11 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     (out / f"{stem}.json").write_text(json.dumps(record, indent=1))
     (out / f"{stem}.md").write_text(markdown_table(record))
     return record
+
+
+def relevant_missing(qrels: dict[str, dict[str, int]], doc_ids: set[str]) -> int:
+    """How many (query, document) judgements of `qrels` with a grade above 0 name a document not in `doc_ids`."""
+    return sum(grade > 0 and d not in doc_ids for judged in qrels.values() for d, grade in judged.items())
 
 
 def write_plots(name: str, rows: list[dict], results: dict, qrels, out: Path) -> list[str]:

@@ -27,13 +27,18 @@ def markdown_header(columns: list[str]) -> str:
 
 def markdown_table(record: dict) -> str:
     """A benchmark record as Markdown: a heading naming the data set, split and query count, one row per configuration
-    under `COLUMNS`, and, when the model reads long passages in windows, a line on its token cap and forward passes per
-    scored pair."""
+    under `COLUMNS`, a line on relevant judgements naming documents the corpus lacks (if any), and, when the model reads
+    long passages in windows, a line on its token cap and forward passes per scored pair."""
     head = (f"### {record['dataset']} ({record['split']}, {record['queries']} queries)\n\n"
             + markdown_header(list(COLUMNS)) + "\n")
     lines = [markdown_row(row_cells(r)) for r in record["rows"]]
     model = record.get("model", {})
-    foot = (f"\nPairs keep {model['max_length']} tokens; a passage longer than that is read in up to "
-            f"{model['windows']} windows, {record['passes_per_pair']:.2f} forward passes a scored pair on "
-            f"average.\n") if "windows" in model and "passes_per_pair" in record else ""
+    missing = record.get("relevant_missing_from_corpus", 0)
+    several = missing != 1
+    note = (f"\n{missing} relevant judgement{'s' if several else ''} name{'' if several else 's'} a document the "
+            f"corpus lacks; counted as relevant and never retrieved, as trec_eval counts them.\n") if missing else ""
+    windows = (f"\nPairs keep {model['max_length']} tokens; a passage longer than that is read in up to "
+               f"{model['windows']} windows, {record['passes_per_pair']:.2f} forward passes a scored pair on "
+               f"average.\n") if "windows" in model and "passes_per_pair" in record else ""
+    foot = note + windows
     return head + "\n".join(lines) + "\n" + foot

@@ -148,3 +148,24 @@ def test_bench_errors_are_one_line_not_tracebacks(tmp_path, tiny_dir):
     (data / "queries.jsonl").unlink()
     result = runner.invoke(app, ["bench", "--data", str(data), "--no-peers"])
     assert result.exit_code == 2 and "queries.jsonl" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_bench_scores_qrels_naming_documents_the_corpus_lacks_as_trec_eval_does(tmp_path, tiny_dir, monkeypatch):
+    """`bench --data` refused such qrels, though TREC DL's judge passages of a whole collection; now they count as
+    relevant and never retrieved (q1's second relevant passage is missing: its recall is 1/2), and it says so."""
+    import json
+    import shutil
+
+    monkeypatch.setenv("EARLYRANK_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "tiny"
+    shutil.copytree(tiny_dir, data)
+    with (data / "qrels" / "test.tsv").open("a") as f:
+        f.write("q1\tnot-in-corpus\t1\n")
+    result = runner.invoke(app, ["bench", "--data", str(data), "--no-peers", "--depth", "5", "--out",
+                                 str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "1 relevant judgement names a document the corpus lacks" in result.output
+    record = json.loads((tmp_path / "out" / "tiny-test.json").read_text())
+    assert record["relevant_missing_from_corpus"] == 1
+    assert {r["config"]: r["R@100"] for r in record["rows"]}["recall: bm25"] == pytest.approx((0.5 + 1 + 1) / 3)
