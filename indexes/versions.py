@@ -113,7 +113,8 @@ def remove_leftovers(out: Path, grace: float | None = None) -> None:
     the `MAX_SUPERSEDED` most recently superseded of the others."""
     live = out.resolve()
     cutoff = time.time() - (SUPERSEDED_GRACE_SECONDS if grace is None else grace)
-    stale, kept = [], []
+    stale: list[Path] = []
+    kept: list[Path] = []
     for sibling in out.parent.glob(f"*{out.name}.*"):
         if sibling.name.startswith((f".{out.name}.tmp-", f".{out.name}.link-")):
             stale.append(sibling)
