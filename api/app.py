@@ -34,10 +34,12 @@ from earlyrank.api.limits import BodyLimitMiddleware, WorkLimiter
 from earlyrank.api.metrics import Metrics, MetricsMiddleware
 from earlyrank.api.openapi import install_openapi
 from earlyrank.api.shutdown import Shutdown, ShutdownMiddleware
+from earlyrank.engine.model_files import ModelLoadError
 from earlyrank.engine.pipeline import Pipeline
 from earlyrank.engine.rerank import ContentGuard
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.settings import Settings
+from earlyrank.indexes.manifest import IndexStoreError
 
 __all__ = [
     "PipelineFactory", "app_from_env", "create_app", "get_pipeline", "get_runtime", "get_settings",
@@ -99,7 +101,10 @@ def start_loading(runtime: Runtime, factory: PipelineFactory, loop: asyncio.Abst
             runtime.pipeline = factory(runtime.settings)
         except Exception as error:
             runtime.load_error = error
-            log.error("could not load the index and model: %s", error, exc_info=error)
+            # A model or index that cannot be read is the user's to mend, and its message says how; anything else
+            # is ours, and its traceback goes to the log.
+            known = isinstance(error, (ModelLoadError, IndexStoreError))
+            log.error("could not load the index and model: %s", error, exc_info=None if known else error)
             if serving:
                 loop.call_soon_threadsafe(signal.raise_signal, signal.SIGTERM)
 

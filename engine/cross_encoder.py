@@ -33,6 +33,7 @@ from earlyrank.engine.model_files import (
     CALIBRATION,
     CARD,
     DEFAULT_MODEL,
+    ModelLoadError,
     check_model_dir,
     model_max_length,
     model_windows,
@@ -113,20 +114,29 @@ class CrossEncoder:
     def load(cls, path: str | Path | None = None, max_length: int | None = None, batch_size: int = 16,
              backend: str | None = None, windows: int | None = None) -> CrossEncoder:
         """Load from a local directory; `backend` is auto (the default), torch-fp32, torch-bf16, onnx-fp32 or
-        onnx-int8 (see the module docstring). `max_length` and `windows` default to the model's inference.json."""
+        onnx-int8 (see the module docstring). `max_length` and `windows` default to the model's inference.json.
+        ModelLoadError naming the directory if it is not a cross-encoder or its files cannot be read; ValueError
+        for an unknown backend."""
         from earlyrank.indexes.torch_runtime import configure_torch, quiet_model_loading
 
         path = Path(path) if path else DEFAULT_MODEL
         check_model_dir(path)
         configure_torch()
-        with quiet_model_loading():  # one load at a time: see MODEL_LOADING
-            from transformers import AutoTokenizer
+        chosen = resolve_backend(backend)
+        try:
+            with quiet_model_loading():  # one load at a time: see MODEL_LOADING
+                from transformers import AutoTokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-            forward = load_backend(path, resolve_backend(backend))
-        length = max_length or model_max_length(path)
-        return cls(forward, tokenizer, Calibration.load(path / CALIBRATION), length, batch_size, path,
-                   windows or model_windows(path))
+                tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+                forward = load_backend(path, chosen)
+            length = max_length or model_max_length(path)
+            calibration = Calibration.load(path / CALIBRATION)
+        except (ModelLoadError, ImportError):  # an optional runtime missing (onnx) says so itself
+            raise
+        except Exception as error:  # a cut or corrupt weights file, a broken tokenizer.json or JSON file
+            raise ModelLoadError(f"{path}: its files could not be read ({type(error).__name__}: {error}); copy or "
+                                 f"train the model again, or omit --model to use the bundled one") from error
+        return cls(forward, tokenizer, calibration, length, batch_size, path, windows or model_windows(path))
 
     def token_ids(self, texts: Sequence[str]) -> list[array]:
         """Word-piece ids of each text (no special tokens, at most 512), through a shared `TokenCache`: a

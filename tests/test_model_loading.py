@@ -69,3 +69,25 @@ print("errors:", errors)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "errors: []" in done.stdout, done.stdout
+
+
+def test_a_model_whose_weights_are_cut_is_a_model_load_error_naming_it(tmp_path):
+    """A truncated model.safetensors raised safetensors' own error, a traceback in `ask` and in the server log."""
+    import shutil
+
+    from earlyrank.engine.cross_encoder import CrossEncoder
+    from earlyrank.engine.model_files import ModelLoadError
+
+    broken = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100_000])
+    with pytest.raises(ModelLoadError, match=f"{broken}: its files could not be read .*omit --model"):
+        CrossEncoder.load(broken, backend="torch-fp32")
+    (broken / "model.safetensors").unlink()
+    shutil.copy(DEFAULT_MODEL / "model.safetensors", broken)
+    (broken / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="its files could not be read"):
+        CrossEncoder.load(broken, backend="torch-fp32")
+    with pytest.raises(ValueError, match="unknown backend"):  # a wrong option is not a broken model
+        CrossEncoder.load(DEFAULT_MODEL, backend="tpu")
