@@ -3,8 +3,9 @@
 Recall modes are run live (timed). The cross-encoder scores the top-`depth` hybrid candidates of every query
 once (cached, timed); each reranking configuration, early-stopping policies included, is then replayed over
 those scores by the same `rerank` loop the service runs, counting the pairs it asks for. Rerank time per
-query is pairs scored times the measured time per pair. Operating points are read from the model's
-`operating_point.json`, chosen on the dev split by `earlyrank tune`, never on this split.
+query is pairs scored times the measured time per pair. Each reranked list is followed by the rest of the hybrid
+recall list, in recall order. Operating points are read from the model's `operating_point.json`, chosen on the dev
+split by `earlyrank tune`, never on this split.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyrank.engine.bench_record import git_commit, machine, percentiles, write_trec
+from earlyrank.engine.bench_record import git_commit, machine, percentiles, relevant_missing, write_run, write_trec
 from earlyrank.engine.bench_tables import markdown_table
 from earlyrank.engine.calibration import Calibration, expected_calibration_error
-from earlyrank.engine.evaluation import DEFAULT_MEASURES, evaluate_run, paired_test, run_from_hits
+from earlyrank.engine.evaluation import DEFAULT_MEASURES, evaluate_run, paired_test, run_from_hits, with_tail
 from earlyrank.engine.model_files import OPERATING_POINT
 from earlyrank.engine.offline import labelled_pairs, replay
 from earlyrank.engine.operating_point import policy_from
@@ -28,8 +29,9 @@ from earlyrank.engine.stopping import FullRerank, RankPrior, ResidualRisk, Thres
 from earlyrank.indexes.types import RecallMode
 
 
-def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool) -> list[dict]:
-    """Live recall in every mode (and rank-bm25 as a peer): metrics and per-query latency."""
+def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool) -> tuple[list[dict], dict[str, dict]]:
+    """Live recall in every mode (and rank-bm25 as a peer): a row of metrics and per-query latency each, and
+    {row name: run}."""
     from earlyrank.indexes.bm25 import BM25Params, RankBM25Index
 
     retrievers = {mode.value: index.retriever(mode) for mode in RecallMode}
@@ -38,7 +40,7 @@ def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool) -> lis
         retrievers["rank-bm25 (okapi)"] = RankBM25Index([d.id for d in index.docs],
                                                         [d.full_text for d in index.docs], BM25Params(idf="okapi"))
         build = time.perf_counter() - started
-    rows = []
+    rows, runs = [], {}
     for mode, retriever in retrievers.items():
         retriever.search("warm up", 1)  # loads the dense encoder, so its load time is not a query's latency
         results, latency = {}, []
@@ -47,12 +49,13 @@ def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool) -> lis
             results[q.id] = retriever.search(q.text, 100)
             latency.append(time.perf_counter() - started)
         write_trec(results, out / f"{name}-recall-{mode.split()[0]}.trec", mode)
-        row = {"config": f"recall: {mode}", "kind": "recall", **evaluate_run(qrels, run_from_hits(results)),
+        runs[f"recall: {mode}"] = run_from_hits(results)
+        row = {"config": f"recall: {mode}", "kind": "recall", **evaluate_run(qrels, runs[f"recall: {mode}"]),
                "pairs_mean": 0.0, "latency_ms": {k: v * 1000 for k, v in percentiles(latency).items()}}
         if mode.startswith("rank-bm25"):
             row["build_seconds"] = build
         rows.append(row)
-    return rows
+    return rows, runs
 
 
 def rerank_configs(point: dict | None, prior: RankPrior | None, depth: int) -> list[tuple[str, str, object]]:
@@ -82,32 +85,35 @@ def rerank_configs(point: dict | None, prior: RankPrior | None, depth: int) -> l
 
 
 def significance(qrels, reference: dict, other: dict) -> dict:
-    """Paired two-sided t-test on per-query nDCG@10 (reference vs other), with the mean difference."""
-    a = evaluate_run(qrels, run_from_hits(reference), ("nDCG@10",), per_query=True)["nDCG@10"]
-    b = evaluate_run(qrels, run_from_hits(other), ("nDCG@10",), per_query=True)["nDCG@10"]
+    """Paired two-sided t-test on per-query nDCG@10 of two runs (reference vs other), with the mean difference."""
+    a = evaluate_run(qrels, reference, ("nDCG@10",), per_query=True)["nDCG@10"]
+    b = evaluate_run(qrels, other, ("nDCG@10",), per_query=True)["nDCG@10"]
     return paired_test(a, b)
 
 
 def rerank_rows(data, qrels, calibration: Calibration, blend: float, configs, seconds_per_pair: float,
-                recall_ms: float, out: Path, windows: dict[str, np.ndarray] | None = None
-                ) -> tuple[list[dict], dict]:
+                recall_ms: float, out: Path, windows: dict[str, np.ndarray] | None = None,
+                tail: dict[str, dict[str, float]] | None = None) -> tuple[list[dict], dict]:
     """One row per configuration; with `windows` (from `window_counts`) each row also counts forward passes:
-    the scored candidates are always a prefix of recall order."""
-    rows, results_by_name = [], {}
+    the scored candidates are always a prefix of recall order. With `tail` (the recall run the candidates were
+    cut from), each reranked list is followed by the rest of that run, in its order (`evaluation.with_tail`), so
+    reranking the top N leaves ranks N+1 on where recall put them."""
+    rows, results_by_name, runs = [], {}, {}
     for name, family, policy in configs:
-        # A "full rerank top-N" row is recall cut at N; any other policy's depth caps what it scores, and the
-        # candidates it leaves follow in recall order, as in the pipeline.
+        # A "full rerank top-N" row reranks recall's top N only; any other policy's depth caps what it scores, and
+        # the candidates it leaves follow in recall order, as in the pipeline.
         depth = policy.depth if family == "full" else None
         # "unblended": the reranker's confidence alone, to show what blending with recall adds.
         results, pairs, reasons = replay(data.scored, policy, calibration, 0.0 if family == "unblended" else blend,
                                          depth)
         results_by_name[name] = results
+        run = runs[name] = with_tail(run_from_hits(results), tail) if tail is not None else run_from_hits(results)
         rerank_ms = pairs * seconds_per_pair * 1000
         candidates = sum(min(len(sq.candidates), depth or len(sq.candidates)) for sq in data.scored)
         passes = np.array([windows[sq.query_id][:n].sum() for sq, n in zip(data.scored, pairs, strict=True)]
                           ) if windows else pairs
         rows.append({
-            "config": name, "kind": family, **evaluate_run(qrels, run_from_hits(results)),
+            "config": name, "kind": family, **evaluate_run(qrels, run),
             "pairs_mean": float(pairs.mean()), "pairs": percentiles(pairs, (50, 90, 100)),
             "passes_mean": float(np.mean(passes)),
             "fraction_scored": float(pairs.sum() / candidates), "early_stop_rate": float(np.mean(
@@ -116,12 +122,11 @@ def rerank_rows(data, qrels, calibration: Calibration, blend: float, configs, se
             "policy": {k: v for k, v in vars(policy).items() if k != "prior"},
         })
         safe = "".join(ch if ch.isalnum() or ch in "-=." else "_" for ch in name)
-        write_trec(results, out / f"{data.name}-{safe}.trec", safe)
+        write_run(run, out / f"{data.name}-{safe}.trec", safe)
     deepest = max((p.depth, n) for n, f, p in configs if f == "full")[1]
-    reference = results_by_name[deepest]
     for row in rows:
         if row["kind"] != "full":
-            row["significance_vs_full"] = significance(qrels, reference, results_by_name[row["config"]])
+            row["significance_vs_full"] = significance(qrels, runs[deepest], runs[row["config"]])
     return rows, results_by_name
 
 
@@ -215,13 +220,13 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     blend = point["blend"] if point else 0.0
     calibration = scorer.calibration
     seconds_per_pair = sum(sq.seconds for sq in data.scored) / sum(len(sq.candidates) for sq in data.scored)
-    rows = recall_rows(dataset.name, queries, qrels, index, out, peers)
+    rows, recall_runs = recall_rows(dataset.name, queries, qrels, index, out, peers)
     hybrid_ms = rows[2]["latency_ms"]["p50"]
     configs = rerank_configs(point, prior, depth)
     texts = {d.id: d.full_text for d in index.docs}
     passes = window_counts(scorer, data, texts)
     rerank, results = rerank_rows(data, qrels, calibration, blend, configs, seconds_per_pair, hybrid_ms, out,
-                                  passes)
+                                  passes, tail=recall_runs["recall: hybrid"])
     logits, labels = labelled_pairs(data.scored, qrels)
     record = {
         "dataset": data.name, "split": split, "queries": len(data.scored), "depth": depth, "blend": blend,
@@ -249,11 +254,6 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     (out / f"{stem}.json").write_text(json.dumps(record, indent=1))
     (out / f"{stem}.md").write_text(markdown_table(record))
     return record
-
-
-def relevant_missing(qrels: dict[str, dict[str, int]], doc_ids: set[str]) -> int:
-    """How many (query, document) judgements of `qrels` with a grade above 0 name a document not in `doc_ids`."""
-    return sum(grade > 0 and d not in doc_ids for judged in qrels.values() for d, grade in judged.items())
 
 
 def write_plots(name: str, rows: list[dict], results: dict, qrels, out: Path) -> list[str]:

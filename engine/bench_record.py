@@ -45,8 +45,23 @@ def write_trec(results: dict, path: Path, tag: str) -> None:
                 f.write(f"{qid} Q0 {h.doc_id} {h.rank} {len(hits) - h.rank + 1} {tag}\n")
 
 
+def write_run(run: dict[str, dict[str, float]], path: Path, tag: str) -> None:
+    """Write `run` ({query id: {document id: score}}) to `path` as a TREC run, each query's documents by score,
+    highest first (equal scores in the run's order), the score column made from the rank as `write_trec` makes it."""
+    with path.open("w") as f:
+        for qid, scores in run.items():
+            ranked = sorted(scores, key=lambda d: -scores[d])
+            for rank, doc in enumerate(ranked, 1):
+                f.write(f"{qid} Q0 {doc} {rank} {len(ranked) - rank + 1} {tag}\n")
+
+
 def percentiles(values, qs=(50, 95)) -> dict[str, float]:
     """The `qs` percentiles of `values` in their own unit (seconds, milliseconds, pair counts), keyed "p50", "p95",
     ...; {} for no values."""
     values = np.asarray(values, dtype=np.float64)
     return {f"p{q}": float(np.percentile(values, q)) for q in qs} if values.size else {}
+
+
+def relevant_missing(qrels: dict[str, dict[str, int]], doc_ids: set[str]) -> int:
+    """How many (query, document) judgements of `qrels` with a grade above 0 name a document not in `doc_ids`."""
+    return sum(grade > 0 and d not in doc_ids for judged in qrels.values() for d, grade in judged.items())

@@ -56,3 +56,17 @@ def paired_test(a: dict[str, float], b: dict[str, float]) -> dict:
         return {"test": "paired t-test", "mean_diff": 0.0, "p_value": 1.0}
     result = ttest_rel(y, x)
     return {"test": "paired t-test", "mean_diff": float((y - x).mean()), "p_value": float(result.pvalue)}
+
+
+def with_tail(reranked: dict[str, dict[str, float]], source: dict[str, dict[str, float]]
+              ) -> dict[str, dict[str, float]]:
+    """Each query's reranked candidates, then the rest of its `source` list (the list the candidates were cut from)
+    in the source's order, all below them: reranking a list's top N leaves the rest of the list where it was, as
+    a search backend's list keeps it. Without this, reranking the top 5 scored as a list of 5."""
+    out = {}
+    for qid in reranked.keys() | source.keys():
+        scores = reranked.get(qid, {})
+        floor = min(scores.values(), default=0.0)
+        rest = [d for d, _ in sorted(source.get(qid, {}).items(), key=lambda kv: -kv[1]) if d not in scores]
+        out[qid] = {**scores, **{d: floor - 1.0 - i for i, d in enumerate(rest)}}
+    return out

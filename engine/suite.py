@@ -8,8 +8,9 @@
 - nDCG@10 with the graded judgements, and binary measures (RR@10, P@1) counting grade >= `relevance_level`
   as relevant, scored by ir-measures as trec_eval scores them (judged passages missing from the corpus stay
   in the qrels and count as relevant passages not retrieved);
-- ECE (15 bins) of the confidences the configuration returns, and a paired t-test of per-query nDCG@10
-  against the best recall mode.
+- ECE (15 bins) of the confidences the configuration returns, and paired t-tests of per-query nDCG@10
+  against the best recall mode and against the candidate list reranked (the given run, or hybrid recall);
+- a list reranked to `depth` keeps the rest of its candidate list below the reranked part, in its own order.
 Scores come from the same cache `earlyrank tune` and `bench` use, so a rerun only scores what is new.
 """
 
@@ -24,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyrank.engine.bench_record import git_commit, machine
+from earlyrank.engine.bench_record import git_commit, machine, relevant_missing
 from earlyrank.engine.calibration import Calibration, expected_calibration_error
-from earlyrank.engine.evaluation import evaluate_run, paired_test, run_from_hits
+from earlyrank.engine.evaluation import evaluate_run, paired_test, run_from_hits, with_tail
 from earlyrank.engine.fusion import Fusion
 from earlyrank.engine.fusion_training import QueryFeatures, query_features, ranked_run, replay_fused
 from earlyrank.engine.offline import replay
@@ -132,7 +133,8 @@ def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion 
     queries, qrels = dataset.split("test")
     run_file = data_dir / spec.run if spec.run else None
     rows: list[dict] = []
-    for row, run in recall_runs(index, queries, run_file).items():
+    recalled = recall_runs(index, queries, run_file)
+    for row, run in recalled.items():
         rows.append({"config": row, "candidates": "", **metrics(qrels, run, spec.relevance_level),
                      "pairs_mean": 0.0, "per_query": per_query_ndcg(qrels, run)})
     best_recall = max(rows, key=lambda r: float(r["nDCG@10"]))
@@ -142,18 +144,23 @@ def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion 
         data = scored_split(data_dir, "test", scorer, model_dir, "hybrid", spec.depth,
                             run=run_file if source == "run" else None)
         features = query_features(index, data.scored, qrels)
-        label = f"{run_file.stem} top-{spec.depth}" if source == "run" and run_file else f"hybrid top-{spec.depth}"
+        given = source == "run" and run_file is not None
+        label = f"{run_file.stem} top-{spec.depth}" if given and run_file else f"hybrid top-{spec.depth}"
+        candidates = next(r for r in rows if r["config"] == (f"recall: {run_file.stem} (given run)" if given and
+                                                             run_file else "recall: hybrid"))
         full_pairs = float(np.mean([len(q.doc_ids) for q in features]))
         for name, r in rerank_rows(features, data.scored, scorer.calibration, blend, policy, fusion, stop).items():
-            per_query = per_query_ndcg(qrels, r["run"])
+            run = with_tail(r["run"], recalled[candidates["config"]])
+            per_query = per_query_ndcg(qrels, run)
             rows.append({
-                "config": name, "candidates": label, **metrics(qrels, r["run"], spec.relevance_level),
+                "config": name, "candidates": label, **metrics(qrels, run, spec.relevance_level),
                 "pairs_mean": float(np.mean(r["pairs"])), "share_of_full": float(np.mean(r["pairs"]) / full_pairs),
                 "ece": ece_of(features, r["probabilities"], spec.relevance_level) if r["probabilities"] else None,
-                "vs_best_recall": paired_test(best_recall["per_query"], per_query), "per_query": per_query})
+                "vs_best_recall": paired_test(best_recall["per_query"], per_query),
+                "vs_candidates": paired_test(candidates["per_query"], per_query), "per_query": per_query})
     doc_ids = {d.id for d in index.documents}
     return {"set": asdict(spec), "queries": len(queries), "documents": len(index.documents),
-            "judged_missing_from_corpus": sum(d not in doc_ids for j in qrels.values() for d in j),
+            "relevant_missing_from_corpus": relevant_missing(qrels, doc_ids),
             "best_recall": best_recall["config"], "rows": rows}
 
 
@@ -188,16 +195,21 @@ def run_suite(root: Path, model_dir: Path, out: Path, backend: str | None = None
 
 
 def suite_table(record: dict) -> str:
-    """One markdown table: every set, every row."""
+    """One markdown table: every set, every row; then a line for each set whose qrels name relevant documents its
+    corpus lacks."""
     lines = ["| set | configuration | candidates | nDCG@10 | RR@10 | P@1 | pairs/query | share scored | ECE | "
-             "Δ vs best recall (p) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "Δ vs best recall (p) | Δ vs candidates (p) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in record["sets"]:
         for r in s["rows"]:
-            test = r.get("vs_best_recall")
-            delta = f"{test['mean_diff']:+.4f} ({test['p_value']:.2g})" if test else ""
+            delta, against = (f"{t['mean_diff']:+.4f} ({t['p_value']:.2g})" if t else ""
+                              for t in (r.get("vs_best_recall"), r.get("vs_candidates")))
             ece = f"{r['ece']:.3f}" if r.get("ece") is not None else ""
             share = f"{r['share_of_full']:.1%}" if "share_of_full" in r else ""
             name = r["config"] + (" **(default)**" if r["config"] == record.get("default") else "")
             lines.append(f"| {s['set']['name']} | {name} | {r['candidates']} | {r['nDCG@10']:.4f} | "
-                         f"{r['RR@10']:.4f} | {r['P@1']:.4f} | {r['pairs_mean']:.1f} | {share} | {ece} | {delta} |")
-    return "\n".join(lines) + "\n"
+                         f"{r['RR@10']:.4f} | {r['P@1']:.4f} | {r['pairs_mean']:.1f} | {share} | {ece} | {delta} | "
+                         f"{against} |")
+    notes = [f"{s['set']['name']}: {count} relevant judgement{'s' if count != 1 else ''} name a document the corpus "
+             f"lacks; counted as relevant and never retrieved, as trec_eval counts them."
+             for s in record["sets"] if (count := s.get("relevant_missing_from_corpus", 0))]
+    return "\n".join(lines) + "\n" + "".join(f"\n{n}\n" for n in notes)

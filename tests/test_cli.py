@@ -169,3 +169,19 @@ def test_bench_scores_qrels_naming_documents_the_corpus_lacks_as_trec_eval_does(
     record = json.loads((tmp_path / "out" / "tiny-test.json").read_text())
     assert record["relevant_missing_from_corpus"] == 1
     assert {r["config"]: r["R@100"] for r in record["rows"]}["recall: bm25"] == pytest.approx((0.5 + 1 + 1) / 3)
+
+
+@pytest.mark.slow
+def test_bench_reranking_the_top_one_keeps_recalls_list_below_it(tmp_path, tiny_dir, monkeypatch):
+    """`bench --data --depth 1` scored each reranked list as one passage long: R@100 fell from recall's to the share
+    of queries whose one passage was relevant. The rest of the hybrid list now follows, as in the service."""
+    import json
+
+    monkeypatch.setenv("EARLYRANK_CACHE", str(tmp_path / "cache"))
+    result = runner.invoke(app, ["bench", "--data", str(tiny_dir), "--no-peers", "--depth", "1", "--out",
+                                 str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    rows = {r["config"]: r for r in json.loads((tmp_path / "out" / "tiny-test.json").read_text())["rows"]}
+    assert rows["full rerank top-1"]["R@100"] == rows["recall: hybrid"]["R@100"] == 1.0
+    lines = (tmp_path / "out" / "tiny-full_rerank_top-1.trec").read_text().splitlines()
+    assert len(lines) > 3  # the run file holds the whole list, so trec_eval gives the figures printed

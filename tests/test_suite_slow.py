@@ -48,3 +48,25 @@ def test_the_suite_scores_every_configuration_and_records_how(tiny_dir, tmp_path
     assert record["git_commit"] and record["machine"]["cores"] and record["default"] == "fusion: operating point"
     table = (tmp_path / "out" / "suite.md").read_text()
     assert table.count("| tiny |") == len(tiny["rows"])
+
+
+def test_a_run_reranked_to_a_shallow_depth_keeps_the_rest_of_its_list(tiny_dir, tmp_path, monkeypatch):
+    """`bench --run --depth 2` scored the reranked top 2 as the whole list: q2's relevant d10, ranked 3rd by the
+    run, was dropped, so the rerank lost to the very run it reranked. It now follows the reranked part."""
+    monkeypatch.setenv("EARLYRANK_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "sets" / "tiny"
+    shutil.copytree(tiny_dir, data)
+    lines = [f"{q} Q0 {d} {r} {10 - r} x" for q, docs in (("q1", "d7 d3 d2"), ("q2", "d1 d4 d10"), ("q3", "d5 d6"))
+             for r, d in enumerate(docs.split(), 1)]
+    (data / "run.trec").write_text("\n".join(lines) + "\n")
+    record = run_suite(data.parent, DEFAULT_MODEL, tmp_path / "out", sets=(SuiteSet("tiny", depth=2, run="run.trec"),),
+                       sources=("run",), stem="shallow")
+    rows = {r["config"]: r for r in record["sets"][0]["rows"]}
+    full = rows["rerank: cross-encoder alone, full"]
+    assert full["pairs_mean"] == 2.0
+    # q2 judges d1 and d10 relevant. Cut at 2, its list could reach nDCG@10 1 / (1 + 1/log2 3) = 0.613 at best; with
+    # d10 kept at rank 3 it is 0.693 at worst (d4, d1, d10) and 0.920 at best (d1, d4, d10).
+    assert 0.69 < full["per_query"]["q2"] <= 0.92
+    assert "p_value" in full["vs_candidates"]
+    table = (tmp_path / "out" / "shallow.md").read_text()
+    assert "Δ vs candidates (p)" in table
