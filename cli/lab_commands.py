@@ -111,7 +111,8 @@ def bench(
         "With --suite or --run: also report the fusion stored in this model directory (fit-fusion's output), "
         "beside MODEL's own configuration."))] = None,
     model: ModelDir = DEFAULT_MODEL,
-    split: Annotated[str, typer.Option(help="Split to report on (test; dev is the held-out part of train).")] = "test",
+    split: Annotated[str, typer.Option(help="Split to report on (test; dev is qrels/dev.tsv, or else the part of "
+                                            "train the model held out).")] = "test",
     depth: Annotated[int | None, typer.Option(min=1, help=(
         "Candidates the reranker may score (default 100; with --suite each set's own: 30 for scifact and "
         "xquad-en, 100 for the others; given, it applies to every set)."))] = None,

@@ -41,15 +41,19 @@ def model_key(model_dir: Path, max_length: int, backend: str = "torch-fp32", win
 
 
 def split_queries(dataset, split: str, model_dir: Path):
-    """(queries, qrels) of `split`; "dev" is the part of train the model's training card held out, or, for a data
-    set with a dev split of its own and no train split (nothing was held out of it), that dev split.
-    ModelLoadError for "dev" of a data set with a train split when `model_dir` has no training card, since its
-    held-out questions are then unknown."""
+    """(queries, qrels) of `split`; "dev" is the data set's own dev split (qrels/dev.tsv) where it has one, else
+    the part of its train split that the model's training card held out. DatasetError for "dev" of a data set with
+    neither; ModelLoadError for "dev" carved from train when `model_dir` has no training card, since its held-out
+    questions are then unknown."""
     from earlyrank.engine.model_files import ModelLoadError
     from earlyrank.engine.training_data import dev_titles, split_dev
+    from earlyrank.indexes.corpus import DatasetError
 
-    if split != "dev" or ("dev" in dataset.qrels and "train" not in dataset.qrels):
+    if split != "dev" or "dev" in dataset.qrels:
         return dataset.split(split)
+    if "train" not in dataset.qrels:
+        raise DatasetError(f"{dataset.name}: no split 'dev' (qrels/dev.tsv), nor a train split to hold dev questions "
+                           f"out of; available: {', '.join(sorted(dataset.qrels)) or 'none'}")
     if not (model_dir / CARD).is_file():
         raise ModelLoadError(f"{model_dir} has no {CARD}, so which train questions its training held out as dev is "
                              f"unknown; use a model made by `earlyrank train`, or copy the card of the model it was "

@@ -137,18 +137,26 @@ def test_bench_counts_the_forward_passes_of_the_scored_prefix(tiny, fake_scorer,
     assert [r["passes_mean"] for r in plain] == [r["pairs_mean"] for r in plain]  # one pass a pair
 
 
-def test_dev_is_the_data_sets_own_dev_split_when_it_has_no_train_split(tmp_path):
+def test_dev_is_the_data_sets_own_dev_split_when_it_has_one(tmp_path):
     """`bench --split dev` on a data set with qrels/dev.tsv and no train split failed with "no split 'train'":
     dev meant only the model's held-out part of train. With no train split, nothing was held out: its own dev."""
     from earlyrank.engine.datasets import Dataset
     from earlyrank.engine.model_files import DEFAULT_MODEL, ModelLoadError
     from earlyrank.engine.tuning import split_queries
+    from earlyrank.indexes.corpus import DatasetError
     from earlyrank.indexes.types import Document, Query
 
     queries = {"a": Query("a", "first"), "b": Query("b", "second")}
     own = Dataset("own", [Document("d", "text")], queries, {"dev": {"a": {"d": 1}}, "test": {"b": {"d": 1}}})
     got, qrels = split_queries(own, "dev", DEFAULT_MODEL)
     assert [q.id for q in got] == ["a"] and qrels == {"a": {"d": 1}}
-    trained = Dataset("trained", own.corpus, queries, {"dev": {"a": {"d": 1}}, "train": {"b": {"d": 1}}})
+    # With a train split beside it, dev was the card's held-out part of train: --split dev then reported on train
+    # questions and ignored dev.tsv. A data set's own dev split is dev, whatever else it has.
+    both = Dataset("both", own.corpus, queries, {"dev": {"a": {"d": 1}}, "train": {"b": {"d": 1}}})
+    assert [q.id for q in split_queries(both, "dev", tmp_path)[0]] == ["a"]
+    trained = Dataset("trained", own.corpus, queries, {"train": {"b": {"d": 1}}, "test": {"a": {"d": 1}}})
     with pytest.raises(ModelLoadError, match="training_card"):  # dev is then the card's held-out part of train
         split_queries(trained, "dev", tmp_path)
+    tested = Dataset("tested", own.corpus, queries, {"test": {"a": {"d": 1}}})
+    with pytest.raises(DatasetError, match="no split 'dev' .qrels/dev.tsv., nor a train split .*available: test"):
+        split_queries(tested, "dev", tmp_path)
