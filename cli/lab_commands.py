@@ -106,7 +106,8 @@ def bench(
         "Rerank this first-stage run (TREC format; relative to --data or absolute) instead of hybrid recall, "
         "as a search backend would."))] = None,
     relevance_level: Annotated[int, typer.Option(min=1, help=(
-        "With --run: binary measures (RR, P@1) count grade >= this as relevant (2 for TREC DL)."))] = 1,
+        "Binary measures (RR, P, R, AP) count grade >= this as relevant (2 for TREC DL); nDCG uses the grades. "
+        "The suite uses each set's own."))] = 1,
     fusion: Annotated[Path | None, typer.Option("--fusion", help=(
         "With --suite or --run: also report the fusion stored in this model directory (fit-fusion's output), "
         "beside MODEL's own configuration."))] = None,
@@ -138,6 +139,9 @@ def bench(
 
     if suite:
         from earlyrank.engine.suite import SUITE, run_suite
+
+        if relevance_level != 1:
+            fail("--relevance-level: not used with --suite, which counts each set's own (2 for TREC DL); leave it out")
 
         sets = tuple(s if depth is None else dataclasses.replace(s, depth=depth)
                      for s in SUITE if not only or s.name in only)
@@ -186,7 +190,7 @@ def bench(
             try:
                 record = run_bench(d, model, out, split, depth or 100, limit, peers=not no_peers, backend=backend,
                                    ray_address=ray, ray_workers=ray_workers, max_length=max_length,
-                                   windows=windows)
+                                   windows=windows, relevance_level=relevance_level)
             except (DatasetError, ModelLoadError, ValueError) as e:  # one line, as every command's bad input
                 fail(str(e))
             typer.echo(markdown_table(record))

@@ -29,7 +29,8 @@ from earlyrank.engine.stopping import FullRerank, RankPrior, ResidualRisk, Thres
 from earlyrank.indexes.types import RecallMode
 
 
-def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool) -> tuple[list[dict], dict[str, dict]]:
+def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool, relevance_level: int = 1
+                ) -> tuple[list[dict], dict[str, dict]]:
     """Live recall in every mode (and rank-bm25 as a peer): a row of metrics and per-query latency each, and
     {row name: run}."""
     from earlyrank.indexes.bm25 import BM25Params, RankBM25Index
@@ -50,7 +51,8 @@ def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool) -> tup
             latency.append(time.perf_counter() - started)
         write_trec(results, out / f"{name}-recall-{mode.split()[0]}.trec", mode)
         runs[f"recall: {mode}"] = run_from_hits(results)
-        row = {"config": f"recall: {mode}", "kind": "recall", **evaluate_run(qrels, runs[f"recall: {mode}"]),
+        row = {"config": f"recall: {mode}", "kind": "recall", **evaluate_run(qrels, runs[f"recall: {mode}"],
+                                                                         relevance_level=relevance_level),
                "pairs_mean": 0.0, "latency_ms": {k: v * 1000 for k, v in percentiles(latency).items()}}
         if mode.startswith("rank-bm25"):
             row["build_seconds"] = build
@@ -93,7 +95,8 @@ def significance(qrels, reference: dict, other: dict) -> dict:
 
 def rerank_rows(data, qrels, calibration: Calibration, blend: float, configs, seconds_per_pair: float,
                 recall_ms: float, out: Path, windows: dict[str, np.ndarray] | None = None,
-                tail: dict[str, dict[str, float]] | None = None) -> tuple[list[dict], dict]:
+                tail: dict[str, dict[str, float]] | None = None, relevance_level: int = 1
+                ) -> tuple[list[dict], dict]:
     """One row per configuration; with `windows` (from `window_counts`) each row also counts forward passes:
     the scored candidates are always a prefix of recall order. With `tail` (the recall run the candidates were
     cut from), each reranked list is followed by the rest of that run, in its order (`evaluation.with_tail`), so
@@ -113,7 +116,7 @@ def rerank_rows(data, qrels, calibration: Calibration, blend: float, configs, se
         passes = np.array([windows[sq.query_id][:n].sum() for sq, n in zip(data.scored, pairs, strict=True)]
                           ) if windows else pairs
         rows.append({
-            "config": name, "kind": family, **evaluate_run(qrels, run),
+            "config": name, "kind": family, **evaluate_run(qrels, run, relevance_level=relevance_level),
             "pairs_mean": float(pairs.mean()), "pairs": percentiles(pairs, (50, 90, 100)),
             "passes_mean": float(np.mean(passes)),
             "fraction_scored": float(pairs.sum() / candidates), "early_stop_rate": float(np.mean(
@@ -188,8 +191,9 @@ def confidence_split(results: dict, qrels) -> tuple[np.ndarray, np.ndarray]:
 def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", depth: int = 100,
               limit: int = 0, peers: bool = True, plots: bool = True, backend: str | None = None,
               ray_address: str | None = None, ray_workers: int = 2, max_length: int | None = None,
-              windows: int | None = None) -> dict:
-    """Every configuration on one split; writes run files, a JSON record, a markdown table and plots.
+              windows: int | None = None, relevance_level: int = 1) -> dict:
+    """Every configuration on one split; writes run files, a JSON record, a markdown table and plots. The binary
+    measures count grade >= `relevance_level` as relevant (nDCG@10 uses the grades).
 
     `max_length` and `windows` override the model's inference settings (see `benchmarks/lengths.py`); the
     calibration and operating point stored with the model were fitted with those, so elsewhere they are only
@@ -220,16 +224,17 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     blend = point["blend"] if point else 0.0
     calibration = scorer.calibration
     seconds_per_pair = sum(sq.seconds for sq in data.scored) / sum(len(sq.candidates) for sq in data.scored)
-    rows, recall_runs = recall_rows(dataset.name, queries, qrels, index, out, peers)
+    rows, recall_runs = recall_rows(dataset.name, queries, qrels, index, out, peers, relevance_level)
     hybrid_ms = rows[2]["latency_ms"]["p50"]
     configs = rerank_configs(point, prior, depth)
     texts = {d.id: d.full_text for d in index.docs}
     passes = window_counts(scorer, data, texts)
     rerank, results = rerank_rows(data, qrels, calibration, blend, configs, seconds_per_pair, hybrid_ms, out,
-                                  passes, tail=recall_runs["recall: hybrid"])
+                                  passes, tail=recall_runs["recall: hybrid"], relevance_level=relevance_level)
     logits, labels = labelled_pairs(data.scored, qrels)
     record = {
         "dataset": data.name, "split": split, "queries": len(data.scored), "depth": depth, "blend": blend,
+        "relevance_level": relevance_level,
         "git_commit": git_commit(), "machine": machine(), "model": scorer.identity(),
         "index": {"documents": len(index.documents), "manifest_corpus": index.manifest["corpus"]},
         "relevant_missing_from_corpus": relevant_missing(qrels, {d.id for d in index.documents}),

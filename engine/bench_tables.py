@@ -29,7 +29,9 @@ def markdown_table(record: dict) -> str:
     """A benchmark record as Markdown: a heading naming the data set, split and query count, one row per configuration
     under `COLUMNS`, a line on relevant judgements naming documents the corpus lacks (if any), and, when the model reads
     long passages in windows, a line on its token cap and forward passes per scored pair."""
-    head = (f"### {record['dataset']} ({record['split']}, {record['queries']} queries)\n\n"
+    level = record.get("relevance_level", 1)
+    graded = f"; RR, R, P and AP count grade >= {level} as relevant" if level > 1 else ""
+    head = (f"### {record['dataset']} ({record['split']}, {record['queries']} queries{graded})\n\n"
             + markdown_header(list(COLUMNS)) + "\n")
     lines = [markdown_row(row_cells(r)) for r in record["rows"]]
     model = record.get("model", {})

@@ -12,23 +12,27 @@ DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100", "P@1", "AP@3")
 
 
 def evaluate_run(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]],
-                 measures: tuple[str, ...] = DEFAULT_MEASURES, per_query: bool = False):
+                 measures: tuple[str, ...] = DEFAULT_MEASURES, per_query: bool = False, relevance_level: int = 1):
     """Mean of each measure over the judged queries (a query missing from the run scores 0).
 
+    With `relevance_level` above 1, the binary measures (all but nDCG, which uses the grades) count grade >=
+    that level as relevant (ir-measures' ``rel=``; TREC DL's convention is 2); the results keep the names asked.
     With `per_query`, returns ``{measure: {query_id: value}}`` instead, for significance tests.
     """
     import ir_measures
 
-    parsed = [ir_measures.parse_measure(m) for m in measures]
+    asked = {m: m if relevance_level == 1 or m.startswith("nDCG") or "(" in m else
+             m.replace("@", f"(rel={relevance_level})@", 1) for m in measures}
+    parsed = {ir_measures.parse_measure(computed): name for name, computed in asked.items()}
     judged = {q: dict(d) for q, d in qrels.items()}
     full_run = {q: dict(run.get(q, {})) for q in judged}
     if per_query:
         values: dict[str, dict[str, float]] = {m: dict.fromkeys(judged, 0.0) for m in measures}
-        for metric in ir_measures.iter_calc(parsed, judged, full_run):
-            values[str(metric.measure)][metric.query_id] = float(metric.value)
+        for metric in ir_measures.iter_calc(list(parsed), judged, full_run):
+            values[parsed[metric.measure]][metric.query_id] = float(metric.value)
         return values
-    aggregate = ir_measures.calc_aggregate(parsed, judged, full_run)
-    return {str(m): float(aggregate.get(m, 0.0)) for m in parsed}
+    aggregate = ir_measures.calc_aggregate(list(parsed), judged, full_run)
+    return {name: float(aggregate.get(m, 0.0)) for m, name in parsed.items()}
 
 
 def run_from_hits(results: Mapping[str, list[Hit]]) -> dict[str, dict[str, float]]:

@@ -185,3 +185,11 @@ def test_bench_reranking_the_top_one_keeps_recalls_list_below_it(tmp_path, tiny_
     assert rows["full rerank top-1"]["R@100"] == rows["recall: hybrid"]["R@100"] == 1.0
     lines = (tmp_path / "out" / "tiny-full_rerank_top-1.trec").read_text().splitlines()
     assert len(lines) > 3  # the run file holds the whole list, so trec_eval gives the figures printed
+    # --relevance-level was taken and ignored without --run; tiny's judgements are all grade 1, so at level 2 no
+    # passage is relevant to the binary measures, while nDCG@10 still reads the grades.
+    result = runner.invoke(app, ["bench", "--data", str(tiny_dir), "--no-peers", "--depth", "1", "--relevance-level",
+                                 "2", "--out", str(tmp_path / "level2")])
+    assert result.exit_code == 0 and "count grade >= 2 as relevant" in result.output, result.output
+    strict = {r["config"]: r for r in json.loads((tmp_path / "level2" / "tiny-test.json").read_text())["rows"]}
+    assert strict["recall: hybrid"]["RR@10"] == strict["full rerank top-1"]["P@1"] == 0.0
+    assert strict["recall: hybrid"]["nDCG@10"] == rows["recall: hybrid"]["nDCG@10"] > 0
