@@ -159,8 +159,13 @@ def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion 
                 "vs_best_recall": paired_test(best_recall["per_query"], per_query),
                 "vs_candidates": paired_test(candidates["per_query"], per_query), "per_query": per_query})
     doc_ids = {d.id for d in index.documents}
+    notes = []
+    if run_file is not None:
+        from earlyrank.indexes.run_file import RunRetriever, read_run
+
+        notes = RunRetriever(read_run(run_file)).coverage_notes([q.id for q in queries], spec.run or run_file)
     return {"set": asdict(spec), "queries": len(queries), "documents": len(index.documents),
-            "relevant_missing_from_corpus": relevant_missing(qrels, doc_ids),
+            "relevant_missing_from_corpus": relevant_missing(qrels, doc_ids), "notes": notes,
             "best_recall": best_recall["config"], "rows": rows}
 
 
@@ -212,4 +217,5 @@ def suite_table(record: dict) -> str:
     notes = [f"{s['set']['name']}: {count} relevant judgement{'s' if count != 1 else ''} name a document the corpus "
              f"lacks; counted as relevant and never retrieved, as trec_eval counts them."
              for s in record["sets"] if (count := s.get("relevant_missing_from_corpus", 0))]
+    notes += [f"{s['set']['name']}: {note}" for s in record["sets"] for note in s.get("notes", [])]
     return "\n".join(lines) + "\n" + "".join(f"\n{n}\n" for n in notes)

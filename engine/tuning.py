@@ -91,6 +91,7 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
              / f"{dataset.name}-{split}-{mode}-{depth}{split_tag(passages)}.jsonl")
     index = dataset_index(dataset, progress, passages)
     if retriever is not None and run is not None:
+        retriever.check_queries([q.id for q in queries], run)
         retriever.check_passages({d.id for d in index.docs}, run, {q.id for q in queries})
     if passages is not None:
         qrels = passage_qrels(qrels, index)

@@ -72,6 +72,29 @@ class RunRetriever:
         ranked = self.run.get(query_id, [])[:k]
         return [Hit(d, s, r, {"run": s}) for r, (d, s) in enumerate(ranked, 1)]
 
+    def check_queries(self, query_ids: Collection[str], path: Path | str = "the run") -> None:
+        """RunFileError if the run lists none of `query_ids` (the split's queries) but lists some query: its first
+        column then holds something else (another id scheme, or columns in another order), and every query would
+        have no candidates."""
+        if self.run and query_ids and not any(q in self.run for q in query_ids):
+            raise RunFileError(f"{path}: none of its {len(self.run)} query ids (e.g. {next(iter(self.run))!r}) is a "
+                               f"query of this split (e.g. {next(iter(query_ids))!r}); its first column must be "
+                               f"the query's id in queries.jsonl")
+
+    def coverage_notes(self, query_ids: Collection[str], path: Path | str = "the run") -> list[str]:
+        """What the run leaves out or adds, in words: queries of the split it lists no passage for (they score
+        0, as trec_eval -c scores them) and query ids it lists that the split lacks (not scored); [] if none."""
+        missing = [q for q in query_ids if q not in self.run]
+        extra = [q for q in self.run if q not in set(query_ids)]
+        notes = []
+        if missing:
+            notes.append(f"{path}: lists no passage for {len(missing)} of the {len(query_ids)} queries (e.g. "
+                         f"{missing[0]!r}); they score 0, as trec_eval -c scores them")
+        if extra:
+            notes.append(f"{path}: {len(extra)} of its query ids are not queries of this split (e.g. {extra[0]!r}); "
+                         f"their lists were not scored")
+        return notes
+
     def check_passages(self, known: Container[str], path: Path | str = "the run",
                        query_ids: Collection[str] | None = None) -> None:
         """RunFileError naming the first passage the run ranks for `query_ids` (default: every query it lists)

@@ -94,3 +94,23 @@ def test_two_queries_with_one_text_are_scored_on_their_own_run_lists(tmp_path):
     again = score_split([Query("qa", same), Query("qb", same)], index, scorer, "run-run", 10, cache,
                         progress=False, run=RunRetriever(read_run(path)))
     assert [h.doc_id for h in again[0].candidates] == ["d1", "d2"] and len(scorer.batches) == 1  # qa only
+
+
+def test_a_run_whose_query_ids_match_none_of_the_splits_is_refused_by_name():
+    """Query ids prefixed "q" (or the passage id in the first column) gave "chunk and depth must be positive,
+    got chunk=16, depth=0"."""
+    retriever = RunRetriever({"q264014": [("p1", 1.0)], "q1110": [("p2", 1.0)]})
+    with pytest.raises(RunFileError, match=r"none of its 2 query ids \(e.g. 'q264014'\) is a query of this split "
+                                           r"\(e.g. '264014'\); its first column must be the query's id"):
+        retriever.check_queries(["264014", "1110"], "run.trec")
+    RunRetriever({"264014": [("p1", 1.0)]}).check_queries(["264014", "1110"], "run.trec")  # one is enough
+
+
+def test_what_a_run_leaves_out_or_adds_is_said():
+    retriever = RunRetriever({"a": [("p", 1.0)], "z": [("p", 1.0)], "y": [("p", 1.0)]})
+    notes = retriever.coverage_notes(["a", "b", "c"], "run.trec")
+    assert notes == ["run.trec: lists no passage for 2 of the 3 queries (e.g. 'b'); they score 0, as trec_eval -c "
+                     "scores them",
+                     "run.trec: 2 of its query ids are not queries of this split (e.g. 'z'); their lists were not "
+                     "scored"]
+    assert RunRetriever({"a": [("p", 1.0)]}).coverage_notes(["a"]) == []

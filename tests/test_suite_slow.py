@@ -48,6 +48,7 @@ def test_the_suite_scores_every_configuration_and_records_how(tiny_dir, tmp_path
     assert record["git_commit"] and record["machine"]["cores"] and record["default"] == "fusion: operating point"
     table = (tmp_path / "out" / "suite.md").read_text()
     assert table.count("| tiny |") == len(tiny["rows"])
+    assert "tiny: bm25.trec: lists no passage for 1 of the 3 queries (e.g. 'q3')" in table
 
 
 def test_a_run_reranked_to_a_shallow_depth_keeps_the_rest_of_its_list(tiny_dir, tmp_path, monkeypatch):
