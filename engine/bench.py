@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -234,7 +235,7 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     logits, labels = labelled_pairs(data.scored, qrels)
     record = {
         "dataset": data.name, "split": split, "queries": len(data.scored), "depth": depth, "blend": blend,
-        "relevance_level": relevance_level,
+        "relevance_level": relevance_level, "command": " ".join(sys.argv),
         "git_commit": git_commit(), "machine": machine(), "model": scorer.identity(),
         "index": {"documents": len(index.documents), "manifest_corpus": index.manifest["corpus"]},
         "relevant_missing_from_corpus": relevant_missing(qrels, {d.id for d in index.documents}),
@@ -242,7 +243,8 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
         "calibration_on_split": {"ece_15": expected_calibration_error(calibration.confidence(logits), labels),
                                  "pairs": int(labels.size)},
         "rows": rows + rerank, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "operating_point_source": "dev split (earlyrank tune)" if point else "none (model not tuned)",
+        "operating_point_source": ("the model's operating_point.json: earlyrank tune on the dev questions of the data "
+                                   "sets it was tuned on, not on this data set") if point else "none (model not tuned)",
     }
     record["passes_per_pair"] = float(sum(w.sum() for w in passes.values()) / max(1, sum(
         len(w) for w in passes.values())))

@@ -31,7 +31,9 @@ def markdown_table(record: dict) -> str:
     long passages in windows, a line on its token cap and forward passes per scored pair."""
     level = record.get("relevance_level", 1)
     graded = f"; RR, R, P and AP count grade >= {level} as relevant" if level > 1 else ""
-    head = (f"### {record['dataset']} ({record['split']}, {record['queries']} queries{graded})\n\n"
+    made = (f"Command: `{record['command']}` (commit `{str(record.get('git_commit', ''))[:8]}`, "
+            f"{record.get('machine', {}).get('cores', '?')} cores).\n\n") if record.get("command") else ""
+    head = (f"### {record['dataset']} ({record['split']}, {record['queries']} queries{graded})\n\n" + made
             + markdown_header(list(COLUMNS)) + "\n")
     lines = [markdown_row(row_cells(r)) for r in record["rows"]]
     model = record.get("model", {})
@@ -42,5 +44,8 @@ def markdown_table(record: dict) -> str:
     windows = (f"\nPairs keep {model['max_length']} tokens; a passage longer than that is read in up to "
                f"{model['windows']} windows, {record['passes_per_pair']:.2f} forward passes a scored pair on "
                f"average.\n") if "windows" in model and "passes_per_pair" in record else ""
-    foot = note + windows
+    tuned = ("\nRows \"... on dev\" and the operating point replay settings stored with the model, chosen by "
+             "`earlyrank tune` on the dev questions of the data sets it was tuned on, not on this one.\n"
+             ) if record.get("operating_point_source", "").startswith("the model's") else ""
+    foot = note + tuned + windows
     return head + "\n".join(lines) + "\n" + foot
