@@ -35,6 +35,7 @@ def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool, releva
     """Live recall in every mode (and rank-bm25 as a peer): a row of metrics and per-query latency each, and
     {row name: run}."""
     from earlyrank.indexes.bm25 import BM25Params, RankBM25Index
+    from earlyrank.indexes.dense import clear_query_vectors
 
     retrievers = {mode.value: index.retriever(mode) for mode in RecallMode}
     if peers:
@@ -45,6 +46,7 @@ def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool, releva
     rows, runs = [], {}
     for mode, retriever in retrievers.items():
         retriever.search("warm up", 1)  # loads the dense encoder, so its load time is not a query's latency
+        clear_query_vectors()  # each mode encodes its queries itself: hybrid after dense was timed without the encoder
         results, latency = {}, []
         for q in queries:
             started = time.perf_counter()

@@ -91,6 +91,12 @@ def _query_vector(query: str, params: DenseParams, model_path: str | None) -> np
     return vector
 
 
+def clear_query_vectors() -> None:
+    """Forget the query vectors kept by `_query_vector`, so the next search of a query encodes it again (a benchmark
+    timing one recall mode after another would otherwise time the later ones without the encoder)."""
+    _query_vector.cache_clear()
+
+
 class DenseIndex:
     """Inner-product search over normalized embeddings (cosine similarity)."""
 
