@@ -127,16 +127,25 @@ def search(
         typer.echo(json.dumps([hit_out(h, loaded.doc(h.doc_id)).model_dump(mode="json") for h in hits],
                               ensure_ascii=False, indent=2))
     elif spec and not hits:  # a table of headers alone reads as a crash; say what most often went wrong
-        typer.echo(no_match(spec))
+        typer.echo(no_match(spec, loaded))
     else:
         typer.echo(hits_table(hits, loaded.doc))
 
 
-def no_match(spec: dict) -> str:
-    """What to say when a metadata filter leaves nothing to recall: most often a misspelt field or value, or a
-    number given as text (``year=2024`` where the documents hold the number: ``year:=2024``)."""
-    return (f"no document matches the filter {json.dumps(spec, ensure_ascii=False)}; fields and values must equal "
-            f"the documents' metadata exactly, numbers given as FIELD:=NUMBER (see `earlyrank search --json`)")
+def no_match(spec: dict, index) -> str:
+    """What to say when a search or question with a metadata filter gets no hit: either no document of `index`
+    matches the filter, most often a misspelt field or value, or a number given as text (``year=2024`` where the
+    documents hold the number: ``year:=2024``); or some do, and recall found none of them for this question (BM25
+    shares no word with them)."""
+    shown = json.dumps(spec, ensure_ascii=False)
+    allowed = index.metadata.allowed(spec)
+    if allowed is None or len(allowed):
+        n = len(index.docs) if allowed is None else len(allowed)
+        matching = f"{count(n, 'indexed passage')} match{'es' if n == 1 else ''}"
+        return (f"{matching} the filter {shown}, but recall found none of them for this question (BM25 needs a "
+                f"word in common; --mode hybrid or dense also finds them by meaning)")
+    return (f"no document matches the filter {shown}; fields and values must equal the documents' metadata "
+            f"exactly, numbers given as FIELD:=NUMBER (see `earlyrank search --json`)")
 
 
 @app.command()
@@ -187,7 +196,7 @@ def ask(
         return
     if best is None:
         if spec and not answer.hits:  # most often a misspelt field or value: a filter that matches nothing
-            typer.echo(no_match(spec))
+            typer.echo(no_match(spec, pipeline.index))
         else:
             typer.echo("no passage matched the question")
         return

@@ -341,3 +341,13 @@ def test_the_python_api_refuses_a_k_that_is_not_a_positive_integer(index, k):
     assert scorer.calls == []  # refused before any pair was scored
     with pytest.raises(ValueError, match="depth must be a positive integer"):
         pipeline.ask(FRANCE, 3, depth=0)
+
+
+def test_cli_says_when_documents_match_the_filter_but_recall_found_none(index):
+    """It said "no document matches the filter" when one did and BM25 only shared no word with it, which sent
+    users to debug metadata that was right."""
+    searched = runner.invoke(cli, ["search", "xylophone quartet", "--index", str(index.path), "--mode", "bm25",
+                                   "--filter", "country=de"])
+    assert searched.exit_code == 0, searched.output
+    assert '2 indexed passages match the filter {"country": "de"}, but recall found none of them' in searched.output
+    assert "no document matches" not in searched.output
