@@ -153,7 +153,7 @@ def hits_table(hits, docs_of, width: int = 90) -> str:
     notes: dict[str, str] = {}
     for h in hits:
         doc = docs_of(h.doc_id)
-        text = doc.full_text.replace("\n", " ")
+        text = " ".join(doc.full_text.split())  # a carriage return or tab would scramble the row in a terminal
         text = text if len(text) <= width else text[: width - 1] + "…"
         # A reranked list's passages that were not scored sort by a stand-in score (-1: the early stop left them;
         # -2: no letter or digit, never sent to the model); printed as a number it reads as a (very low) relevance.

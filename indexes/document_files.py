@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import re
+import sys
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -85,10 +86,15 @@ def record_documents(path: Path, rows: Iterable[tuple[int, dict]], fields: Field
 def _read_utf8(file: Path) -> str:
     raw = file.read_bytes()
     try:
-        return raw.decode("utf-8").removeprefix("\ufeff")
+        text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         raise DatasetError(f"{file}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x})") from None
+    if "\x00" in text:  # valid UTF-8, but no text file holds NUL bytes: UTF-16 without a byte-order mark does
+        line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
+        raise DatasetError(f"{file}:{line}: holds NUL bytes, so it is not UTF-8 text (UTF-16 without a byte-order "
+                           f"mark?); save it as UTF-8")
+    return text
 
 
 def jsonl_documents(path: Path, fields: Fields) -> Iterator[Document]:
@@ -134,8 +140,11 @@ def json_documents(path: Path, fields: Fields) -> Iterator[Document]:
 
 
 def csv_documents(path: Path, fields: Fields, delimiter: str = ",") -> Iterator[Document]:
-    """A CSV (or, with a tab `delimiter`, TSV) file whose first row names the columns."""
-    reader = csv.reader(io.StringIO(_read_utf8(path), newline=""), delimiter=delimiter, strict=True)
+    """A CSV (or, with a tab `delimiter`, TSV) file whose first row names the columns. A TSV has no quoting (as
+    IANA's text/tab-separated-values defines it): a quote mark is text, so a text may start with one."""
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(io.StringIO(_read_utf8(path), newline=""), delimiter=delimiter, strict=True,
+                        quoting=quoting)
     try:
         header = next(reader, None)
         if not header:
@@ -169,15 +178,27 @@ def text_document(file: Path, doc_id: str) -> Document:
     return _file_document(file, doc_id, file.stem, _read_utf8(file))
 
 
+# Elements that start a line of their own; the text of any other (b, i, a, span, sup, ...) runs on within a word,
+# as a browser shows it: "<b>war</b>ranty" is one word.
+BLOCK_ELEMENTS = ("address", "article", "aside", "blockquote", "br", "caption", "dd", "div", "dl", "dt",
+                  "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+                  "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul")
+
+
 def html_document(file: Path, doc_id: str) -> Document:
-    """An HTML file's visible text (no scripts, styles or head), titled by its <title> or else the file name."""
+    """An HTML file's visible text (no scripts, styles or head), titled by its <title> or else the file name.
+    Block elements (`BLOCK_ELEMENTS`) are separated by line breaks; inline ones join their neighbours as shown."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(file.read_bytes(), "html.parser")  # bytes: it finds the encoding (BOM, <meta charset>)
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup(["head", "script", "style", "noscript", "template"]):
         tag.decompose()
-    return _file_document(file, doc_id, title or file.stem, soup.get_text(" ", strip=True))
+    for tag in soup(BLOCK_ELEMENTS):
+        tag.insert_before("\n")
+        tag.insert_after("\n")
+    lines = (" ".join(line.split()) for line in soup.get_text("").splitlines())
+    return _file_document(file, doc_id, title or file.stem, "\n".join(line for line in lines if line))
 
 
 def pdf_document(file: Path, doc_id: str) -> Document:
@@ -196,6 +217,9 @@ def pdf_document(file: Path, doc_id: str) -> Document:
             raise DatasetError(f"{file}: page {number}: its text cannot be read ({e})") from None
     return _file_document(file, doc_id, file.stem, "\n".join(texts))
 
+
+# Python's csv refuses a field over 128 KiB by default; a document in a CSV can be longer.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 FILE_DOCUMENTS: dict[str, Callable[[Path, str], Document]] = {
     ".txt": text_document, ".md": text_document, ".html": html_document, ".htm": html_document,

@@ -50,7 +50,17 @@ def test_each_format_is_indexed_and_searched(tmp_path, name, options, count, que
 def test_html_keeps_the_visible_text_only(tmp_path):
     index(FORMATS / "docs", tmp_path / "idx")
     cleaning = load_index(tmp_path / "idx").doc("guide/cleaning.html")
-    assert cleaning.text == "Cleaning Flush the espresso machine with clean water after every use."
+    assert cleaning.text == "Cleaning\nFlush the espresso machine with clean water after every use."
+
+
+def test_html_inline_elements_do_not_split_words_and_blocks_do(tmp_path):
+    """Every element's text was joined with a space: "<b>war</b>ranty" became "war ranty", which BM25 cannot find."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "w.html").write_text("<p>The <b>war</b>ranty lasts H<sub>2</sub>O <a href='#'>two</a> years.</p>"
+                                   "<ul><li>one</li><li>two</li></ul>")
+    index(folder, tmp_path / "idx")
+    assert load_index(tmp_path / "idx").doc("w.html").text == "The warranty lasts H2O two years.\none\ntwo"
 
 
 def test_generated_ids_are_stable_across_runs(tmp_path):
@@ -103,6 +113,9 @@ def test_documents_without_metadata_are_written_as_before(tmp_path):
     ("bad.csv", 'id,text\n1,ok\n2,"b"x\n', "bad.csv:3: not valid CSV (',' expected after '\"')"),
     ("bad.tsv", 'id\ttext\ttitle\n1\ta\tA\n2\tb\n', "bad.tsv:3: 2 values, the header names 3 columns"),
     ("bad.tsv", 'id\ttext\n1\ta\n1\tb\n', "bad.tsv:3: duplicate document id '1', first on line 2"),
+    # UTF-16 without a byte-order mark decodes as UTF-8 and was indexed as "T h e  w a r r a n t y"
+    ("bad.txt", "The warranty.\n".encode("utf-16-le"), "bad.txt:1: holds NUL bytes, so it is not UTF-8 text "
+                                                        "(UTF-16 without a byte-order mark?); save it as UTF-8"),
 ])
 def test_a_bad_row_is_refused_with_its_file_and_line(tmp_path, name, content, message):
     path = tmp_path / name
@@ -167,3 +180,30 @@ def test_a_folder_says_which_files_of_rows_it_passed_over(tmp_path):
     assert "note: not read: faq.jsonl (files of rows of documents; index or add each by giving its path)" in output
     assert "indexed 1 document (1 passage)" in output and "hidden" not in output
     assert "not read" not in index(FORMATS / "faq.jsonl", tmp_path / "idx2")
+
+
+def test_a_tsv_has_no_quoting_and_a_csv_cell_may_be_long(tmp_path):
+    """A TSV was read with CSV's quotes: a text starting with a quote mark was refused, and a quote left open
+    merged the next rows into one text. A CSV cell over 128 KiB (Python's default limit) was refused."""
+    tsv = tmp_path / "m.tsv"
+    tsv.write_text('id\ttext\n1\t"Hello there\n2\tworld of quotes"\n3\t"Quoted" phrase starts this text.\n')
+    index(tsv, tmp_path / "tsv")
+    docs = {d.id: d.text for d in load_index(tmp_path / "tsv").docs}
+    assert docs == {"1": '"Hello there', "2": 'world of quotes"', "3": '"Quoted" phrase starts this text.'}
+    big = tmp_path / "big.csv"
+    big.write_text("id,text\nlong," + "word " * 40_000 + "\n")
+    index(big, tmp_path / "csv")
+    (long,) = load_index(tmp_path / "csv").documents
+    assert long.id == "long" and long.text == "word " * 40_000
+
+
+def test_a_passage_with_windows_line_ends_prints_on_one_row(tmp_path):
+    """Only "\\n" was replaced in the table: a "\\r" sent the cursor back and the passage overwrote the rank,
+    score and id of its own row."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "t.txt").write_bytes(b"Warranty terms.\r\nThe warranty\tlasts two years.\r\n")
+    index(folder, tmp_path / "idx")
+    result = runner.invoke(app, ["search", "warranty", "--index", str(tmp_path / "idx"), "--mode", "bm25"])
+    assert result.exit_code == 0 and "\r" not in result.output and "\t" not in result.output, repr(result.output)
+    assert result.output.rstrip().endswith("t.txt                     t. Warranty terms. The warranty lasts two years.")
