@@ -142,9 +142,9 @@ def json_documents(path: Path, fields: Fields) -> Iterator[Document]:
 def csv_documents(path: Path, fields: Fields, delimiter: str = ",") -> Iterator[Document]:
     """A CSV (or, with a tab `delimiter`, TSV) file whose first row names the columns. A TSV has no quoting (as
     IANA's text/tab-separated-values defines it): a quote mark is text, so a text may start with one."""
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(_read_utf8(path), newline=""), delimiter=delimiter, strict=True,
-                        quoting=quoting)
+    text = io.StringIO(_read_utf8(path), newline="")
+    reader = (csv.reader(text, delimiter=delimiter, strict=True, quoting=csv.QUOTE_NONE) if delimiter == "\t"
+              else csv.reader(text, delimiter=delimiter, strict=True))
     try:
         header = next(reader, None)
         if not header:
