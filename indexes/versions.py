@@ -10,7 +10,9 @@ kept, so quick successive updates do not fill the disk).
 
 from __future__ import annotations
 
+import glob
 import json
+import logging
 import os
 import shutil
 import time
@@ -20,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from earlyrank.indexes.manifest import MANIFEST, IndexStoreError
+
+log = logging.getLogger(__name__)
 
 # A superseded version stays this long after its swap: a reader that resolved the link just before the swap
 # is still opening its files (loading takes seconds; once loaded, an index no longer reads them).
@@ -66,7 +70,11 @@ def writer_lock(out: Path) -> Iterator[None]:
 
     fd = os.open(out.parent / f".{out.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # say why nothing happens, rather than look hung
+            log.warning("waiting for another build or update of %s to finish ...", out)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
@@ -115,7 +123,7 @@ def remove_leftovers(out: Path, grace: float | None = None) -> None:
     cutoff = time.time() - (SUPERSEDED_GRACE_SECONDS if grace is None else grace)
     stale: list[Path] = []
     kept: list[Path] = []
-    for sibling in out.parent.glob(f"*{out.name}.*"):
+    for sibling in out.parent.glob(f"*{glob.escape(out.name)}.*"):  # a name such as "docs[2024]" is no pattern
         if sibling.name.startswith((f".{out.name}.tmp-", f".{out.name}.link-")):
             stale.append(sibling)
         elif sibling.name.startswith(f"{out.name}.v-") and sibling != live:

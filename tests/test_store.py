@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -177,3 +178,26 @@ def test_many_quick_updates_keep_only_the_latest_superseded_versions(tiny_dir, t
     on_disk = sorted(tmp_path.glob("idx.v-*"))
     assert len(on_disk) == 1 + versions.MAX_SUPERSEDED  # the live version and the latest superseded ones
     assert sorted(len(load_index(v).docs) for v in on_disk) == [7, 8, 9]
+
+
+def test_an_index_whose_name_is_a_glob_pattern_is_cleaned_too(tiny_dir, tmp_path):
+    """The clean-up globbed the index's name: for "docs[2024]" it matched nothing, and every update kept a copy."""
+    docs = _docs(tiny_dir)
+    out = build_index(docs, tmp_path / "docs[2024]", dense=False, progress=False)
+    for n in range(5, 10):
+        build_index(docs[:n], out, dense=False, progress=False)
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith("docs[2024].v-")]) == 1 + versions.MAX_SUPERSEDED
+
+
+def test_a_writer_waiting_for_the_lock_says_so(tmp_path, caplog):
+    """A second `earlyrank add` or `delete` waited on the lock without a word and looked hung."""
+    out = tmp_path / "idx"
+    with versions.writer_lock(out):
+        waiting = threading.Thread(target=lambda: versions.writer_lock(out).__enter__())
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while not any("waiting for another build or update" in r.getMessage() for r in caplog.records) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert time.monotonic() < deadline
+    waiting.join(10)
