@@ -239,6 +239,23 @@ def folder_documents(root: Path) -> Iterator[Document]:
             yield reader(file, relative.as_posix())
 
 
+def files_beside_corpus(path: Path) -> list[str]:
+    """The document files (.txt, .md, .html, .pdf) and files of rows, other than the BEIR files, under the folder
+    `path` when it holds corpus.jsonl, relative to it: such a folder is read as a BEIR data set, from its
+    corpus.jsonl alone, and these are passed over; [] for any other path."""
+    if not path.is_dir() or not (path / "corpus.jsonl").is_file():
+        return []
+    beir = {"corpus.jsonl", "queries.jsonl"}
+    found = []
+    for f in sorted(path.rglob("*")):
+        relative = f.relative_to(path)
+        kind = f.suffix.lower()
+        if (f.is_file() and (kind in FILE_DOCUMENTS or kind in ROW_DOCUMENTS) and relative.as_posix() not in beir
+                and relative.parts[0] != "qrels" and not any(part.startswith(".") for part in relative.parts)):
+            found.append(relative.as_posix())
+    return found
+
+
 def rows_in_folder(path: Path) -> list[str]:
     """The .jsonl, .json, .csv and .tsv files (not hidden) under the folder `path`, relative to it: files of rows of
     documents, which a folder's reading passes over (each is indexed by giving its own path); [] for a file or a

@@ -182,6 +182,20 @@ def test_a_folder_says_which_files_of_rows_it_passed_over(tmp_path):
     assert "not read" not in index(FORMATS / "faq.jsonl", tmp_path / "idx2")
 
 
+def test_a_folder_holding_corpus_jsonl_says_which_other_files_it_passed_over(tmp_path):
+    """A corpus.jsonl makes a folder a BEIR data set; the notes and pages beside it were dropped without a word."""
+    folder = tmp_path / "notes"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text('{"_id": "x1", "text": "exported row"}\n')
+    (folder / "queries.jsonl").write_text('{"_id": "q", "text": "row?"}\n')
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq\tx1\t1\n")
+    (folder / "a.md").write_text("Meeting notes about the budget.")
+    (folder / "b.txt").write_text("Plan for the launch in May.")
+    output = index(folder, tmp_path / "idx")
+    assert "indexed 1 document" in output
+    assert "note: not read: a.md, b.txt: this folder holds corpus.jsonl, so it was read as a BEIR data set" in output
+
+
 def test_a_tsv_has_no_quoting_and_a_csv_cell_may_be_long(tmp_path):
     """A TSV was read with CSV's quotes: a text starting with a quote mark was refused, and a quote left open
     merged the next rows into one text. A CSV cell over 128 KiB (Python's default limit) was refused."""
