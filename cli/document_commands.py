@@ -14,7 +14,6 @@ import typer
 from earlyrank.cli.common import (
     DEFAULT_INDEX,
     IdField,
-    TextField,
     TitleField,
     app,
     check_text,
@@ -32,19 +31,29 @@ def add(
         "The documents, read as `earlyrank index` reads a corpus: a .jsonl, .json, .csv or .tsv file, a BEIR "
         "directory, or a folder of .txt, .md, .html and .pdf files."))],
     index_dir: IndexDir = DEFAULT_INDEX,
-    text_field: TextField = "text",
+    text_field: Annotated[str | None, typer.Option("--text-field", help=(
+        "JSON or CSV input: the field holding the text (default: the one the index was built with, else text)."))
+    ] = None,
     id_field: IdField = None,
     title_field: TitleField = None,
 ) -> None:
     """Add DOCUMENTS to the index; a document whose id the index already holds replaces it. Only the new
-    documents are tokenized and encoded; the new version is swapped in atomically."""
+    documents are tokenized and encoded; the new version is swapped in atomically.
+
+    DOCUMENTS is read as the index's own corpus was: the field options it was built with apply unless given, and
+    a file inside the folder it was built from keeps the id it got there (guide/setup.md), so an edited file
+    replaces its old version."""
     from earlyrank.indexes.corpus import DatasetError
-    from earlyrank.indexes.document_files import Fields, read_documents
-    from earlyrank.indexes.store import IndexStoreError
+    from earlyrank.indexes.document_files import Fields, id_root_for, read_documents
+    from earlyrank.indexes.store import IndexStoreError, read_manifest
     from earlyrank.indexes.update import update_index
 
     try:
-        docs = read_documents(documents, Fields(text=text_field, id=id_field, title=title_field))
+        source = read_manifest(index_dir)[1].get("corpus", {}).get("source") or {}
+        built = source.get("fields") or {}
+        fields = Fields(text=text_field or built.get("text") or "text", id=id_field or built.get("id"),
+                        title=title_field or built.get("title"))
+        docs = read_documents(documents, fields, id_root_for(documents, source.get("path")))
         note_unread(documents)
         result = update_index(index_dir, add=docs)
     except (DatasetError, IndexStoreError, ValueError) as e:

@@ -92,7 +92,8 @@ def index(
         docs = read_documents(corpus, Fields(text=text_field, id=id_field, title=title_field))
         note_unread(corpus)
         both = not (bm25 or dense)
-        build_index(docs, out, bm25=bm25 or both, dense=dense or both, corpus_name=corpus.name,
+        source = {"path": str(corpus.resolve()), "fields": {"text": text_field, "id": id_field, "title": title_field}}
+        build_index(docs, out, bm25=bm25 or both, dense=dense or both, corpus_name=corpus.name, corpus_source=source,
                     dense_params=DenseParams(index="hnsw" if hnsw else "flat"),
                     encoder=encode if ray is None else RayDenseEncoder(ray_workers, ray), passages=splitter)
     except (DatasetError, IndexStoreError, ValueError) as e:

@@ -229,14 +229,30 @@ ROW_DOCUMENTS: dict[str, Callable[[Path, Fields], Iterator[Document]]] = {
     ".tsv": lambda path, fields: csv_documents(path, fields, delimiter="\t")}
 
 
-def folder_documents(root: Path) -> Iterator[Document]:
+def folder_documents(root: Path, id_root: Path | None = None) -> Iterator[Document]:
     """One document per .txt, .md, .html or .pdf file under `root`, subfolders included and hidden ones not,
-    in path order; the id is the path relative to `root`. Files of other types are passed over."""
+    in path order; the id is the path relative to `id_root` (default `root`). Files of other types are passed
+    over."""
     for file in sorted(root.rglob("*")):
         relative = file.relative_to(root)
         reader = FILE_DOCUMENTS.get(file.suffix.lower())
         if reader and file.is_file() and not any(part.startswith(".") for part in relative.parts):
-            yield reader(file, relative.as_posix())
+            yield reader(file, file_id(file, id_root or root))
+
+
+def file_id(file: Path, id_root: Path) -> str:
+    """A file's document id: its path relative to `id_root` (a folder above it), with "/" between parts."""
+    return file.resolve().relative_to(id_root.resolve()).as_posix()
+
+
+def id_root_for(path: Path, source: str | None) -> Path | None:
+    """The folder an index was built from (`source`, as its manifest records it), if `path` lies inside it: files
+    added from there must get the ids they got when the folder was indexed (``guide/setup.md``, not
+    ``setup.md``), or an edited file would be added beside its old version. None otherwise."""
+    if not source or not Path(source).is_dir():
+        return None
+    root = Path(source).resolve()
+    return root if path.resolve() != root and path.resolve().is_relative_to(root) else None
 
 
 def files_beside_corpus(path: Path) -> list[str]:
@@ -267,14 +283,16 @@ def rows_in_folder(path: Path) -> list[str]:
             and not any(part.startswith(".") for part in f.relative_to(path).parts)]
 
 
-def read_documents(path: Path, fields: Fields | None = None) -> list[Document]:
+def read_documents(path: Path, fields: Fields | None = None, id_root: Path | None = None) -> list[Document]:
     """Every document at `path`, by its kind: a folder holding corpus.jsonl is a BEIR directory, another folder
-    one document per file, a file is read by its extension. Ids are unique; an empty result is an error."""
+    one document per file, a file is read by its extension. Ids are unique; an empty result is an error. A file
+    read one document a file is named by its path relative to `id_root` (a folder above `path`; see `id_root_for`),
+    else relative to the folder `path`, or, for a single file, by its name."""
     fields = fields or Fields()
     if path.is_dir():
         if (path / "corpus.jsonl").is_file():
             return load_corpus(path / "corpus.jsonl")
-        docs = list(folder_documents(path))
+        docs = list(folder_documents(path, id_root))
         if not docs:
             rows = sorted(p.name for p in path.iterdir() if p.suffix.lower() in ROW_DOCUMENTS)
             hint = f" (to index {rows[0]}, give its path)" if rows else ""
@@ -285,7 +303,7 @@ def read_documents(path: Path, fields: Fields | None = None) -> list[Document]:
         raise DatasetError(f"{path}: no such file or folder")
     suffix = path.suffix.lower()
     if suffix in FILE_DOCUMENTS:
-        return [FILE_DOCUMENTS[suffix](path, path.name)]
+        return [FILE_DOCUMENTS[suffix](path, file_id(path, id_root) if id_root else path.name)]
     if suffix not in ROW_DOCUMENTS:
         raise DatasetError(f"{path}: cannot index a '{suffix or path.name}' file; earlyrank indexes {ACCEPTED}")
     docs = list(ROW_DOCUMENTS[suffix](path, fields))

@@ -149,7 +149,7 @@ def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True,
                 bm25_params: BM25Params | None = None, dense_params: DenseParams | None = None,
                 fusion: FusionParams | None = None, model_path: str | None = None,
                 progress: bool = True, corpus_name: str = "", encoder: Encoder = encode,
-                passages: Splitter | None = None) -> Path:
+                passages: Splitter | None = None, corpus_source: dict | None = None) -> Path:
     """Build the requested parts for `docs` and swap them in at `out` atomically, after any build or update of
     `out` already running; returns `out`.
 
@@ -157,7 +157,9 @@ def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True,
     index keeps the splitter's settings and tokenizer to split the documents later added the same way.
 
     `encoder` computes the dense vectors (default: `indexes.dense.encode`, in this process); whichever computes
-    them, the parts, manifest and swap are written by this one path.
+    them, the parts, manifest and swap are written by this one path. `corpus_source` (what the documents were read
+    from: ``{"path": ..., "fields": {...}}``) is kept in the manifest's "corpus", so that `earlyrank add` reads
+    later files the same way.
     """
     if not (bm25 or dense):
         raise ValueError("nothing to build: ask for bm25, dense or both")
@@ -176,8 +178,8 @@ def build_index(docs: Sequence[Document], out: str | Path, *, bm25: bool = True,
             vectors = encoder(texts, dense_params or DenseParams(), model_path, progress)
             index_d = dense_from_vectors(units, vectors, dense_params or DenseParams(), model_path)
         model = model_identity(Path(model_path) if model_path else default_model_path()) if dense else None
-        return save_version(tmp, table, index, index_d, model, fusion or FusionParams(), {"name": corpus_name},
-                            passages)
+        corpus = {"name": corpus_name, **({"source": corpus_source} if corpus_source else {})}
+        return save_version(tmp, table, index, index_d, model, fusion or FusionParams(), corpus, passages)
 
     with writer_lock(out):
         return commit_version(out, write)

@@ -103,7 +103,8 @@ def update_index(path: str | Path, add: Sequence[Document] = (), delete: Sequenc
         dense = updated_dense(current, keep, new, encoder, progress) if current.dense is not None else None
         dense_model = current.manifest["parts"].get("dense", {}).get("model")
         change = {"added": len(add) - len(replaced), "replaced": len(replaced), "deleted": len(delete)}
-        corpus = {"name": current.manifest["corpus"].get("name", ""), "last_update": change}
+        corpus = {"name": current.manifest["corpus"].get("name", ""), "last_update": change,
+                  **{k: v for k, v in current.manifest["corpus"].items() if k == "source"}}
         commit_version(out, lambda tmp: save_version(tmp, table, bm25, dense, dense_model, current.fusion, corpus,
                                                      splitter))
         root, manifest = read_manifest(out)

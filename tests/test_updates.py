@@ -318,3 +318,38 @@ def test_counts_are_in_the_singular_for_one():
 
     assert (count(1, "document"), count(0, "document"), count(2, "document")) == (
         "1 document", "0 documents", "2 documents")
+
+
+def test_add_reads_files_as_the_index_was_built(tmp_path):
+    """`add docs/policies/warranty.md` after `index docs` named the file "warranty.md", not "policies/warranty.md":
+    the edited file was added beside its stale version, which still ranked first. `add faq.tsv` without the field
+    options `index` was given made new documents with hash ids and no titles beside the old ones."""
+    runner = CliRunner()
+    docs = tmp_path / "docs"
+    (docs / "policies").mkdir(parents=True)
+    (docs / "policies" / "warranty.md").write_text("The warranty lasts two years.")
+    (docs / "shipping.md").write_text("Shipping takes five days.")
+    built = runner.invoke(app, ["index", str(docs), "--out", str(tmp_path / "idx"), "--bm25"])
+    assert built.exit_code == 0, built.output
+    (docs / "policies" / "warranty.md").write_text("The warranty lasts three years.")
+    added = runner.invoke(app, ["add", str(docs / "policies" / "warranty.md"), "--index", str(tmp_path / "idx")])
+    assert added.exit_code == 0 and "added 0 and replaced 1" in added.output, added.output
+    index = load_index(tmp_path / "idx")
+    assert {d.id: d.text for d in index.docs} == {"policies/warranty.md": "The warranty lasts three years.",
+                                                  "shipping.md": "Shipping takes five days."}
+    # a whole subfolder added keeps the ids too
+    again = runner.invoke(app, ["add", str(docs / "policies"), "--index", str(tmp_path / "idx")])
+    assert "added 0 and replaced 1" in again.output, again.output
+
+    faq = tmp_path / "faq.tsv"
+    faq.write_text("question_id\theadline\tbody\nq1\tWarranty\tThe warranty lasts two years.\n"
+                   "q2\tRefunds\tRefunds take 14 days.\n")
+    built = runner.invoke(app, ["index", str(faq), "--out", str(tmp_path / "fi"), "--bm25", "--text-field", "body",
+                                "--id-field", "question_id", "--title-field", "headline"])
+    assert built.exit_code == 0, built.output
+    faq.write_text(faq.read_text().replace("two years", "three years"))
+    added = runner.invoke(app, ["add", str(faq), "--index", str(tmp_path / "fi")])
+    assert added.exit_code == 0 and "added 0 and replaced 2" in added.output, added.output
+    index = load_index(tmp_path / "fi")
+    assert {d.id: (d.title, d.text) for d in index.docs} == {"q1": ("Warranty", "The warranty lasts three years."),
+                                                             "q2": ("Refunds", "Refunds take 14 days.")}
