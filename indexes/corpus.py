@@ -37,7 +37,19 @@ def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
                 raise DatasetError(f"{path}:{number}: not valid JSON ({e.msg})") from None
             if not isinstance(record, dict):
                 raise DatasetError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            check_unicode(path, number, record)
             yield number, record
+
+
+def check_unicode(path: Path, number: int, record: dict) -> None:
+    """DatasetError naming the file and line if any string of `record` (text, title, id, metadata, keys) is not
+    valid Unicode: JSON can spell a lone surrogate (``"\\ud83d"``), which no file, tokenizer or model takes,
+    and which otherwise failed only after the whole corpus was encoded, or with a traceback."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise DatasetError(f"{path}:{number}: holds a string that is not valid Unicode (a lone surrogate such as "
+                           f"\\ud83d, half of an emoji); fix or drop it") from None
 
 
 def string_field(path: Path, number: int, record: dict, name: str, required: bool = True) -> str:
@@ -47,6 +59,8 @@ def string_field(path: Path, number: int, record: dict, name: str, required: boo
     value = record.get(name)
     if value is None and not required:
         return ""
+    if name == "_id" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # as a .jsonl file of documents reads it
     if not isinstance(value, str) or (required and name == "_id" and not value):
         raise DatasetError(f"{path}:{number}: field {name!r} must be a non-empty string, got {value!r}")
     return value

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from earlyrank.indexes.corpus import DatasetError, json_lines, load_corpus
+from earlyrank.indexes.corpus import DatasetError, check_unicode, json_lines, load_corpus
 from earlyrank.indexes.types import Document
 
 ACCEPTED = ("a BEIR directory (corpus.jsonl), a .jsonl, .json, .csv or .tsv file, "
@@ -122,6 +122,7 @@ def _json_array(path: Path, text: str) -> Iterator[tuple[int, dict]]:
         if not isinstance(record, dict):
             raise DatasetError(f"{path}:{bisect_right(breaks, pos) + 1}: expected a JSON object, "
                                f"got {type(record).__name__}")
+        check_unicode(path, bisect_right(breaks, pos) + 1, record)
         yield bisect_right(breaks, pos) + 1, record
         pos = _after_space(text, end)
         if text[pos:pos + 1] == ",":
@@ -132,9 +133,27 @@ def _json_array(path: Path, text: str) -> Iterator[tuple[int, dict]]:
         raise DatasetError(f"{path}:{bisect_right(breaks, pos) + 1}: not valid JSON (text after the array)")
 
 
+def wrapped_array(path: Path, text: str, fields: Fields) -> None:
+    """DatasetError if the whole file is one JSON object without the text field that holds a list of objects
+    (``{"documents": [...]}``, an export's usual shape): it was reported as invalid JSON, or as a document
+    missing its text."""
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        return  # JSON lines, or broken: json_lines says which line
+    if isinstance(whole, dict) and fields.text not in whole:
+        lists = [k for k, v in whole.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+        if lists:
+            raise DatasetError(f"{path}: one JSON object whose {lists[0]!r} holds the documents; earlyrank reads a "
+                               f"JSON array of documents, or one per line: write that list alone to a file (e.g. "
+                               f"jq '.{lists[0]}' {path.name})")
+
+
 def json_documents(path: Path, fields: Fields) -> Iterator[Document]:
     """A JSON array of objects or, if the file does not start with '[', JSON lines."""
     text = _read_utf8(path)
+    if text.lstrip().startswith("{"):
+        wrapped_array(path, text, fields)
     rows = _json_array(path, text) if text.lstrip().startswith("[") else json_lines(path)
     yield from record_documents(path, rows, fields)
 
@@ -241,8 +260,15 @@ def folder_documents(root: Path, id_root: Path | None = None) -> Iterator[Docume
 
 
 def file_id(file: Path, id_root: Path) -> str:
-    """A file's document id: its path relative to `id_root` (a folder above it), with "/" between parts."""
-    return file.resolve().relative_to(id_root.resolve()).as_posix()
+    """A file's document id: its path relative to `id_root` (a folder above it), with "/" between parts.
+    DatasetError if the name is not UTF-8 (it could not be stored, or named in a request)."""
+    doc_id = file.resolve().relative_to(id_root.resolve()).as_posix()
+    try:
+        doc_id.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = doc_id.encode("utf-8", "surrogateescape")
+        raise DatasetError(f"{id_root}: the file name {shown!r} is not UTF-8; rename the file") from None
+    return doc_id
 
 
 def id_root_for(path: Path, source: str | None) -> Path | None:

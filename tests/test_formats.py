@@ -221,3 +221,47 @@ def test_a_passage_with_windows_line_ends_prints_on_one_row(tmp_path):
     result = runner.invoke(app, ["search", "warranty", "--index", str(tmp_path / "idx"), "--mode", "bm25"])
     assert result.exit_code == 0 and "\r" not in result.output and "\t" not in result.output, repr(result.output)
     assert result.output.rstrip().endswith("t.txt                     t. Warranty terms. The warranty lasts two years.")
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    # a lone surrogate in metadata passed every check, and failed after the whole corpus was encoded, naming
+    # "position 80" of an internal file; in a BEIR corpus's text it ended in a tokenizer traceback
+    ("meta.jsonl", '{"id": "a", "text": "ok"}\n{"id": "b", "text": "ok too", "tag": "\\ud83d"}\n',
+     "meta.jsonl:2: holds a string that is not valid Unicode (a lone surrogate"),
+    ("arr.json", '[{"id": "a", "text": "ok"},\n {"id": "b", "text": "x", "tag": "\\ud83d"}]',
+     "arr.json:2: holds a string that is not valid Unicode"),
+    ("beir/corpus.jsonl", '{"_id": "a", "text": "bad \\ud800 text"}\n',
+     "corpus.jsonl:1: holds a string that is not valid Unicode"),
+    # an export's usual shape was "not valid JSON" (pretty-printed) or "field 'text' is missing" (one line)
+    ("export.json", '{\n  "documents": [\n    {"id": "a", "text": "Refunds take 14 days."}\n  ]\n}\n',
+     "export.json: one JSON object whose 'documents' holds the documents; earlyrank reads a JSON array"),
+    ("export.json", '{"documents": [{"id": "a", "text": "Refunds take 14 days."}]}\n',
+     "export.json: one JSON object whose 'documents' holds the documents"),
+])
+def test_bad_unicode_and_wrapped_arrays_are_refused_up_front_by_file_and_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(content)
+    target = path.parent if name.startswith("beir/") else path
+    result = runner.invoke(app, ["index", str(target), "--out", str(tmp_path / "idx"), "--bm25"])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_a_beir_corpus_takes_integer_ids_as_a_jsonl_file_does(tmp_path):
+    (tmp_path / "beir").mkdir()
+    (tmp_path / "beir" / "corpus.jsonl").write_text('{"_id": 7, "text": "Seven."}\n')
+    index(tmp_path / "beir", tmp_path / "idx")
+    assert [d.id for d in load_index(tmp_path / "idx").docs] == ["7"]
+
+
+def test_a_file_whose_name_is_not_utf8_is_refused_by_name(tmp_path):
+    """Its name became the id, which failed after the whole folder was encoded ('surrogates not allowed')."""
+    import os
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with open(os.fsencode(folder) + b"/caf\xe9.txt", "wb") as f:
+        f.write(b"Coffee notes.")
+    result = runner.invoke(app, ["index", str(folder), "--out", str(tmp_path / "idx"), "--bm25"])
+    assert result.exit_code == 2, result.output
+    assert "the file name b'caf\\xe9.txt' is not UTF-8; rename the file" in result.output
