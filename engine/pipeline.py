@@ -68,9 +68,12 @@ class Answer:
 
 
 def check_query(query: str) -> str:
-    """The query without surrounding whitespace; ValueError if it is not a string or holds only whitespace."""
+    """The query without surrounding whitespace; ValueError if it is not a string, holds only whitespace, or has
+    no letter or digit (an emoji alone: nothing to search for, as the CLI and the service refuse it)."""
     if not isinstance(query, str) or not query.strip():
         raise ValueError("the query is empty; ask a question with at least one word")
+    if not has_content(query):
+        raise ValueError(f"the query {query.strip()!r} has no letter or digit; ask a question with words")
     return query.strip()
 
 

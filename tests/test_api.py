@@ -445,3 +445,13 @@ def test_an_answer_withheld_after_a_deadline_cut_says_deadline(tiny_index):
     assert (cut["answer"], cut["degraded"], cut["reason"]) == (None, True, "deadline")
     whole = client.post("/v1/answer", json={"query": FRANCE, "threshold": 0.99}).json()
     assert (whole["answer"], whole["degraded"], whole["reason"]) == (None, False, "no_confident_answer")
+
+
+@pytest.mark.parametrize("query", ["🤔", " ?! "])
+def test_the_python_api_refuses_a_question_without_a_letter_or_digit_as_the_cli_and_service_do(tiny_index, query):
+    """`pipeline.ask("🤔")` answered with no answer and reason low_risk, which the README's example printed as
+    "no answer: low_risk"; the CLI and /v1/answer refuse it."""
+    pipeline = Pipeline(tiny_index, FakeScorer(), mode="bm25")
+    for call in (pipeline.ask, pipeline.search, pipeline.rerank):
+        with pytest.raises(ValueError, match="has no letter or digit; ask a question with words"):
+            call(query)
