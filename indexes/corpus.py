@@ -35,21 +35,43 @@ def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DatasetError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+            except RecursionError:
+                raise DatasetError(f"{path}:{number}: nested more than {MAX_NESTING} levels deep") from None
             if not isinstance(record, dict):
                 raise DatasetError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
             check_unicode(path, number, record)
             yield number, record
 
 
+MAX_NESTING = 32  # levels of objects and lists in one record: the service's JSON encoder stops at a few hundred
+
+
+def nesting(value: object) -> int:
+    """How many levels of objects and lists `value` holds (a string or number: 0)."""
+    deepest, level = 0, [(value, 0)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            level.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def check_unicode(path: Path, number: int, record: dict) -> None:
-    """DatasetError naming the file and line if any string of `record` (text, title, id, metadata, keys) is not
-    valid Unicode: JSON can spell a lone surrogate (``"\\ud83d"``), which no file, tokenizer or model takes,
-    and which otherwise failed only after the whole corpus was encoded, or with a traceback."""
+    """DatasetError naming the file and line if a value of `record` (text, title, id, metadata, keys) cannot be
+    stored and served: a string that is not valid Unicode (JSON can spell a lone surrogate, ``"\\ud83d"``, which
+    no file, tokenizer or model takes, and which failed only after the whole corpus was encoded, or with a
+    traceback), NaN or Infinity (not JSON: they were served as null), or nesting deeper than `MAX_NESTING`."""
+    if nesting(record) > MAX_NESTING:
+        raise DatasetError(f"{path}:{number}: nested more than {MAX_NESTING} levels deep")
     try:
-        json.dumps(record, ensure_ascii=False).encode("utf-8")
+        json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError:
         raise DatasetError(f"{path}:{number}: holds a string that is not valid Unicode (a lone surrogate such as "
                            f"\\ud83d, half of an emoji); fix or drop it") from None
+    except ValueError:
+        raise DatasetError(f"{path}:{number}: holds NaN or Infinity, which JSON does not allow; write null or a "
+                           f"number") from None
 
 
 def string_field(path: Path, number: int, record: dict, name: str, required: bool = True) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from earlyrank.indexes.corpus import DatasetError, check_unicode, json_lines, load_corpus
+from earlyrank.indexes.corpus import MAX_NESTING, DatasetError, check_unicode, json_lines, load_corpus
 from earlyrank.indexes.types import Document
 
 ACCEPTED = ("a BEIR directory (corpus.jsonl), a .jsonl, .json, .csv or .tsv file, "
@@ -119,6 +119,9 @@ def _json_array(path: Path, text: str) -> Iterator[tuple[int, dict]]:
             record, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as e:
             raise DatasetError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise DatasetError(f"{path}:{bisect_right(breaks, pos) + 1}: nested more than {MAX_NESTING} levels "
+                               f"deep") from None
         if not isinstance(record, dict):
             raise DatasetError(f"{path}:{bisect_right(breaks, pos) + 1}: expected a JSON object, "
                                f"got {type(record).__name__}")
@@ -168,6 +171,8 @@ def csv_documents(path: Path, fields: Fields, delimiter: str = ",") -> Iterator[
         header = next(reader, None)
         if not header:
             raise DatasetError(f"{path}:1: no header row naming the columns (one must be {fields.text!r})")
+        if repeated := next((c for i, c in enumerate(header) if c in header[:i]), None):
+            raise DatasetError(f"{path}:1: column {repeated!r} appears twice in the header; give each its own name")
         for option, name in (("--text-field", fields.text), ("--id-field", fields.id),
                              ("--title-field", fields.title)):
             if name is not None and name not in header:

@@ -232,6 +232,12 @@ def test_a_passage_with_windows_line_ends_prints_on_one_row(tmp_path):
      "arr.json:2: holds a string that is not valid Unicode"),
     ("beir/corpus.jsonl", '{"_id": "a", "text": "bad \\ud800 text"}\n',
      "corpus.jsonl:1: holds a string that is not valid Unicode"),
+    ("nan.jsonl", '{"id": "a", "text": "ok", "score": NaN}\n', "nan.jsonl:1: holds NaN or Infinity"),
+    ("deep.jsonl", '{"id": "a", "text": "ok", "m": ' + "[" * 40 + "]" * 40 + "}\n",
+     "deep.jsonl:1: nested more than 32 levels deep"),
+    ("deeper.jsonl", '{"id": "a", "text": "ok", "m": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+     "deeper.jsonl:1: nested more than 32 levels deep"),
+    ("dup.csv", "id,text,text\n1,a,b\n", "dup.csv:1: column 'text' appears twice in the header"),
     # an export's usual shape was "not valid JSON" (pretty-printed) or "field 'text' is missing" (one line)
     ("export.json", '{\n  "documents": [\n    {"id": "a", "text": "Refunds take 14 days."}\n  ]\n}\n',
      "export.json: one JSON object whose 'documents' holds the documents; earlyrank reads a JSON array"),
