@@ -13,7 +13,15 @@ import argparse
 import json
 from pathlib import Path
 
-from earlyrank.engine.bench_tables import COLUMNS, markdown_header, markdown_row, row_cells
+from earlyrank.engine.bench_tables import (
+    COLUMNS,
+    SIGNIFICANCE,
+    markdown_header,
+    markdown_row,
+    row_cells,
+    scorer_line,
+    significance_cell,
+)
 from earlyrank.engine.suite import suite_table
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -35,15 +43,11 @@ def table(record: dict) -> str:
              f"commit `{record['git_commit'][:8]}`; command: `earlyrank bench "
              f"--data ../shared/datasets/{record['dataset']} --depth {record['depth']} --backend {backend} "
              f"--max-length {length} --windows {windows}`)", "",
-             markdown_header([*COLUMNS, "vs full (paired t-test p)"])]
+             markdown_header([*COLUMNS, SIGNIFICANCE])]
     for r in rows:
-        sig = r.get("significance_vs_full")
-        sig_text = f"{sig['mean_diff']:+.4f} (p={sig['p_value']:.2f})" if sig else ""
-        lines.append(markdown_row([*row_cells(r, latency=".0f"), sig_text]))
+        lines.append(markdown_row([*row_cells(r, latency=".0f"), significance_cell(r)]))
     lines.append("")
-    lines.append(f"Cross-encoder: {1 / record['seconds_per_pair']:.1f} pairs/s while scoring this split"
-                 + (f", {record['passes_per_pair']:.2f} forward passes a pair" if "passes_per_pair" in record else "")
-                 + f"; ECE (15 bins) of its candidates {record['calibration_on_split']['ece_15']:.4f}.")
+    lines.append(scorer_line(record))
     if peer:
         lines.append(f"Peer on the same weights and pairs: sentence-transformers CrossEncoder "
                      f"{peer['sentence_transformers_pairs_per_s']:.1f} pairs/s vs ours {peer['ours_pairs_per_s']:.1f} "

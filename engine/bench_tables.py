@@ -15,6 +15,23 @@ def row_cells(row: dict, latency: str = ".1f") -> list[str]:
             f"{lat.get('p95', 0):{latency}}"]
 
 
+SIGNIFICANCE = "vs full (paired t-test p)"
+
+
+def significance_cell(row: dict) -> str:
+    """A row's paired t-test against the deepest full rerank, as a cell: ``-0.0058 (p=0.38)``; "" for none."""
+    sig = row.get("significance_vs_full")
+    return f"{sig['mean_diff']:+.4f} (p={sig['p_value']:.2f})" if sig else ""
+
+
+def scorer_line(record: dict) -> str:
+    """The cross-encoder's speed while scoring the split, its forward passes a pair and the ECE of its calibrated
+    confidence on the split's candidates, as one sentence."""
+    return (f"Cross-encoder: {1 / record['seconds_per_pair']:.1f} pairs/s while scoring this split"
+            + (f", {record['passes_per_pair']:.2f} forward passes a pair" if "passes_per_pair" in record else "")
+            + f"; ECE (15 bins) of its candidates {record['calibration_on_split']['ece_15']:.4f}.")
+
+
 def markdown_row(cells: list[str]) -> str:
     """`cells` as one Markdown table row: ``| a | b |``."""
     return "| " + " | ".join(cells) + " |"
@@ -26,16 +43,18 @@ def markdown_header(columns: list[str]) -> str:
 
 
 def markdown_table(record: dict) -> str:
-    """A benchmark record as Markdown: a heading naming the data set, split and query count, one row per configuration
-    under `COLUMNS`, a line on relevant judgements naming documents the corpus lacks (if any), and, when the model reads
-    long passages in windows, a line on its token cap and forward passes per scored pair."""
+    """A benchmark record as Markdown: a heading naming the data set, split, query count, command and commit; one
+    row per configuration under `COLUMNS` with its paired test against the full rerank; then lines on relevant
+    judgements naming documents the corpus lacks (if any), on the operating points' origin, on the token cap and
+    forward passes a scored pair (when the model reads long passages in windows), and on the scorer's speed and
+    ECE."""
     level = record.get("relevance_level", 1)
     graded = f"; RR, R, P and AP count grade >= {level} as relevant" if level > 1 else ""
     made = (f"Command: `{record['command']}` (commit `{str(record.get('git_commit', ''))[:8]}`, "
             f"{record.get('machine', {}).get('cores', '?')} cores).\n\n") if record.get("command") else ""
     head = (f"### {record['dataset']} ({record['split']}, {record['queries']} queries{graded})\n\n" + made
-            + markdown_header(list(COLUMNS)) + "\n")
-    lines = [markdown_row(row_cells(r)) for r in record["rows"]]
+            + markdown_header([*COLUMNS, SIGNIFICANCE]) + "\n")
+    lines = [markdown_row([*row_cells(r), significance_cell(r)]) for r in record["rows"]]
     model = record.get("model", {})
     missing = record.get("relevant_missing_from_corpus", 0)
     several = missing != 1
@@ -47,5 +66,6 @@ def markdown_table(record: dict) -> str:
     tuned = ("\nRows \"... on dev\" and the operating point replay settings stored with the model, chosen by "
              "`earlyrank tune` on the dev questions of the data sets it was tuned on, not on this one.\n"
              ) if record.get("operating_point_source", "").startswith("the model's") else ""
-    foot = note + tuned + windows
+    scoring = f"\n{scorer_line(record)}\n" if "seconds_per_pair" in record and "calibration_on_split" in record else ""
+    foot = note + tuned + windows + scoring
     return head + "\n".join(lines) + "\n" + foot

@@ -169,6 +169,7 @@ def test_bench_scores_qrels_naming_documents_the_corpus_lacks_as_trec_eval_does(
     record = json.loads((tmp_path / "out" / "tiny-test.json").read_text())
     assert record["relevant_missing_from_corpus"] == 1
     assert "not on this one" in result.output  # the operating point came with the model, not from this data
+    assert "vs full (paired t-test p)" in result.output and "ECE (15 bins) of its candidates" in result.output
     assert record["command"] and f"(commit `{record['git_commit'][:8]}`" in result.output
     assert {r["config"]: r["R@100"] for r in record["rows"]}["recall: bm25"] == pytest.approx((0.5 + 1 + 1) / 3)
 
