@@ -179,10 +179,11 @@ def bench(
         spec = SuiteSet(dirs[0].name, depth=depth or 100, run=str(run), relevance_level=relevance_level)
         stem = f"{dirs[0].name}-{run.stem}"
         try:
-            run_suite(dirs[0].parent, model, out, backend, (spec,), ("run",), stem, fusion)
+            run_suite(dirs[0].parent, model, out, backend, (spec,), ("run",), stem, fusion, write_runs=True)
         except (DatasetError, ModelLoadError, ValueError) as e:
             fail(str(e))
         typer.echo((out / f"{stem}.md").read_text())
+        typer.echo(f"wrote {out / f'{stem}.json'} and each reranked run in {out / f'{stem}-runs'}")
         return
     check_ray(ray, ray_workers)
     with ray_context(ray):  # one cluster for every data set

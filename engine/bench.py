@@ -19,7 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyrank.engine.bench_record import git_commit, machine, percentiles, relevant_missing, write_run, write_trec
+from earlyrank.engine.bench_record import (
+    file_name,
+    git_commit,
+    machine,
+    percentiles,
+    relevant_missing,
+    write_run,
+    write_trec,
+)
 from earlyrank.engine.bench_tables import markdown_table
 from earlyrank.engine.calibration import Calibration, expected_calibration_error
 from earlyrank.engine.evaluation import DEFAULT_MEASURES, evaluate_run, paired_test, run_from_hits, with_tail
@@ -127,7 +135,7 @@ def rerank_rows(data, qrels, calibration: Calibration, blend: float, configs, se
             "rerank_ms": percentiles(rerank_ms), "latency_ms": percentiles(rerank_ms + recall_ms),
             "policy": {k: v for k, v in vars(policy).items() if k != "prior"},
         })
-        safe = "".join(ch if ch.isalnum() or ch in "-=." else "_" for ch in name)
+        safe = file_name(name)
         write_run(run, out / f"{data.name}-{safe}.trec", safe)
     deepest = max((p.depth, n) for n, f, p in configs if f == "full")[1]
     for row in rows:

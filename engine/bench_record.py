@@ -65,3 +65,8 @@ def percentiles(values, qs=(50, 95)) -> dict[str, float]:
 def relevant_missing(qrels: dict[str, dict[str, int]], doc_ids: set[str]) -> int:
     """How many (query, document) judgements of `qrels` with a grade above 0 name a document not in `doc_ids`."""
     return sum(grade > 0 and d not in doc_ids for judged in qrels.values() for d, grade in judged.items())
+
+
+def file_name(text: str) -> str:
+    """`text` with every character but letters, digits and ``-=.`` made ``_``: a file name on any system."""
+    return "".join(ch if ch.isalnum() or ch in "-=." else "_" for ch in text)

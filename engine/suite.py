@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earlyrank.engine.bench_record import git_commit, machine, relevant_missing
+from earlyrank.engine.bench_record import file_name, git_commit, machine, relevant_missing, write_run
 from earlyrank.engine.calibration import Calibration, expected_calibration_error
 from earlyrank.engine.evaluation import evaluate_run, paired_test, run_from_hits, with_tail
 from earlyrank.engine.fusion import Fusion
@@ -121,8 +121,9 @@ def rerank_rows(features: list[QueryFeatures], scored, calibration: Calibration,
 
 
 def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion | None, stop: BoundStop | None,
-            blend: float, policy, sources: tuple[str, ...]) -> dict:
-    """Every row of one data set, as a JSON-ready record."""
+            blend: float, policy, sources: tuple[str, ...], runs_out: Path | None = None) -> dict:
+    """Every row of one data set, as a JSON-ready record; with `runs_out`, each reranking row's run is also written
+    there as a TREC run file (``<set>-<candidates>-<row>.trec``), so that trec_eval can check the figures."""
     from earlyrank.engine.corpora import dataset_index
     from earlyrank.engine.datasets import load_dataset
     from earlyrank.engine.tuning import scored_split
@@ -151,6 +152,9 @@ def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion 
         full_pairs = float(np.mean([len(q.doc_ids) for q in features]))
         for name, r in rerank_rows(features, data.scored, scorer.calibration, blend, policy, fusion, stop).items():
             run = with_tail(r["run"], recalled[candidates["config"]])
+            if runs_out is not None:
+                runs_out.mkdir(parents=True, exist_ok=True)
+                write_run(run, runs_out / file_name(f"{spec.name}-{label}-{name}.trec"), file_name(name))
             per_query = per_query_ndcg(qrels, run)
             rows.append({
                 "config": name, "candidates": label, **metrics(qrels, run, spec.relevance_level),
@@ -171,8 +175,9 @@ def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion 
 
 def run_suite(root: Path, model_dir: Path, out: Path, backend: str | None = None,
               sets: tuple[SuiteSet, ...] = SUITE, sources: tuple[str, ...] = ("run", "hybrid"),
-              stem: str = "suite", fusion_model: Path | None = None) -> dict:
-    """Run the suite over `sets` under `root`; write ``<stem>.json`` and ``<stem>.md`` into `out`.
+              stem: str = "suite", fusion_model: Path | None = None, write_runs: bool = False) -> dict:
+    """Run the suite over `sets` under `root`; write ``<stem>.json`` and ``<stem>.md`` into `out`, and with
+    `write_runs` every reranking row's TREC run into ``out/<stem>-runs``.
 
     `sources` are the candidate lists reranked: ``run`` (a set's own run, where it has one) and ``hybrid``.
     The fusion rows use the fusion stored with `fusion_model` (a model directory) if given, else the model's
@@ -187,7 +192,9 @@ def run_suite(root: Path, model_dir: Path, out: Path, backend: str | None = None
     policy, blend = load_operating_point(model_dir)
     own_fusion = load_fusion(model_dir)[0]
     fusion, stop = load_fusion(fusion_model or model_dir)
-    records = [run_set(spec, root, model_dir, scorer, fusion, stop, blend, policy, sources) for spec in sets]
+    runs_out = out / f"{stem}-runs" if write_runs else None
+    records = [run_set(spec, root, model_dir, scorer, fusion, stop, blend, policy, sources, runs_out)
+               for spec in sets]
     record = {"command": " ".join(sys.argv), "git_commit": git_commit(), "machine": machine(),
               "default": FUSION_POINT if own_fusion else SHIPPED_POINT,
               "model": scorer.identity(), "blend": blend, "fusion": fusion.as_dict() if fusion else None,

@@ -61,7 +61,7 @@ def test_a_run_reranked_to_a_shallow_depth_keeps_the_rest_of_its_list(tiny_dir, 
              for r, d in enumerate(docs.split(), 1)]
     (data / "run.trec").write_text("\n".join(lines) + "\n")
     record = run_suite(data.parent, DEFAULT_MODEL, tmp_path / "out", sets=(SuiteSet("tiny", depth=2, run="run.trec"),),
-                       sources=("run",), stem="shallow")
+                       sources=("run",), stem="shallow", write_runs=True)
     rows = {r["config"]: r for r in record["sets"][0]["rows"]}
     full = rows["rerank: cross-encoder alone, full"]
     assert full["pairs_mean"] == 2.0
@@ -69,5 +69,8 @@ def test_a_run_reranked_to_a_shallow_depth_keeps_the_rest_of_its_list(tiny_dir, 
     # d10 kept at rank 3 it is 0.693 at worst (d4, d1, d10) and 0.920 at best (d1, d4, d10).
     assert 0.69 < full["per_query"]["q2"] <= 0.92
     assert "p_value" in full["vs_candidates"]
+    # the run file written holds the whole list, so trec_eval can check every figure
+    written = (tmp_path / "out" / "shallow-runs" / "tiny-run_top-2-rerank__cross-encoder_alone__full.trec")
+    assert [line.split()[2] for line in written.read_text().splitlines() if line.startswith("q2 ")][2] == "d10"
     table = (tmp_path / "out" / "shallow.md").read_text()
     assert "Δ vs candidates (p)" in table
