@@ -131,7 +131,7 @@ class CrossEncoder:
                 forward = load_backend(path, chosen)
             length = max_length or model_max_length(path)
             calibration = Calibration.load(path / CALIBRATION)
-        except (ModelLoadError, ImportError):  # an optional runtime missing (onnx) says so itself
+        except (ModelLoadError, ImportError, FileNotFoundError):  # a missing runtime or ONNX export says so itself
             raise
         except Exception as error:  # a cut or corrupt weights file, a broken tokenizer.json or JSON file
             raise ModelLoadError(f"{path}: its files could not be read ({type(error).__name__}: {error}); copy or "
