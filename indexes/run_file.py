@@ -20,8 +20,8 @@ class RunFileError(ValueError):
 
 
 def read_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
-    """{query id: [(doc id, score)]} in the run's order as trec_eval reads it: by score, highest first (equal
-    scores by the rank column, then file order). RunFileError naming the file and line for a malformed line."""
+    """{query id: [(doc id, score)]} in the run's order as trec_eval reads it: by score, highest first, equal
+    scores by document id, the greater first. RunFileError naming the file and line for a malformed line."""
     path = Path(path)
     if not path.is_file():
         raise RunFileError(f"{path}: no such run file (expected TREC format: qid Q0 docid rank score tag)")
@@ -52,8 +52,15 @@ def read_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
         rows.setdefault(parts[0], []).append((rank, parts[2], score))
     if not rows:
         raise RunFileError(f"{path}: no run lines (expected TREC format: qid Q0 docid rank score tag)")
-    # As trec_eval orders a run: by score, highest first; equal scores by the rank column.
-    return {q: [(d, s) for _, d, s in sorted(r, key=lambda x: (-x[2], x[0]))] for q, r in rows.items()}
+    # As trec_eval orders a run: by score, highest first; equal scores by document id, the greater first (the
+    # rank column is not read). Scores are kept, so the given run's figures are trec_eval's whatever the ties.
+    return {q: [(d, s) for _, d, s in sorted(r, key=lambda x: (-x[2], _descending(x[1])))] for q, r in rows.items()}
+
+
+def _descending(text: str) -> tuple[int, ...]:
+    """A sort key that orders strings from the greatest down (by code point, as trec_eval's strcmp on UTF-8 does
+    for these ids), then the longer first among prefixes."""
+    return tuple(-ord(c) for c in text) + (1,)
 
 
 class RunRetriever:
