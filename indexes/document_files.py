@@ -255,24 +255,24 @@ ROW_DOCUMENTS: dict[str, Callable[[Path, Fields], Iterator[Document]]] = {
 
 def folder_documents(root: Path, id_root: Path | None = None) -> Iterator[Document]:
     """One document per .txt, .md, .html or .pdf file under `root`, subfolders included and hidden ones not,
-    in path order; the id is the path relative to `id_root` (default `root`). Files of other types are passed
-    over."""
+    in path order; the id is the path relative to `root`, or with `id_root` (a folder above `root`) relative to
+    that. A symbolic link is named where it lies, not where it points. Files of other types are passed over."""
     for file in sorted(root.rglob("*")):
         relative = file.relative_to(root)
         reader = FILE_DOCUMENTS.get(file.suffix.lower())
         if reader and file.is_file() and not any(part.startswith(".") for part in relative.parts):
-            yield reader(file, file_id(file, id_root or root))
+            place = root.resolve().relative_to(id_root) / relative if id_root else relative
+            yield reader(file, checked_id(place.as_posix(), file))
 
 
-def file_id(file: Path, id_root: Path) -> str:
-    """A file's document id: its path relative to `id_root` (a folder above it), with "/" between parts.
-    DatasetError if the name is not UTF-8 (it could not be stored, or named in a request)."""
-    doc_id = file.resolve().relative_to(id_root.resolve()).as_posix()
+def checked_id(doc_id: str, file: Path) -> str:
+    """`doc_id`, a file's name or path made an id; DatasetError if it is not UTF-8 (it could be neither stored
+    nor named in a request)."""
     try:
         doc_id.encode("utf-8")
     except UnicodeEncodeError:
         shown = doc_id.encode("utf-8", "surrogateescape")
-        raise DatasetError(f"{id_root}: the file name {shown!r} is not UTF-8; rename the file") from None
+        raise DatasetError(f"{file.parent}: the file name {shown!r} is not UTF-8; rename the file") from None
     return doc_id
 
 
@@ -283,7 +283,8 @@ def id_root_for(path: Path, source: str | None) -> Path | None:
     if not source or not Path(source).is_dir():
         return None
     root = Path(source).resolve()
-    return root if path.resolve() != root and path.resolve().is_relative_to(root) else None
+    where = path.parent.resolve() / path.name if path.is_file() else path.resolve()  # a linked file: where it lies
+    return root if where != root and where.is_relative_to(root) else None
 
 
 def files_beside_corpus(path: Path) -> list[str]:
@@ -334,7 +335,8 @@ def read_documents(path: Path, fields: Fields | None = None, id_root: Path | Non
         raise DatasetError(f"{path}: no such file or folder")
     suffix = path.suffix.lower()
     if suffix in FILE_DOCUMENTS:
-        return [FILE_DOCUMENTS[suffix](path, file_id(path, id_root) if id_root else path.name)]
+        place = (path.parent.resolve() / path.name).relative_to(id_root).as_posix() if id_root else path.name
+        return [FILE_DOCUMENTS[suffix](path, checked_id(place, path))]
     if suffix not in ROW_DOCUMENTS:
         raise DatasetError(f"{path}: cannot index a '{suffix or path.name}' file; earlyrank indexes {ACCEPTED}")
     docs = list(ROW_DOCUMENTS[suffix](path, fields))

@@ -271,3 +271,31 @@ def test_a_file_whose_name_is_not_utf8_is_refused_by_name(tmp_path):
     result = runner.invoke(app, ["index", str(folder), "--out", str(tmp_path / "idx"), "--bm25"])
     assert result.exit_code == 2, result.output
     assert "the file name b'caf\\xe9.txt' is not UTF-8; rename the file" in result.output
+
+
+def test_a_linked_file_is_named_where_it_lies(tmp_path):
+    """Ids were made from resolved paths: a link to a file outside the folder failed ("is not in the subpath"),
+    and a second name for a file inside it clashed with the file's own id."""
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "shipping.md").write_text("Shipping takes five days.")
+    docs = tmp_path / "docs"
+    (docs / "policies").mkdir(parents=True)
+    (docs / "policies" / "warranty.md").write_text("The warranty lasts two years.")
+    (docs / "shipping.md").symlink_to(tmp_path / "shared" / "shipping.md")
+    (docs / "warranty-latest.md").symlink_to(docs / "policies" / "warranty.md")
+    index(docs, tmp_path / "idx")
+    assert sorted(d.id for d in load_index(tmp_path / "idx").docs) == ["policies/warranty.md", "shipping.md",
+                                                                     "warranty-latest.md"]
+    (tmp_path / "shared" / "shipping.md").write_text("Shipping takes three days.")
+    added = runner.invoke(app, ["add", str(docs / "shipping.md"), "--index", str(tmp_path / "idx")])
+    assert "added 0 and replaced 1" in added.output, added.output
+
+
+def test_a_single_file_whose_name_is_not_utf8_is_refused_by_name(tmp_path):
+    import os
+
+    name = os.fsencode(tmp_path) + b"/caf\xe9.txt"
+    with open(name, "wb") as f:
+        f.write(b"Coffee notes.")
+    result = runner.invoke(app, ["index", os.fsdecode(name), "--out", str(tmp_path / "idx"), "--bm25"])
+    assert result.exit_code == 2 and "the file name b'caf\\xe9.txt' is not UTF-8" in result.output, result.output
