@@ -24,6 +24,7 @@ from earlyrank.api.errors import ApiError, invalid
 from earlyrank.api.openapi import limit
 from earlyrank.api.schemas import Body, ErrorResponse, StrictRequest
 from earlyrank.engine.pipeline import Pipeline
+from earlyrank.indexes.corpus import record_problem
 from earlyrank.indexes.document_files import content_id
 from earlyrank.indexes.passage_table import check_document_id
 from earlyrank.indexes.store import IndexStoreError
@@ -44,6 +45,14 @@ def _not_blank(text: str) -> str:
     return text
 
 
+def _storable(metadata: dict[str, Any]) -> dict[str, Any]:
+    """`metadata` if it can be written to the index and served back (`indexes.corpus.record_problem`): NaN passed,
+    was written, and the index could then not be loaded, nor updated again."""
+    if problem := record_problem(metadata):
+        raise ValueError(problem)
+    return metadata
+
+
 class DocumentIn(StrictRequest):
     """A document to add: as a line of the JSON files `earlyrank index` reads."""
 
@@ -53,7 +62,9 @@ class DocumentIn(StrictRequest):
         "text (16 hex digits of their SHA-256), as `earlyrank index` does."))
     title: str = Field("", description="Optional title, read with the text by recall and the reranker.")
     text: Annotated[str, Field(min_length=1, description="The passage."), AfterValidator(_not_blank)]
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Any other fields, kept with the document.")
+    metadata: Annotated[dict[str, Any], AfterValidator(_storable)] = Field(
+        default_factory=dict, description="Any other fields, kept with the document: no NaN or Infinity, and at most "
+        "32 levels of objects and lists.")
 
 
 class AddDocumentsRequest(StrictRequest):

@@ -17,7 +17,7 @@ class DatasetError(ValueError):
     """A data-set file is missing or malformed."""
 
 
-def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+def json_lines(path: Path, check: bool = True) -> Iterator[tuple[int, dict]]:
     """(line number from 1, object) for each non-blank line of a JSON-lines file; a byte-order mark is dropped.
     DatasetError naming the file and line for a missing file, bytes that are not UTF-8, bad JSON or a line that is not
     an object."""
@@ -39,7 +39,8 @@ def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
                 raise DatasetError(f"{path}:{number}: nested more than {MAX_NESTING} levels deep") from None
             if not isinstance(record, dict):
                 raise DatasetError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            check_unicode(path, number, record)
+            if check:
+                check_unicode(path, number, record)
             yield number, record
 
 
@@ -57,21 +58,27 @@ def nesting(value: object) -> int:
     return deepest
 
 
+def record_problem(record: dict) -> str | None:
+    """What stops `record` from being stored and served (see `check_unicode`), in words; None if nothing."""
+    if nesting(record) > MAX_NESTING:
+        return f"nested more than {MAX_NESTING} levels deep"
+    try:
+        json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return ("holds a string that is not valid Unicode (a lone surrogate such as \\ud83d, half of an emoji); fix "
+                "or drop it")
+    except ValueError:
+        return "holds NaN or Infinity, which JSON does not allow; write null or a number"
+    return None
+
+
 def check_unicode(path: Path, number: int, record: dict) -> None:
     """DatasetError naming the file and line if a value of `record` (text, title, id, metadata, keys) cannot be
     stored and served: a string that is not valid Unicode (JSON can spell a lone surrogate, ``"\\ud83d"``, which
     no file, tokenizer or model takes, and which failed only after the whole corpus was encoded, or with a
     traceback), NaN or Infinity (not JSON: they were served as null), or nesting deeper than `MAX_NESTING`."""
-    if nesting(record) > MAX_NESTING:
-        raise DatasetError(f"{path}:{number}: nested more than {MAX_NESTING} levels deep")
-    try:
-        json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise DatasetError(f"{path}:{number}: holds a string that is not valid Unicode (a lone surrogate such as "
-                           f"\\ud83d, half of an emoji); fix or drop it") from None
-    except ValueError:
-        raise DatasetError(f"{path}:{number}: holds NaN or Infinity, which JSON does not allow; write null or a "
-                           f"number") from None
+    if problem := record_problem(record):
+        raise DatasetError(f"{path}:{number}: {problem}")
 
 
 def string_field(path: Path, number: int, record: dict, name: str, required: bool = True) -> str:
@@ -88,15 +95,17 @@ def string_field(path: Path, number: int, record: dict, name: str, required: boo
     return value
 
 
-def load_corpus(path: str | Path) -> list[Document]:
+def load_corpus(path: str | Path, check: bool = True) -> list[Document]:
     """Read corpus.jsonl (`_id`, `text`, optional `title` and `metadata` object); ids must be unique.
 
     Any other field is kept as metadata too, merged over the `metadata` object, as a .jsonl file of documents is
-    read (`indexes.document_files`): the same rows in a BEIR folder once lost them, so filters matched nothing."""
+    read (`indexes.document_files`): the same rows in a BEIR folder once lost them, so filters matched nothing.
+    `check` refuses records that cannot be stored and served (`check_unicode`); an index reads its own copy without
+    it, so that one written before the check still loads."""
     path = Path(path)
     docs: list[Document] = []
     seen: set[str] = set()
-    for number, record in json_lines(path):
+    for number, record in json_lines(path, check):
         doc_id = string_field(path, number, record, "_id")
         if doc_id in seen:
             raise DatasetError(f"{path}:{number}: duplicate document id {doc_id!r}")

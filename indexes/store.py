@@ -243,7 +243,7 @@ def load_index(path: str | Path, model_path: str | None = None, verify: bool = T
     if verify:
         verify_files(Path(path), root, manifest)
     try:
-        table = PassageTable.load(root, load_corpus(root / DOCS))
+        table = PassageTable.load(root, load_corpus(root / DOCS, check=False))  # written by us, maybe before a check
     except (DatasetError, ValueError) as e:
         raise IndexStoreError(f"{e}; {rebuild_hint(Path(path))}") from None
     if "passages" in manifest:

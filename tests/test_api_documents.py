@@ -19,6 +19,7 @@ from earlyrank.engine.datasets import load_corpus
 from earlyrank.engine.pipeline import Pipeline
 from earlyrank.engine.settings import Settings
 from earlyrank.indexes.store import build_index, load_index
+from earlyrank.indexes.types import Document
 
 CLOVES = {"id": "z1", "title": "Zanzibar", "text": "Zanzibar exports cloves.", "metadata": {"region": "east"}}
 
@@ -145,3 +146,19 @@ def test_delete_without_an_id_is_refused_naming_the_path(index_path, doc_id):
         body = response.json()
         assert body["error_type"] == "validation_error" and "doc_id" in body["error"] and "blank" in body["error"]
     assert len(load_index(index_path).docs) == 12
+
+
+def test_metadata_that_could_not_be_stored_is_refused_and_an_index_holding_some_still_loads(index_path, tmp_path):
+    """NaN in metadata got a 200 and was written; every later load and update of the index then failed on it."""
+    with serve(index_path) as client:
+        for metadata, problem in (('{"price": NaN}', "NaN or Infinity"),  # Python's json reads NaN; httpx won't send it
+                                  ('{"deep": ' + "[" * 34 + "1" + "]" * 34 + "}", "nested more than 32 levels")):
+            response = client.post("/v1/documents", headers={"content-type": "application/json"},
+                                   content='{"documents": [{"text": "Cloves.", "metadata": ' + metadata + "}]}")
+            assert response.status_code == 422 and problem in response.json()["error"], response.text
+            assert "documents[0].metadata" in response.json()["error"]
+    assert len(load_index(index_path).docs) == 12
+    # an index written before the check, holding NaN, loads (its own docs.jsonl is not checked as input is)
+    old = build_index([Document("a", "Apples.", metadata={"price": float("nan")})], tmp_path / "old", dense=False,
+                      progress=False)
+    assert load_index(old).doc("a").text == "Apples."
