@@ -4,8 +4,8 @@ An index at ``PATH`` is a symbolic link to a sibling ``PATH.v-<id>`` directory. 
 update) holds ``PATH``'s lock file, fills a fresh ``.PATH.tmp-<id>`` directory, fsyncs every file and the
 directory, renames it to its ``.v-<id>`` name, then atomically replaces the link (``rename(2)``). A crash at
 any moment leaves either the old or the new version behind ``PATH``, both whole; a reader that resolved the
-link just before the swap keeps its version for `SUPERSEDED_GRACE_SECONDS` (only the `MAX_SUPERSEDED` latest are
-kept, so quick successive updates do not fill the disk).
+link just before the swap keeps its version for `SUPERSEDED_GRACE_SECONDS`, or, once more than `MAX_SUPERSEDED`
+newer ones have come, for `MIN_GRACE_SECONDS` (so quick successive updates do not fill the disk).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import glob
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -28,9 +29,12 @@ log = logging.getLogger(__name__)
 # A superseded version stays this long after its swap: a reader that resolved the link just before the swap
 # is still opening its files (loading takes seconds; once loaded, an index no longer reads them).
 SUPERSEDED_GRACE_SECONDS = 600.0
-# ... but at most this many of them, the most recently superseded: each is a whole copy of the index, and a client
-# sending one document at a time would otherwise fill the disk with hundreds of copies within the grace period.
+# ... but, once superseded more than MIN_GRACE_SECONDS ago, at most MAX_SUPERSEDED of them, the most recently
+# superseded: each is a whole copy of the index, and a client sending one document at a time would otherwise fill
+# the disk with hundreds of copies within the grace period. A version superseded less than MIN_GRACE_SECONDS ago is
+# always kept: a reader may have resolved the link to it and still be opening its files.
 MAX_SUPERSEDED = 2
+MIN_GRACE_SECONDS = 30.0
 
 
 def fsync_path(path: Path) -> None:
@@ -117,17 +121,25 @@ def commit_version(out: Path, write: Callable[[Path], dict]) -> Path:
 
 def remove_leftovers(out: Path, grace: float | None = None) -> None:
     """Delete temporary directories of interrupted builds beside `out`, versions superseded more than `grace`
-    seconds ago (default `SUPERSEDED_GRACE_SECONDS`; a version's mtime is set when it is superseded), and all but
-    the `MAX_SUPERSEDED` most recently superseded of the others."""
+    seconds ago (default `SUPERSEDED_GRACE_SECONDS`; a version's mtime is set when it is superseded), and, of those
+    superseded more than `MIN_GRACE_SECONDS` ago (or `grace`, if shorter), all but the `MAX_SUPERSEDED` latest."""
     live = out.resolve()
-    cutoff = time.time() - (SUPERSEDED_GRACE_SECONDS if grace is None else grace)
+    now = time.time()
+    cutoff = now - (SUPERSEDED_GRACE_SECONDS if grace is None else grace)
+    fresh = min(now - MIN_GRACE_SECONDS, now if grace is None else now - grace)
+    # Only what a writer of `out` makes: another index beside it named "kb.v-1" (a link) is not a version of "kb".
+    version = re.compile(re.escape(out.name) + r"\.v-\d{14}-[0-9a-f]{6}")
     stale: list[Path] = []
     kept: list[Path] = []
     for sibling in out.parent.glob(f"*{glob.escape(out.name)}.*"):  # a name such as "docs[2024]" is no pattern
         if sibling.name.startswith((f".{out.name}.tmp-", f".{out.name}.link-")):
             stale.append(sibling)
-        elif sibling.name.startswith(f"{out.name}.v-") and sibling != live:
-            (stale if sibling.lstat().st_mtime < cutoff else kept).append(sibling)
+        elif version.fullmatch(sibling.name) and sibling.is_dir() and not sibling.is_symlink() and sibling != live:
+            mtime = sibling.lstat().st_mtime
+            if mtime < cutoff:
+                stale.append(sibling)
+            elif mtime < fresh:
+                kept.append(sibling)
     kept.sort(key=lambda p: (p.lstat().st_mtime, p.name), reverse=True)
     for sibling in stale + kept[MAX_SUPERSEDED:]:
         if sibling.is_symlink() or sibling.is_file():

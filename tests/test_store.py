@@ -170,23 +170,48 @@ def test_an_index_of_format_1_is_refused_with_the_command_that_rebuilds_it(tiny_
         load_index(out)
 
 
+def age(versions_on_disk, seconds: float) -> None:
+    """Make each version look superseded `seconds` ago, the last of them most recently."""
+    for i, v in enumerate(sorted(versions_on_disk, key=lambda p: p.stat().st_mtime)):
+        then = time.time() - seconds + i
+        os.utime(v, (then, then))
+
+
 def test_many_quick_updates_keep_only_the_latest_superseded_versions(tiny_dir, tmp_path):
+    """55 HTTP updates in 30 s left 130 whole copies of the index on disk for ten minutes."""
     docs = _docs(tiny_dir)
     out = build_index(docs, tmp_path / "idx", dense=False, progress=False)
-    for n in range(5, 10):  # five swaps within the grace period
+    for n in range(5, 9):  # swaps within MIN_GRACE_SECONDS: every version is kept, a reader may be opening it
         build_index(docs[:n], out, dense=False, progress=False)
+    assert len(list(tmp_path.glob("idx.v-*"))) == 5
+    age([v for v in tmp_path.glob("idx.v-*") if v != out.resolve()], versions.MIN_GRACE_SECONDS + 60)
+    build_index(docs[:9], out, dense=False, progress=False)
     on_disk = sorted(tmp_path.glob("idx.v-*"))
-    assert len(on_disk) == 1 + versions.MAX_SUPERSEDED  # the live version and the latest superseded ones
-    assert sorted(len(load_index(v).docs) for v in on_disk) == [7, 8, 9]
+    # the live version, the one it just superseded (fresh), and the latest MAX_SUPERSEDED older ones
+    assert sorted(len(load_index(v).docs) for v in on_disk) == [6, 7, 8, 9]
 
 
 def test_an_index_whose_name_is_a_glob_pattern_is_cleaned_too(tiny_dir, tmp_path):
     """The clean-up globbed the index's name: for "docs[2024]" it matched nothing, and every update kept a copy."""
     docs = _docs(tiny_dir)
     out = build_index(docs, tmp_path / "docs[2024]", dense=False, progress=False)
-    for n in range(5, 10):
+    for n in range(5, 9):
         build_index(docs[:n], out, dense=False, progress=False)
-    assert len([p for p in tmp_path.iterdir() if p.name.startswith("docs[2024].v-")]) == 1 + versions.MAX_SUPERSEDED
+    age([p for p in tmp_path.iterdir() if p.name.startswith("docs[2024].v-") and p != out.resolve()],
+        versions.MIN_GRACE_SECONDS + 60)
+    build_index(docs[:9], out, dense=False, progress=False)
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith("docs[2024].v-")]) == 2 + versions.MAX_SUPERSEDED
+
+
+def test_an_index_named_like_a_version_of_another_is_not_cleaned_up_as_one(tiny_dir, tmp_path):
+    """Building "kb" four times deleted the user's own index "kb.v-1" beside it, taking it for an old version."""
+    docs = _docs(tiny_dir)
+    other = build_index(docs, tmp_path / "kb.v-1", dense=False, progress=False)
+    out = build_index(docs, tmp_path / "kb", dense=False, progress=False)
+    age([other, other.resolve()], versions.SUPERSEDED_GRACE_SECONDS + 60)
+    for n in range(5, 9):
+        build_index(docs[:n], out, dense=False, progress=False)
+    assert len(load_index(other).docs) == len(docs)
 
 
 def test_a_writer_waiting_for_the_lock_says_so(tmp_path, caplog):
