@@ -32,28 +32,39 @@ def add(
         "directory, or a folder of .txt, .md, .html and .pdf files."))],
     index_dir: IndexDir = DEFAULT_INDEX,
     text_field: Annotated[str | None, typer.Option("--text-field", help=(
-        "JSON or CSV input: the field holding the text (default: the one the index was built with, else text)."))
-    ] = None,
+        "JSON or CSV input: the field holding the text (default: text, or, for the file the index was built "
+        "from, the field it was built with; the same goes for --id-field and --title-field)."))] = None,
     id_field: IdField = None,
     title_field: TitleField = None,
 ) -> None:
     """Add DOCUMENTS to the index; a document whose id the index already holds replaces it. Only the new
     documents are tokenized and encoded; the new version is swapped in atomically.
 
-    DOCUMENTS is read as the index's own corpus was: the field options it was built with apply unless given, and
-    a file inside the folder it was built from keeps the id it got there (guide/setup.md), so an edited file
-    replaces its old version."""
+    DOCUMENTS is read as the index's own corpus was: the file the index was built from is read with the field
+    options it was built with (unless given), and a file inside the folder it was built from keeps the id it got
+    there (guide/setup.md), so an edited file replaces its old version."""
     from earlyrank.indexes.corpus import DatasetError
-    from earlyrank.indexes.document_files import Fields, id_root_for, read_documents
+    from earlyrank.indexes.document_files import FILE_DOCUMENTS, Fields, id_root_for, read_documents
     from earlyrank.indexes.store import IndexStoreError, read_manifest
     from earlyrank.indexes.update import update_index
 
     try:
         source = read_manifest(index_dir)[1].get("corpus", {}).get("source") or {}
-        built = source.get("fields") or {}
+        # The field options the index was built with apply to that same file again (edited); another file has
+        # its own columns, and takes the defaults.
+        same_file = bool(source.get("path")) and documents.resolve() == Path(source["path"]).resolve()
+        built = (source.get("fields") or {}) if same_file else {}
         fields = Fields(text=text_field or built.get("text") or "text", id=id_field or built.get("id"),
                         title=title_field or built.get("title"))
-        docs = read_documents(documents, fields, id_root_for(documents, source.get("path")))
+        id_root = id_root_for(documents, source.get("path"))
+        docs = read_documents(documents, fields, id_root)
+        folder = source.get("path")
+        one_a_file = documents.is_dir() or documents.suffix.lower() in FILE_DOCUMENTS  # named by their paths
+        if (id_root is None and folder and Path(folder).is_dir() and one_a_file
+                and documents.resolve() != Path(folder).resolve()):
+            typer.echo(f"note: {documents} is not inside {folder}, the folder this index was built from, so its files "
+                       f"are named from {documents.name if documents.is_file() else documents}, not as there",
+                       err=True)
         note_unread(documents)
         result = update_index(index_dir, add=docs)
     except (DatasetError, IndexStoreError, ValueError) as e:

@@ -337,9 +337,16 @@ def test_add_reads_files_as_the_index_was_built(tmp_path):
     index = load_index(tmp_path / "idx")
     assert {d.id: d.text for d in index.docs} == {"policies/warranty.md": "The warranty lasts three years.",
                                                   "shipping.md": "Shipping takes five days."}
-    # a whole subfolder added keeps the ids too
+    # a whole subfolder added keeps the ids too, and so does the folder itself, without a note
     again = runner.invoke(app, ["add", str(docs / "policies"), "--index", str(tmp_path / "idx")])
-    assert "added 0 and replaced 1" in again.output, again.output
+    assert "added 0 and replaced 1" in again.output and "note" not in again.output, again.output
+    whole = runner.invoke(app, ["add", str(docs), "--index", str(tmp_path / "idx")])
+    assert "added 0 and replaced 2" in whole.output and "note" not in whole.output, whole.output
+    # a file from elsewhere is named by its own name, and the user is told
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "hours.md").write_text("Open on Saturdays.")
+    outside = runner.invoke(app, ["add", str(tmp_path / "other" / "hours.md"), "--index", str(tmp_path / "idx")])
+    assert f"note: {tmp_path / 'other' / 'hours.md'} is not inside {docs}" in outside.output, outside.output
 
     faq = tmp_path / "faq.tsv"
     faq.write_text("question_id\theadline\tbody\nq1\tWarranty\tThe warranty lasts two years.\n"
@@ -353,3 +360,18 @@ def test_add_reads_files_as_the_index_was_built(tmp_path):
     index = load_index(tmp_path / "fi")
     assert {d.id: (d.title, d.text) for d in index.docs} == {"q1": ("Warranty", "The warranty lasts three years."),
                                                              "q2": ("Refunds", "Refunds take 14 days.")}
+
+
+def test_another_file_added_takes_the_default_fields_not_the_index_files(tmp_path):
+    """The field options of `index faq.csv --id-field qid` applied to every file added: a CSV without that column
+    was refused ("name the column with --id-field", with no column to name), and JSON lines with "id" got hash ids
+    and were added beside the documents they should have replaced."""
+    runner = CliRunner()
+    faq = tmp_path / "faq.csv"
+    faq.write_text("qid,text\nq1,The warranty lasts two years.\n")
+    assert runner.invoke(app, ["index", str(faq), "--out", str(tmp_path / "idx"), "--bm25", "--id-field",
+                               "qid"]).exit_code == 0
+    more = tmp_path / "more.jsonl"
+    more.write_text('{"id": "q1", "text": "The warranty lasts three years."}\n')
+    added = runner.invoke(app, ["add", str(more), "--index", str(tmp_path / "idx")])
+    assert added.exit_code == 0 and "added 0 and replaced 1" in added.output, added.output
