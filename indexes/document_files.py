@@ -142,8 +142,8 @@ def wrapped_array(path: Path, text: str, fields: Fields) -> None:
     missing its text."""
     try:
         whole = json.loads(text)
-    except json.JSONDecodeError:
-        return  # JSON lines, or broken: json_lines says which line
+    except (json.JSONDecodeError, RecursionError):
+        return  # JSON lines, or broken, or nested too deep: json_lines says which line
     if isinstance(whole, dict) and fields.text not in whole:
         lists = [k for k, v in whole.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
         if lists:
@@ -162,11 +162,29 @@ def json_documents(path: Path, fields: Fields) -> Iterator[Document]:
 
 
 def csv_documents(path: Path, fields: Fields, delimiter: str = ",") -> Iterator[Document]:
-    """A CSV (or, with a tab `delimiter`, TSV) file whose first row names the columns. A TSV has no quoting (as
-    IANA's text/tab-separated-values defines it): a quote mark is text, so a text may start with one."""
-    text = io.StringIO(_read_utf8(path), newline="")
-    reader = (csv.reader(text, delimiter=delimiter, strict=True, quoting=csv.QUOTE_NONE) if delimiter == "\t"
-              else csv.reader(text, delimiter=delimiter, strict=True))
+    """A CSV (or, with a tab `delimiter`, TSV) file whose first row names the columns.
+
+    A TSV is written two ways: quoted as CSV is (Python's csv, pandas and spreadsheets quote a cell holding a quote
+    mark or a line break), or with no quoting at all (IANA's text/tab-separated-values; MS MARCO's files), where a
+    quote mark is text and a text may start with one. It is read quoted, unless that fails or makes a cell hold a
+    tab (a quote left open swallowing the next rows): then it is read unquoted."""
+    text = _read_utf8(path)
+    if delimiter != "\t":
+        rows = _rows(path, csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True), fields)
+    else:
+        try:
+            rows = _rows(path, csv.reader(io.StringIO(text, newline=""), delimiter="\t", strict=True), fields)
+            quoted = not any("\t" in v for _, row in rows for v in row.values())
+        except DatasetError:
+            quoted = False
+        if not quoted:
+            rows = _rows(path, csv.reader(io.StringIO(text, newline=""), delimiter="\t", strict=True,
+                                          quoting=csv.QUOTE_NONE), fields)
+    yield from record_documents(path, rows, fields)
+
+
+def _rows(path: Path, reader, fields: Fields) -> list[tuple[int, dict]]:
+    """(line number, {column: value}) of each row of `reader` under its header row, checked against `fields`."""
     try:
         header = next(reader, None)
         if not header:
@@ -188,7 +206,7 @@ def csv_documents(path: Path, fields: Fields, delimiter: str = ",") -> Iterator[
             rows.append((reader.line_num, dict(zip(header, values, strict=True))))
     except csv.Error as e:
         raise DatasetError(f"{path}:{reader.line_num}: not valid CSV ({e})") from None
-    yield from record_documents(path, rows, fields)
+    return rows
 
 
 def _file_document(file: Path, doc_id: str, title: str, text: str) -> Document:

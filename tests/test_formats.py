@@ -196,14 +196,19 @@ def test_a_folder_holding_corpus_jsonl_says_which_other_files_it_passed_over(tmp
     assert "note: not read: a.md, b.txt: this folder holds corpus.jsonl, so it was read as a BEIR data set" in output
 
 
-def test_a_tsv_has_no_quoting_and_a_csv_cell_may_be_long(tmp_path):
-    """A TSV was read with CSV's quotes: a text starting with a quote mark was refused, and a quote left open
-    merged the next rows into one text. A CSV cell over 128 KiB (Python's default limit) was refused."""
+def test_a_tsv_is_read_quoted_or_unquoted_as_it_was_written_and_a_csv_cell_may_be_long(tmp_path):
+    """A TSV was read with CSV's quotes only: a text starting with a quote mark was refused, and a quote left open
+    merged the next rows into one text. Read unquoted only, a TSV written by pandas or Python's csv (which quote a
+    cell holding a quote mark or a line break) was misread. A CSV cell over 128 KiB was refused."""
     tsv = tmp_path / "m.tsv"
     tsv.write_text('id\ttext\n1\t"Hello there\n2\tworld of quotes"\n3\t"Quoted" phrase starts this text.\n')
     index(tsv, tmp_path / "tsv")
     docs = {d.id: d.text for d in load_index(tmp_path / "tsv").docs}
     assert docs == {"1": '"Hello there', "2": 'world of quotes"', "3": '"Quoted" phrase starts this text.'}
+    quoted = tmp_path / "q.tsv"
+    quoted.write_text('id\ttext\n1\t"He said ""hi"""\n2\t"two\nlines"\n')
+    index(quoted, tmp_path / "quoted")
+    assert {d.id: d.text for d in load_index(tmp_path / "quoted").docs} == {"1": 'He said "hi"', "2": "two\nlines"}
     big = tmp_path / "big.csv"
     big.write_text("id,text\nlong," + "word " * 40_000 + "\n")
     index(big, tmp_path / "csv")
@@ -238,6 +243,7 @@ def test_a_passage_with_windows_line_ends_prints_on_one_row(tmp_path):
     ("deeper.jsonl", '{"id": "a", "text": "ok", "m": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
      "deeper.jsonl:1: nested more than 32 levels deep"),
     ("dup.csv", "id,text,text\n1,a,b\n", "dup.csv:1: column 'text' appears twice in the header"),
+    ("deep.json", '{"text": "hello", "m": ' + "[" * 5000 + "]" * 5000 + "}\n", "deep.json:1: nested more than 32"),
     # an export's usual shape was "not valid JSON" (pretty-printed) or "field 'text' is missing" (one line)
     ("export.json", '{\n  "documents": [\n    {"id": "a", "text": "Refunds take 14 days."}\n  ]\n}\n',
      "export.json: one JSON object whose 'documents' holds the documents; earlyrank reads a JSON array"),
