@@ -220,25 +220,27 @@ def text_document(file: Path, doc_id: str) -> Document:
     return _file_document(file, doc_id, file.stem, _read_utf8(file))
 
 
-# Elements that start a line of their own; the text of any other (b, i, a, span, sup, ...) runs on within a word,
-# as a browser shows it: "<b>war</b>ranty" is one word.
-BLOCK_ELEMENTS = ("address", "article", "aside", "blockquote", "br", "caption", "dd", "div", "dl", "dt",
-                  "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
-                  "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul")
+# Elements whose text runs on within a line, as a browser shows it ("<b>war</b>ranty" is one word); every other
+# element (p, li, td, summary, option, button, label, ...) starts a line of its own, so "<li>Red</li><li>Blue</li>"
+# stays two words.
+INLINE_ELEMENTS = frozenset({"a", "abbr", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn", "em",
+                             "font", "i", "ins", "kbd", "mark", "nobr", "q", "s", "samp", "small", "span", "strike",
+                             "strong", "sub", "sup", "time", "tt", "u", "var", "wbr"})
 
 
 def html_document(file: Path, doc_id: str) -> Document:
     """An HTML file's visible text (no scripts, styles or head), titled by its <title> or else the file name.
-    Block elements (`BLOCK_ELEMENTS`) are separated by line breaks; inline ones join their neighbours as shown."""
+    Inline elements (`INLINE_ELEMENTS`) join their neighbours as shown; every other element is a line of its own."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(file.read_bytes(), "html.parser")  # bytes: it finds the encoding (BOM, <meta charset>)
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup(["head", "script", "style", "noscript", "template"]):
         tag.decompose()
-    for tag in soup(BLOCK_ELEMENTS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
+    for tag in soup.find_all(True):
+        if tag.name not in INLINE_ELEMENTS:
+            tag.insert_before("\n")
+            tag.insert_after("\n")
     lines = (" ".join(line.split()) for line in soup.get_text("").splitlines())
     return _file_document(file, doc_id, title or file.stem, "\n".join(line for line in lines if line))
 

@@ -58,9 +58,12 @@ def test_html_inline_elements_do_not_split_words_and_blocks_do(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "w.html").write_text("<p>The <b>war</b>ranty lasts H<sub>2</sub>O <a href='#'>two</a> years.</p>"
-                                   "<ul><li>one</li><li>two</li></ul>")
+                                   "<ul><li>one</li><li>two</li></ul><details><summary>Shipping</summary>Free"
+                                   "</details><select><option>Red</option><option>Blue</option></select>"
+                                   "<button>Send</button><button>Cancel</button>")
     index(folder, tmp_path / "idx")
-    assert load_index(tmp_path / "idx").doc("w.html").text == "The warranty lasts H2O two years.\none\ntwo"
+    assert load_index(tmp_path / "idx").doc("w.html").text == ("The warranty lasts H2O two years.\none\ntwo\n"
+                                                               "Shipping\nFree\nRed\nBlue\nSend\nCancel")
 
 
 def test_generated_ids_are_stable_across_runs(tmp_path):
