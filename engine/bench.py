@@ -242,13 +242,13 @@ def run_bench(data_dir: Path, model_dir: Path, out: Path, split: str = "test", d
     passes = window_counts(scorer, data, texts)
     rerank, results = rerank_rows(data, qrels, calibration, blend, configs, seconds_per_pair, hybrid_ms, out,
                                   passes, tail=recall_runs["recall: hybrid"], relevance_level=relevance_level)
-    logits, labels = labelled_pairs(data.scored, qrels)
+    logits, labels = labelled_pairs(data.scored, qrels, relevance_level)  # the ECE counts relevance as the table
     record = {
         "dataset": data.name, "split": split, "queries": len(data.scored), "depth": depth, "blend": blend,
         "relevance_level": relevance_level, "command": " ".join(sys.argv),
         "git_commit": git_commit(), "machine": machine(), "model": scorer.identity(),
         "index": {"documents": len(index.documents), "manifest_corpus": index.manifest["corpus"]},
-        "relevant_missing_from_corpus": relevant_missing(qrels, {d.id for d in index.documents}),
+        "relevant_missing_from_corpus": relevant_missing(qrels, {d.id for d in index.documents}, relevance_level),
         "seconds_per_pair": seconds_per_pair, "measures": list(DEFAULT_MEASURES),
         "calibration_on_split": {"ece_15": expected_calibration_error(calibration.confidence(logits), labels),
                                  "pairs": int(labels.size)},

@@ -62,9 +62,11 @@ def percentiles(values, qs=(50, 95)) -> dict[str, float]:
     return {f"p{q}": float(np.percentile(values, q)) for q in qs} if values.size else {}
 
 
-def relevant_missing(qrels: dict[str, dict[str, int]], doc_ids: set[str]) -> int:
-    """How many (query, document) judgements of `qrels` with a grade above 0 name a document not in `doc_ids`."""
-    return sum(grade > 0 and d not in doc_ids for judged in qrels.values() for d, grade in judged.items())
+def relevant_missing(qrels: dict[str, dict[str, int]], doc_ids: set[str], relevance_level: int = 1) -> int:
+    """How many (query, document) judgements of `qrels` with a grade >= `relevance_level` (and above 0) name a
+    document not in `doc_ids`."""
+    level = max(relevance_level, 1)
+    return sum(grade >= level and d not in doc_ids for judged in qrels.values() for d, grade in judged.items())
 
 
 def file_name(text: str) -> str:

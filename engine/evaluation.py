@@ -15,15 +15,19 @@ def evaluate_run(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mappi
                  measures: tuple[str, ...] = DEFAULT_MEASURES, per_query: bool = False, relevance_level: int = 1):
     """Mean of each measure over the judged queries (a query missing from the run scores 0).
 
-    With `relevance_level` above 1, the binary measures (all but nDCG, which uses the grades) count grade >=
-    that level as relevant (ir-measures' ``rel=``; TREC DL's convention is 2); the results keep the names asked.
+    With `relevance_level` above 1, the binary measures (those taking ir-measures' ``rel=``: P, R, RR, AP, Rprec;
+    not nDCG or ERR, which use the grades) count grade >= that level as relevant (TREC DL's convention is 2); the
+    results keep the names asked.
     With `per_query`, returns ``{measure: {query_id: value}}`` instead, for significance tests.
     """
     import ir_measures
 
-    asked = {m: m if relevance_level == 1 or m.startswith("nDCG") or "(" in m else
-             m.replace("@", f"(rel={relevance_level})@", 1) for m in measures}
-    parsed = {ir_measures.parse_measure(computed): name for name, computed in asked.items()}
+    parsed = {}
+    for name in measures:
+        measure = ir_measures.parse_measure(name)
+        if relevance_level != 1 and "rel" in measure.SUPPORTED_PARAMS and "rel" not in measure.params:
+            measure = measure(rel=relevance_level)  # binary measures only: nDCG and ERR read the grades
+        parsed[measure] = name
     judged = {q: dict(d) for q, d in qrels.items()}
     full_run = {q: dict(run.get(q, {})) for q in judged}
     if per_query:

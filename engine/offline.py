@@ -123,12 +123,14 @@ def replay(scored: Sequence[ScoredQuery], policy, calibration: Calibration, blen
     return results, np.asarray(pairs), reasons
 
 
-def labelled_pairs(scored: Sequence[ScoredQuery], qrels: dict) -> tuple[np.ndarray, np.ndarray]:
-    """All (logit, relevant?) pairs of the cached candidates: calibration data drawn as inference draws it."""
+def labelled_pairs(scored: Sequence[ScoredQuery], qrels: dict, relevance_level: int = 1
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """All (logit, relevant?) pairs of the cached candidates, relevant meaning a grade >= `relevance_level`:
+    calibration data drawn as inference draws it."""
     logits: list[float] = []
     labels: list[float] = []
     for sq in scored:
         judged = qrels.get(sq.query_id, {})
         logits.extend(sq.logits.tolist())
-        labels.extend(1.0 if judged.get(h.doc_id, 0) > 0 else 0.0 for h in sq.candidates)
+        labels.extend(1.0 if judged.get(h.doc_id, 0) >= max(relevance_level, 1) else 0.0 for h in sq.candidates)
     return np.asarray(logits), np.asarray(labels)

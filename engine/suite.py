@@ -169,7 +169,7 @@ def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion 
 
         notes = RunRetriever(read_run(run_file)).coverage_notes([q.id for q in queries], spec.run or run_file)
     return {"set": asdict(spec), "queries": len(queries), "documents": len(index.documents),
-            "relevant_missing_from_corpus": relevant_missing(qrels, doc_ids), "notes": notes,
+            "relevant_missing_from_corpus": relevant_missing(qrels, doc_ids, spec.relevance_level), "notes": notes,
             "best_recall": best_recall["config"], "rows": rows}
 
 
@@ -221,8 +221,8 @@ def suite_table(record: dict) -> str:
             lines.append(f"| {s['set']['name']} | {name} | {r['candidates']} | {r['nDCG@10']:.4f} | "
                          f"{r['RR@10']:.4f} | {r['P@1']:.4f} | {r['pairs_mean']:.1f} | {share} | {ece} | {delta} | "
                          f"{against} |")
-    notes = [f"{s['set']['name']}: {count} relevant judgement{'s' if count != 1 else ''} name a document the corpus "
-             f"lacks; counted as relevant and never retrieved, as trec_eval counts them."
+    notes = [f"{s['set']['name']}: {count} relevant judgement{'s name' if count != 1 else ' names'} a document the "
+             f"corpus lacks; counted as relevant and never retrieved, as trec_eval counts them."
              for s in record["sets"] if (count := s.get("relevant_missing_from_corpus", 0))]
     notes += [f"{s['set']['name']}: {note}" for s in record["sets"] for note in s.get("notes", [])]
     return "\n".join(lines) + "\n" + "".join(f"\n{n}\n" for n in notes)

@@ -160,3 +160,17 @@ def test_dev_is_the_data_sets_own_dev_split_when_it_has_one(tmp_path):
     tested = Dataset("tested", own.corpus, queries, {"test": {"a": {"d": 1}}})
     with pytest.raises(DatasetError, match="no split 'dev' .qrels/dev.tsv., nor a train split .*available: test"):
         split_queries(tested, "dev", tmp_path)
+
+
+def test_relevance_level_reaches_the_ece_labels_and_the_missing_judgements_count(tiny, fake_scorer, tmp_path):
+    """Under --relevance-level 2 the table's measures counted grade >= 2, but its ECE line and its note on judged
+    documents the corpus lacks still counted grade >= 1."""
+    from earlyrank.engine.bench_record import relevant_missing
+
+    dev = _dev(tiny, fake_scorer, tmp_path)[0]
+    graded = {q: {d: 2 if i == 0 else 1 for i, d in enumerate(j)} for q, j in dev.qrels.items()}
+    _, ones = labelled_pairs(dev.scored, graded)
+    _, twos = labelled_pairs(dev.scored, graded, relevance_level=2)
+    assert twos.sum() < ones.sum() and set(np.flatnonzero(twos)) <= set(np.flatnonzero(ones))
+    qrels = {"q": {"gone": 1, "also-gone": 2, "here": 3, "unjudged-gone": 0}}
+    assert (relevant_missing(qrels, {"here"}), relevant_missing(qrels, {"here"}, 2)) == (2, 1)

@@ -38,3 +38,15 @@ def test_lengths_compares_the_settings_both_models_measured():
     out = lengths.compare(reference, record)
     assert list(out) == ["192x2"]
     assert out["192x2"]["scifact"]["mean_diff"] == pytest.approx(0.8 / 3)
+
+
+def test_the_relevance_level_applies_to_every_binary_measure_and_to_no_graded_one():
+    """Only names with "@" were given the level: AP, RR and Rprec kept grade 1 (AP 1.0 where 0.5 is right)."""
+    from earlyrank.engine.evaluation import evaluate_run
+
+    qrels = {"q": {"a": 1, "b": 2}}
+    run = {"q": {"a": 2.0, "b": 1.0}}
+    strict = evaluate_run(qrels, run, ("AP", "RR", "Rprec", "P@1", "nDCG@10"), relevance_level=2)
+    assert strict == {"AP": 0.5, "RR": 0.5, "Rprec": 0.0, "P@1": 0.0,
+                      "nDCG@10": evaluate_run(qrels, run, ("nDCG@10",))["nDCG@10"]}
+    assert evaluate_run(qrels, run, ("AP",))["AP"] == 1.0
