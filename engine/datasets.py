@@ -90,4 +90,4 @@ def load_dataset(directory: str | Path, check_judged: bool = True) -> Dataset:
                 missing = next((d for d in docs if d not in doc_ids), None)
                 if missing is not None:
                     raise DatasetError(f"{root}/qrels/{split}.tsv: document id {missing!r} not in corpus.jsonl")
-    return Dataset(name=root.name, corpus=corpus, queries=queries, qrels=qrels)
+    return Dataset(name=root.resolve().name, corpus=corpus, queries=queries, qrels=qrels)

@@ -74,7 +74,7 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
     passages the run did not retrieve, as trec_eval counts them.
     """
     from earlyrank.engine.cache_dir import cache_root
-    from earlyrank.engine.corpora import dataset_index, passage_qrels, split_tag
+    from earlyrank.engine.corpora import corpus_fingerprint, dataset_index, passage_qrels, split_tag
     from earlyrank.engine.datasets import load_dataset
 
     dataset = load_dataset(data_dir, check_judged=False)
@@ -88,7 +88,7 @@ def scored_split(data_dir: Path, split: str, scorer, model_dir: Path, mode: str 
         mode = f"run-{run.stem}"
         retriever = RunRetriever(read_run(run))
     cache = (cache_root() / "scores" / model_key(model_dir, scorer.max_length, scorer.backend.name, scorer.windows)
-             / f"{dataset.name}-{split}-{mode}-{depth}{split_tag(passages)}.jsonl")
+             / f"{dataset.name}-{corpus_fingerprint(dataset)}-{split}-{mode}-{depth}{split_tag(passages)}.jsonl")
     index = dataset_index(dataset, progress, passages)
     if retriever is not None and run is not None:
         retriever.check_queries([q.id for q in queries], run)

@@ -174,3 +174,28 @@ def test_relevance_level_reaches_the_ece_labels_and_the_missing_judgements_count
     assert twos.sum() < ones.sum() and set(np.flatnonzero(twos)) <= set(np.flatnonzero(ones))
     qrels = {"q": {"gone": 1, "also-gone": 2, "here": 3, "unjudged-gone": 0}}
     assert (relevant_missing(qrels, {"here"}), relevant_missing(qrels, {"here"}, 2)) == (2, 1)
+
+
+def test_cached_scores_are_not_reused_for_another_corpus_under_the_same_folder_name(tmp_path, fake_scorer,
+                                                                                     monkeypatch):
+    """The cache was named by the folder's name, split and depth: a corpus changed under the same name was reranked
+    on the old candidates (0.9333 where a fresh cache gave 0.8551), or crashed when they were gone."""
+    import shutil
+    from types import SimpleNamespace
+
+    from conftest import TINY
+
+    from earlyrank.engine.model_files import DEFAULT_MODEL
+    from earlyrank.engine.tuning import scored_split
+
+    monkeypatch.setenv("EARLYRANK_CACHE", str(tmp_path / "cache"))
+    fake_scorer.max_length, fake_scorer.windows, fake_scorer.backend = 192, 1, SimpleNamespace(name="fake")
+    for n, where in ((12, "a"), (11, "b")):
+        data = tmp_path / where / "same-name"
+        shutil.copytree(TINY, data)
+        lines = (data / "corpus.jsonl").read_text().splitlines()[:n]
+        (data / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+        scored = scored_split(data, "test", fake_scorer, DEFAULT_MODEL, "bm25", 20, progress=False)
+        held = {json.loads(line)["_id"] for line in lines}
+        assert all(h.doc_id in held for sq in scored.scored for h in sq.candidates)
+    assert len(list((tmp_path / "cache" / "scores").rglob("same-name-*-test-bm25-20.jsonl"))) == 2
