@@ -74,10 +74,9 @@ def reader_groups(questions: Sequence[ReaderQuestion], negatives: int = READER_N
             continue
         own = [s for s, h in zip(q.sentences, q.holds, strict=True) if not h]
         drawn = rng.sample(own, min(negatives, len(own)))
-        while len(drawn) < negatives and len(pool) > len(q.sentences):
-            other = rng.choice(pool)
-            if other not in q.sentences and other not in drawn:
-                drawn.append(other)
+        if len(drawn) < negatives:  # padded from other passages' sentences; a question short of them is left out
+            others = [s for s in pool if s not in q.sentences]
+            drawn += rng.sample(others, min(negatives - len(drawn), len(others)))
         if len(drawn) == negatives:
             groups.append(Group(q.text, answering[0], tuple(drawn), "sentence-reader"))
     return groups

@@ -133,6 +133,8 @@ class CrossEncoder:
             calibration = Calibration.load(path / CALIBRATION)
         except (ModelLoadError, ImportError, FileNotFoundError):  # a missing runtime or ONNX export says so itself
             raise
+        except (MemoryError, RuntimeError):  # out of memory, or torch or onnxruntime failing: not the files' fault
+            raise
         except Exception as error:  # a cut or corrupt weights file, a broken tokenizer.json or JSON file
             raise ModelLoadError(f"{path}: its files could not be read ({type(error).__name__}: {error}); copy or "
                                  f"train the model again, or omit --model to use the bundled one") from error

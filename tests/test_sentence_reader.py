@@ -49,3 +49,9 @@ def test_the_draw_is_fixed_by_the_seed():
 def test_folds_are_by_passage():
     folds = program.passage_folds(["p1", "p2", "p1", "p3", "p2"] * 3, folds=2, seed=0)
     assert set(folds) == {"p1", "p2", "p3"} and set(folds.values()) <= {0, 1}
+
+
+def test_too_few_sentences_to_pad_with_leaves_the_question_out_instead_of_looping():
+    """With fewer distinct sentences elsewhere than negatives to draw, the padding loop never ended."""
+    qs = [question("What is the capital of France?", PASSAGE[:2], {0}), question("What falls?", OTHER[:2], {0})]
+    assert reader_groups(qs, negatives=4) == []
