@@ -74,20 +74,21 @@ def load_qrels(path: str | Path) -> Qrels:
 
 
 def load_dataset(directory: str | Path, check_judged: bool = True) -> Dataset:
-    """Load a BEIR-layout directory; with `check_judged`, every judged id must exist."""
+    """Load a BEIR-layout directory. Every judged query must be in queries.jsonl (a judged query without a text
+    can be neither asked nor scored, and was scored 0 by one path and dropped by another); with `check_judged`,
+    every judged document must be in corpus.jsonl too (without, it counts as trec_eval counts it)."""
     root = Path(directory)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a directory (expected a BEIR layout: corpus.jsonl, queries.jsonl)")
     corpus = load_corpus(root / "corpus.jsonl")
     queries = load_queries(root / "queries.jsonl")
     qrels = {p.stem: load_qrels(p) for p in sorted((root / "qrels").glob("*.tsv"))}
-    if check_judged:
-        doc_ids = {d.id for d in corpus}
-        for split, judgements in qrels.items():
-            for query_id, docs in judgements.items():
-                if query_id not in queries:
-                    raise DatasetError(f"{root}/qrels/{split}.tsv: query id {query_id!r} not in queries.jsonl")
-                missing = next((d for d in docs if d not in doc_ids), None)
-                if missing is not None:
-                    raise DatasetError(f"{root}/qrels/{split}.tsv: document id {missing!r} not in corpus.jsonl")
+    doc_ids = {d.id for d in corpus}
+    for split, judgements in qrels.items():
+        for query_id, docs in judgements.items():
+            if query_id not in queries:
+                raise DatasetError(f"{root}/qrels/{split}.tsv: query id {query_id!r} not in queries.jsonl")
+            missing = next((d for d in docs if d not in doc_ids), None) if check_judged else None
+            if missing is not None:
+                raise DatasetError(f"{root}/qrels/{split}.tsv: document id {missing!r} not in corpus.jsonl")
     return Dataset(name=root.resolve().name, corpus=corpus, queries=queries, qrels=qrels)

@@ -54,3 +54,12 @@ def test_missing_directory_and_unknown_split(tiny_dir, tmp_path):
         load_dataset(tmp_path / "absent")
     with pytest.raises(DatasetError, match="no split 'dev'; available: test, train"):
         load_dataset(tiny_dir).split("dev")
+
+
+def test_a_judged_query_missing_from_queries_is_refused_even_when_missing_documents_are_allowed(tiny_dir, tmp_path):
+    """With documents allowed to be missing (TREC DL's pools), a judged query without a text was let through too:
+    bench --run scored it 0 (0.9333 x 15/16) and bench --data dropped it, and neither said so."""
+    root = _copy(tiny_dir, tmp_path)
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tnope\t1\nq99\td3\t1\n")
+    with pytest.raises(DatasetError, match="test.tsv: query id 'q99' not in queries.jsonl"):
+        load_dataset(root, check_judged=False)
