@@ -56,7 +56,7 @@ def load_qrels(path: str | Path) -> Qrels:
     """Read a TREC-style qrels TSV with a header: query-id, corpus-id, score (an integer)."""
     path = Path(path)
     qrels: Qrels = {}
-    with path.open(encoding="utf-8", newline="") as f:
+    with path.open(encoding="utf-8-sig", newline="") as f:  # a byte-order mark is not part of the header
         rows = csv.reader(f, delimiter="\t")
         for number, row in enumerate(rows, 1):
             if number == 1 and row and row[0].strip().lower() in ("query-id", "query_id", "qid"):

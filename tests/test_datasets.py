@@ -63,3 +63,9 @@ def test_a_judged_query_missing_from_queries_is_refused_even_when_missing_docume
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tnope\t1\nq99\td3\t1\n")
     with pytest.raises(DatasetError, match="test.tsv: query id 'q99' not in queries.jsonl"):
         load_dataset(root, check_judged=False)
+
+
+def test_qrels_with_a_byte_order_mark_read_their_header(tiny_dir, tmp_path):
+    root = _copy(tiny_dir, tmp_path)
+    (root / "qrels" / "test.tsv").write_bytes("\ufeffquery-id\tcorpus-id\tscore\nq1\td3\t1\n".encode())
+    assert load_dataset(root).qrels["test"] == {"q1": {"d3": 1}}  # it said "score 'score' is not an integer"
