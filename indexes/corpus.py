@@ -29,6 +29,9 @@ def json_lines(path: Path, check: bool = True) -> Iterator[tuple[int, dict]]:
                 line = raw.decode("utf-8").removeprefix("\ufeff")
             except UnicodeDecodeError as e:
                 raise DatasetError(f"{path}:{number}: not UTF-8 text (byte 0x{raw[e.start]:02x})") from None
+            if "\x00" in line:  # as document_files reads any text file: UTF-16 without a byte-order mark
+                raise DatasetError(f"{path}:{number}: holds NUL bytes, so it is not UTF-8 text (UTF-16 without a "
+                                   f"byte-order mark?); save it as UTF-8")
             if not line.strip():
                 continue
             try:

@@ -246,6 +246,7 @@ def test_a_passage_with_windows_line_ends_prints_on_one_row(tmp_path):
     ("deeper.jsonl", '{"id": "a", "text": "ok", "m": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
      "deeper.jsonl:1: nested more than 32 levels deep"),
     ("dup.csv", "id,text,text\n1,a,b\n", "dup.csv:1: column 'text' appears twice in the header"),
+    ("wide.jsonl", '{"id": "a", "text": "x"}\n'.encode("utf-16-le").decode("latin-1"), "wide.jsonl:1: holds NUL"),
     ("deep.json", '{"text": "hello", "m": ' + "[" * 5000 + "]" * 5000 + "}\n", "deep.json:1: nested more than 32"),
     # an export's usual shape was "not valid JSON" (pretty-printed) or "field 'text' is missing" (one line)
     ("export.json", '{\n  "documents": [\n    {"id": "a", "text": "Refunds take 14 days."}\n  ]\n}\n',
