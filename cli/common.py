@@ -178,12 +178,16 @@ def note_unread(path) -> None:
     """Tell the user which files a folder's reading passed over: files of rows (.jsonl, .json, .csv, .tsv) in a
     folder read one document a file (each such file is indexed or added by giving its own path), and any document
     file beside a corpus.jsonl (the folder is then read as a BEIR data set)."""
-    from earlyrank.indexes.document_files import files_beside_corpus, rows_in_folder
+    from earlyrank.indexes.document_files import files_beside_corpus, linked_folders, rows_in_folder
 
     if skipped := rows_in_folder(path):
         more = " ..." if len(skipped) > 5 else ""
         typer.echo(f"note: not read: {', '.join(skipped[:5])}{more} (files of rows of documents; index or add each "
                    f"by giving its path)", err=True)
+    if links := linked_folders(path):
+        more = " ..." if len(links) > 5 else ""
+        typer.echo(f"note: not read: {', '.join(links[:5])}{more} (linked folders are not followed; index or add "
+                   f"each by giving its own path)", err=True)
     if beside := files_beside_corpus(path):
         more = " ..." if len(beside) > 5 else ""
         typer.echo(f"note: not read: {', '.join(beside[:5])}{more}: this folder holds corpus.jsonl, so it was read "

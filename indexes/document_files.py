@@ -324,6 +324,15 @@ def files_beside_corpus(path: Path) -> list[str]:
     return found
 
 
+def linked_folders(path: Path) -> list[str]:
+    """The symbolically linked folders (not hidden) under the folder `path`, relative to it: a folder's reading does
+    not follow them (a link may lead back up, or anywhere); [] for a file."""
+    if not path.is_dir():
+        return []
+    return [f.relative_to(path).as_posix() for f in sorted(path.rglob("*"))
+            if f.is_symlink() and f.is_dir() and not any(part.startswith(".") for part in f.relative_to(path).parts)]
+
+
 def rows_in_folder(path: Path) -> list[str]:
     """The .jsonl, .json, .csv and .tsv files (not hidden) under the folder `path`, relative to it: files of rows of
     documents, which a folder's reading passes over (each is indexed by giving its own path); [] for a file or a

@@ -309,3 +309,16 @@ def test_a_single_file_whose_name_is_not_utf8_is_refused_by_name(tmp_path):
         f.write(b"Coffee notes.")
     result = runner.invoke(app, ["index", os.fsdecode(name), "--out", str(tmp_path / "idx"), "--bm25"])
     assert result.exit_code == 2 and "the file name b'caf\\xe9.txt' is not UTF-8" in result.output, result.output
+
+
+def test_a_linked_folder_is_noted_as_not_read(tmp_path):
+    """Symbolically linked subfolders were skipped without a word."""
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "faq.md").write_text("Refunds take 14 days.")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("Shipping takes five days.")
+    (docs / "more").symlink_to(tmp_path / "elsewhere")
+    output = index(docs, tmp_path / "idx")
+    assert "note: not read: more (linked folders are not followed" in output
+    assert [d.id for d in load_index(tmp_path / "idx").docs] == ["a.md"]
