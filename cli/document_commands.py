@@ -32,8 +32,8 @@ def add(
         "directory, or a folder of .txt, .md, .html and .pdf files."))],
     index_dir: IndexDir = DEFAULT_INDEX,
     text_field: Annotated[str | None, typer.Option("--text-field", help=(
-        "JSON or CSV input: the field holding the text (default: text, or, for the file the index was built "
-        "from, the field it was built with; the same goes for --id-field and --title-field)."))] = None,
+        "JSON or CSV input: the field holding the text (default: the one the index was built with, else text; "
+        "--id-field and --title-field likewise default to the index's, where a row has them)."))] = None,
     id_field: IdField = None,
     title_field: TitleField = None,
 ) -> None:
@@ -50,12 +50,12 @@ def add(
 
     try:
         source = read_manifest(index_dir)[1].get("corpus", {}).get("source") or {}
-        # The field options the index was built with apply to that same file again (edited); another file has
-        # its own columns, and takes the defaults.
-        same_file = bool(source.get("path")) and documents.resolve() == Path(source["path"]).resolve()
-        built = (source.get("fields") or {}) if same_file else {}
+        # The index's own field options apply where the added rows have those fields (the same file edited, or
+        # another export of the same table); a row without them reads the defaults, as another file may have
+        # other columns. An --id-field or --title-field given here is required, as for `earlyrank index`.
+        built = source.get("fields") or {}
         fields = Fields(text=text_field or built.get("text") or "text", id=id_field or built.get("id"),
-                        title=title_field or built.get("title"))
+                        title=title_field or built.get("title"), optional=id_field is None and title_field is None)
         id_root = id_root_for(documents, source.get("path"))
         docs = read_documents(documents, fields, id_root)
         folder = source.get("path")

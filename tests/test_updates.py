@@ -375,3 +375,17 @@ def test_another_file_added_takes_the_default_fields_not_the_index_files(tmp_pat
     more.write_text('{"id": "q1", "text": "The warranty lasts three years."}\n')
     added = runner.invoke(app, ["add", str(more), "--index", str(tmp_path / "idx")])
     assert added.exit_code == 0 and "added 0 and replaced 1" in added.output, added.output
+
+
+def test_the_indexs_id_field_applies_where_added_rows_have_it(tmp_path):
+    """Applied only to the very file indexed, another export of the same table (same columns) got hash ids and was
+    added beside the rows it should have replaced."""
+    runner = CliRunner()
+    (tmp_path / "products.csv").write_text("sku,body\nA1,Red shirt.\nB2,Blue hat.\n")
+    assert runner.invoke(app, ["index", str(tmp_path / "products.csv"), "--out", str(tmp_path / "idx"), "--bm25",
+                               "--text-field", "body", "--id-field", "sku"]).exit_code == 0
+    (tmp_path / "june.csv").write_text("sku,body\nA1,Red shirt, now in linen.\nB2,Blue hat.\n".replace(", now", " now"))
+    added = runner.invoke(app, ["add", str(tmp_path / "june.csv"), "--index", str(tmp_path / "idx"), "--text-field",
+                                "body"])
+    assert added.exit_code == 0 and "added 0 and replaced 2" in added.output, added.output
+    assert sorted(d.id for d in load_index(tmp_path / "idx").docs) == ["A1", "B2"]
