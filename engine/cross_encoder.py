@@ -133,9 +133,10 @@ class CrossEncoder:
             calibration = Calibration.load(path / CALIBRATION)
         except (ModelLoadError, ImportError, FileNotFoundError):  # a missing runtime or ONNX export says so itself
             raise
-        except (MemoryError, RuntimeError):  # out of memory, or torch or onnxruntime failing: not the files' fault
+        except MemoryError:  # not the files' fault; anything else names its type and message below
             raise
-        except Exception as error:  # a cut or corrupt weights file, a broken tokenizer.json or JSON file
+        except Exception as error:  # a cut or corrupt weights file, a broken tokenizer.json or JSON file, a config
+            # that does not fit its weights (transformers raises RuntimeError)
             raise ModelLoadError(f"{path}: its files could not be read ({type(error).__name__}: {error}); copy or "
                                  f"train the model again, or omit --model to use the bundled one") from error
         return cls(forward, tokenizer, calibration, length, batch_size, path, windows or model_windows(path))

@@ -73,6 +73,7 @@ print("errors:", errors)
 
 def test_a_model_whose_weights_are_cut_is_a_model_load_error_naming_it(tmp_path):
     """A truncated model.safetensors raised safetensors' own error, a traceback in `ask` and in the server log."""
+    import json
     import shutil
 
     from earlyrank.engine.cross_encoder import CrossEncoder
@@ -88,6 +89,11 @@ def test_a_model_whose_weights_are_cut_is_a_model_load_error_naming_it(tmp_path)
     shutil.copy(DEFAULT_MODEL / "model.safetensors", broken)
     (broken / "tokenizer.json").write_text("{not json")
     with pytest.raises(ModelLoadError, match="its files could not be read"):
+        CrossEncoder.load(broken, backend="torch-fp32")
+    shutil.copy(DEFAULT_MODEL / "tokenizer.json", broken)
+    config = json.loads((broken / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps({**config, "vocab_size": 1000}))  # weights of another shape
+    with pytest.raises(ModelLoadError, match="its files could not be read .RuntimeError"):
         CrossEncoder.load(broken, backend="torch-fp32")
     with pytest.raises(ValueError, match="unknown backend"):  # a wrong option is not a broken model
         CrossEncoder.load(DEFAULT_MODEL, backend="tpu")
