@@ -48,7 +48,7 @@ def _not_blank(text: str) -> str:
 def _storable(metadata: dict[str, Any]) -> dict[str, Any]:
     """`metadata` if it can be written to the index and served back (`indexes.corpus.record_problem`): NaN passed,
     was written, and the index could then not be loaded, nor updated again."""
-    if problem := record_problem(metadata):
+    if problem := record_problem({"metadata": metadata}):  # as the index stores it, one level down
         raise ValueError(problem)
     return metadata
 

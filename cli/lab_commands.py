@@ -176,10 +176,11 @@ def bench(
         if ignored:
             fail(f"{', '.join(ignored)}: not used with --run, which reranks the run's list of every test query "
                  f"with the model's own settings; leave them out")
-        spec = SuiteSet(dirs[0].name, depth=depth or 100, run=str(run), relevance_level=relevance_level)
-        stem = f"{dirs[0].name}-{run.stem}"
+        folder = dirs[0].resolve()  # "--data ." is named by the folder it means
+        spec = SuiteSet(folder.name, depth=depth or 100, run=str(run), relevance_level=relevance_level)
+        stem = f"{folder.name}-{run.stem}"
         try:
-            run_suite(dirs[0].parent, model, out, backend, (spec,), ("run",), stem, fusion, write_runs=True)
+            run_suite(folder.parent, model, out, backend, (spec,), ("run",), stem, fusion, write_runs=True)
         except (DatasetError, ModelLoadError, ValueError) as e:
             fail(str(e))
         typer.echo((out / f"{stem}.md").read_text())

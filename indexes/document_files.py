@@ -171,14 +171,16 @@ def csv_documents(path: Path, fields: Fields, delimiter: str = ",") -> Iterator[
     A TSV is written two ways: quoted as CSV is (Python's csv, pandas and spreadsheets quote a cell holding a quote
     mark or a line break), or with no quoting at all (IANA's text/tab-separated-values; MS MARCO's files), where a
     quote mark is text and a text may start with one. It is read quoted, unless that fails or makes a cell hold a
-    tab (a quote left open swallowing the next rows): then it is read unquoted."""
+    line break followed by a tab (a quote left open swallowing the next rows): then it is read unquoted. A file of
+    one column cannot tell the two apart, and is read quoted."""
     text = _read_utf8(path)
     if delimiter != "\t":
         rows = _rows(path, csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True), fields)
     else:
         try:
             rows = _rows(path, csv.reader(io.StringIO(text, newline=""), delimiter="\t", strict=True), fields)
-            quoted = not any("\t" in v for _, row in rows for v in row.values())
+            # A quote left open swallows what follows it: a line break and then the next rows' tabs.
+            quoted = not any("\n" in v and "\t" in v.split("\n", 1)[1] for _, row in rows for v in row.values())
         except DatasetError:
             quoted = False
         if not quoted:
@@ -227,9 +229,10 @@ def text_document(file: Path, doc_id: str) -> Document:
 # Elements whose text runs on within a line, as a browser shows it ("<b>war</b>ranty" is one word); every other
 # element (p, li, td, summary, option, button, label, ...) starts a line of its own, so "<li>Red</li><li>Blue</li>"
 # stays two words.
-INLINE_ELEMENTS = frozenset({"a", "abbr", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn", "em",
-                             "font", "i", "ins", "kbd", "mark", "nobr", "q", "s", "samp", "small", "span", "strike",
-                             "strong", "sub", "sup", "time", "tt", "u", "var", "wbr"})
+INLINE_ELEMENTS = frozenset({"a", "abbr", "acronym", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn",
+                             "em", "font", "i", "ins", "kbd", "mark", "nobr", "output", "q", "rb", "rp", "rt", "ruby",
+                             "s", "samp", "small", "span", "strike", "strong", "sub", "sup", "time", "tt", "u", "var",
+                             "wbr"})
 
 
 def html_document(file: Path, doc_id: str) -> Document:
@@ -242,7 +245,7 @@ def html_document(file: Path, doc_id: str) -> Document:
     for tag in soup(["head", "script", "style", "noscript", "template"]):
         tag.decompose()
     for tag in soup.find_all(True):
-        if tag.name not in INLINE_ELEMENTS:
+        if tag.name not in INLINE_ELEMENTS and "-" not in tag.name and ":" not in tag.name:  # custom ones run on
             tag.insert_before("\n")
             tag.insert_after("\n")
     lines = (" ".join(line.split()) for line in soup.get_text("").splitlines())

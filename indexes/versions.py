@@ -126,7 +126,7 @@ def remove_leftovers(out: Path, grace: float | None = None) -> None:
     live = out.resolve()
     now = time.time()
     cutoff = now - (SUPERSEDED_GRACE_SECONDS if grace is None else grace)
-    fresh = min(now - MIN_GRACE_SECONDS, now if grace is None else now - grace)
+    fresh = max(now - MIN_GRACE_SECONDS, cutoff)  # superseded since then: kept whatever the cap
     # Only what a writer of `out` makes: another index beside it named "kb.v-1" (a link) is not a version of "kb".
     version = re.compile(re.escape(out.name) + r"\.v-\d{14}-[0-9a-f]{6}")
     stale: list[Path] = []

@@ -60,10 +60,12 @@ def test_html_inline_elements_do_not_split_words_and_blocks_do(tmp_path):
     (folder / "w.html").write_text("<p>The <b>war</b>ranty lasts H<sub>2</sub>O <a href='#'>two</a> years.</p>"
                                    "<ul><li>one</li><li>two</li></ul><details><summary>Shipping</summary>Free"
                                    "</details><select><option>Red</option><option>Blue</option></select>"
-                                   "<button>Send</button><button>Cancel</button>")
+                                   "<button>Send</button><button>Cancel</button>"
+                                   "<p><acronym>HTML</acronym>5 and <my-tag>cus</my-tag>tom</p>")
     index(folder, tmp_path / "idx")
     assert load_index(tmp_path / "idx").doc("w.html").text == ("The warranty lasts H2O two years.\none\ntwo\n"
-                                                               "Shipping\nFree\nRed\nBlue\nSend\nCancel")
+                                                               "Shipping\nFree\nRed\nBlue\nSend\nCancel\n"
+                                                               "HTML5 and custom")
 
 
 def test_generated_ids_are_stable_across_runs(tmp_path):
@@ -209,9 +211,10 @@ def test_a_tsv_is_read_quoted_or_unquoted_as_it_was_written_and_a_csv_cell_may_b
     docs = {d.id: d.text for d in load_index(tmp_path / "tsv").docs}
     assert docs == {"1": '"Hello there', "2": 'world of quotes"', "3": '"Quoted" phrase starts this text.'}
     quoted = tmp_path / "q.tsv"
-    quoted.write_text('id\ttext\n1\t"He said ""hi"""\n2\t"two\nlines"\n')
+    quoted.write_text('id\ttext\n1\t"He said ""hi"""\n2\t"two\nlines"\n3\t"a\ttab"\n')
     index(quoted, tmp_path / "quoted")
-    assert {d.id: d.text for d in load_index(tmp_path / "quoted").docs} == {"1": 'He said "hi"', "2": "two\nlines"}
+    assert {d.id: d.text for d in load_index(tmp_path / "quoted").docs} == {"1": 'He said "hi"', "2": "two\nlines",
+                                                                             "3": "a\ttab"}
     big = tmp_path / "big.csv"
     big.write_text("id,text\nlong," + "word " * 40_000 + "\n")
     index(big, tmp_path / "csv")

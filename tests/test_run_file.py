@@ -117,16 +117,17 @@ def test_what_a_run_leaves_out_or_adds_is_said():
 
 
 def test_tied_scores_are_ordered_as_trec_eval_orders_them(tmp_path):
-    """Ties were broken by the rank column, while trec_eval (and ir-measures) break them by document id, the
-    greater first: a run of equal scores scored 0.3715 here and 0.3139 under ir-measures."""
+    """Ties were broken by the rank column, while trec_eval (pytrec_eval, which ir-measures uses for RR without a
+    cutoff, AP, P and nDCG) breaks them by document id, the greater first: a run of equal scores scored 0.3715 here
+    and 0.3139 under trec_eval. (ir-measures' RR@10 goes to its msmarco provider, which breaks ties the other way.)"""
     import ir_measures
 
     path = tmp_path / "tied.trec"
     path.write_text("q1 Q0 a 1 1.0 x\nq1 Q0 c 2 1.0 x\nq1 Q0 ab 3 1.0 x\nq1 Q0 z 4 5.0 x\n")
     assert [d for d, _ in read_run(path)["q1"]] == ["z", "c", "ab", "a"]
-    qrels = {"q1": {"ab": 1}}
     given = {"q1": {d: float(-r) for r, (d, _) in enumerate(read_run(path)["q1"])}}  # as the suite scores it
-    theirs = ir_measures.calc_aggregate([ir_measures.RR @ 10], qrels, {"q1": {"a": 1.0, "c": 1.0, "ab": 1.0,
-                                                                              "z": 5.0}})
-    ours = ir_measures.calc_aggregate([ir_measures.RR @ 10], qrels, given)
-    assert ours == theirs == {ir_measures.RR @ 10: 1 / 3}
+    for relevant, rank in (("ab", 3), ("c", 2), ("a", 4)):
+        qrels = {"q1": {relevant: 1}}
+        theirs = ir_measures.calc_aggregate([ir_measures.RR], qrels, {"q1": {"a": 1.0, "c": 1.0, "ab": 1.0,
+                                                                            "z": 5.0}})
+        assert ir_measures.calc_aggregate([ir_measures.RR], qrels, given) == theirs == {ir_measures.RR: 1 / rank}

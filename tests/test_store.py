@@ -226,3 +226,14 @@ def test_a_writer_waiting_for_the_lock_says_so(tmp_path, caplog):
             time.sleep(0.05)
         assert time.monotonic() < deadline
     waiting.join(10)
+
+
+def test_an_explicit_grace_longer_than_the_minimum_still_caps_the_versions(tiny_dir, tmp_path):
+    """With a grace over MIN_GRACE_SECONDS given, the cap of MAX_SUPERSEDED never applied."""
+    docs = _docs(tiny_dir)
+    out = build_index(docs, tmp_path / "idx", dense=False, progress=False)
+    for n in range(5, 10):
+        build_index(docs[:n], out, dense=False, progress=False)
+    age([v for v in tmp_path.glob("idx.v-*") if v != out.resolve()], 100)
+    versions.remove_leftovers(out, grace=300)
+    assert len(list(tmp_path.glob("idx.v-*"))) == 1 + versions.MAX_SUPERSEDED
