@@ -180,16 +180,12 @@ def note_unread(path) -> None:
     file beside a corpus.jsonl (the folder is then read as a BEIR data set)."""
     from earlyrank.indexes.document_files import files_beside_corpus, linked_folders, rows_in_folder
 
-    if skipped := rows_in_folder(path):
-        more = " ..." if len(skipped) > 5 else ""
-        typer.echo(f"note: not read: {', '.join(skipped[:5])}{more} (files of rows of documents; index or add each "
-                   f"by giving its path)", err=True)
-    if links := linked_folders(path):
-        more = " ..." if len(links) > 5 else ""
-        typer.echo(f"note: not read: {', '.join(links[:5])}{more} (linked folders are not followed; index or add "
-                   f"each by giving its own path)", err=True)
-    if beside := files_beside_corpus(path):
-        more = " ..." if len(beside) > 5 else ""
-        typer.echo(f"note: not read: {', '.join(beside[:5])}{more}: this folder holds corpus.jsonl, so it was read "
-                   f"as a BEIR data set, from corpus.jsonl alone; index the other files from a folder of their own",
-                   err=True)
+    for skipped, why in ((rows_in_folder(path), " (files of rows of documents; index or add each by giving its path)"),
+                         (linked_folders(path), " (linked folders are not followed; index or add each by giving its "
+                                                "own path)"),
+                         (files_beside_corpus(path), ": this folder holds corpus.jsonl, so it was read as a BEIR data "
+                                                     "set, from corpus.jsonl alone; index the other files from a "
+                                                     "folder of their own")):
+        if skipped:
+            more = " ..." if len(skipped) > 5 else ""
+            typer.echo(f"note: not read: {', '.join(skipped[:5])}{more}{why}", err=True)

@@ -280,14 +280,22 @@ ROW_DOCUMENTS: dict[str, Callable[[Path, Fields], Iterator[Document]]] = {
     ".tsv": lambda path, fields: csv_documents(path, fields, delimiter="\t")}
 
 
+def visible(root: Path) -> Iterator[tuple[Path, Path]]:
+    """(path, path relative to `root`) of everything under the folder `root` that is not hidden (no part of its
+    relative path starts with "."), in path order; linked folders are listed, not entered."""
+    for found in sorted(root.rglob("*")):
+        relative = found.relative_to(root)
+        if not any(part.startswith(".") for part in relative.parts):
+            yield found, relative
+
+
 def folder_documents(root: Path, id_root: Path | None = None) -> Iterator[Document]:
     """One document per .txt, .md, .html or .pdf file under `root`, subfolders included and hidden ones not,
     in path order; the id is the path relative to `root`, or with `id_root` (a folder above `root`) relative to
     that. A symbolic link is named where it lies, not where it points. Files of other types are passed over."""
-    for file in sorted(root.rglob("*")):
-        relative = file.relative_to(root)
+    for file, relative in visible(root):
         reader = FILE_DOCUMENTS.get(file.suffix.lower())
-        if reader and file.is_file() and not any(part.startswith(".") for part in relative.parts):
+        if reader and file.is_file():
             place = root.resolve().relative_to(id_root) / relative if id_root else relative
             yield reader(file, checked_id(place.as_posix(), file))
 
@@ -321,14 +329,9 @@ def files_beside_corpus(path: Path) -> list[str]:
     if not path.is_dir() or not (path / "corpus.jsonl").is_file():
         return []
     beir = {"corpus.jsonl", "queries.jsonl"}
-    found = []
-    for f in sorted(path.rglob("*")):
-        relative = f.relative_to(path)
-        kind = f.suffix.lower()
-        if (f.is_file() and (kind in FILE_DOCUMENTS or kind in ROW_DOCUMENTS) and relative.as_posix() not in beir
-                and relative.parts[0] != "qrels" and not any(part.startswith(".") for part in relative.parts)):
-            found.append(relative.as_posix())
-    return found
+    return [relative.as_posix() for f, relative in visible(path)
+            if f.is_file() and (f.suffix.lower() in FILE_DOCUMENTS or f.suffix.lower() in ROW_DOCUMENTS)
+            and relative.as_posix() not in beir and relative.parts[0] != "qrels"]
 
 
 def linked_folders(path: Path) -> list[str]:
@@ -336,8 +339,7 @@ def linked_folders(path: Path) -> list[str]:
     not follow them (a link may lead back up, or anywhere); [] for a file."""
     if not path.is_dir():
         return []
-    return [f.relative_to(path).as_posix() for f in sorted(path.rglob("*"))
-            if f.is_symlink() and f.is_dir() and not any(part.startswith(".") for part in f.relative_to(path).parts)]
+    return [relative.as_posix() for f, relative in visible(path) if f.is_symlink() and f.is_dir()]
 
 
 def rows_in_folder(path: Path) -> list[str]:
@@ -346,9 +348,7 @@ def rows_in_folder(path: Path) -> list[str]:
     BEIR folder."""
     if not path.is_dir() or (path / "corpus.jsonl").is_file():
         return []
-    return [f.relative_to(path).as_posix() for f in sorted(path.rglob("*"))
-            if f.suffix.lower() in ROW_DOCUMENTS and f.is_file()
-            and not any(part.startswith(".") for part in f.relative_to(path).parts)]
+    return [relative.as_posix() for f, relative in visible(path) if f.suffix.lower() in ROW_DOCUMENTS and f.is_file()]
 
 
 def read_documents(path: Path, fields: Fields | None = None, id_root: Path | None = None) -> list[Document]:
