@@ -176,8 +176,8 @@ def count(n: int, noun: str) -> str:
 
 def note_unread(path) -> None:
     """Tell the user which files a folder's reading passed over: files of rows (.jsonl, .json, .csv, .tsv) in a
-    folder read one document a file (each such file is indexed or added by giving its own path), and any document
-    file beside a corpus.jsonl (the folder is then read as a BEIR data set)."""
+    folder read one document a file (each such file is indexed or added by giving its own path), linked folders
+    (not followed), and any document file beside a corpus.jsonl (the folder is then read as a BEIR data set)."""
     from earlyrank.indexes.document_files import files_beside_corpus, linked_folders, rows_in_folder
 
     for skipped, why in ((rows_in_folder(path), " (files of rows of documents; index or add each by giving its path)"),

@@ -32,6 +32,12 @@ def scorer_line(record: dict) -> str:
             + f"; ECE (15 bins) of its candidates {record['calibration_on_split']['ece_15']:.4f}.")
 
 
+def missing_note(count: int) -> str:
+    """The sentence saying that `count` relevant judgements name documents the corpus lacks, and how they count."""
+    return (f"{count} relevant judgement{'s name' if count != 1 else ' names'} a document the corpus lacks; counted "
+            f"as relevant and never retrieved, as trec_eval counts them.")
+
+
 def markdown_row(cells: list[str]) -> str:
     """`cells` as one Markdown table row: ``| a | b |``."""
     return "| " + " | ".join(cells) + " |"
@@ -57,9 +63,7 @@ def markdown_table(record: dict) -> str:
     lines = [markdown_row([*row_cells(r), significance_cell(r)]) for r in record["rows"]]
     model = record.get("model", {})
     missing = record.get("relevant_missing_from_corpus", 0)
-    several = missing != 1
-    note = (f"\n{missing} relevant judgement{'s' if several else ''} name{'' if several else 's'} a document the "
-            f"corpus lacks; counted as relevant and never retrieved, as trec_eval counts them.\n") if missing else ""
+    note = f"\n{missing_note(missing)}\n" if missing else ""
     windows = (f"\nPairs keep {model['max_length']} tokens; a passage longer than that is read in up to "
                f"{model['windows']} windows, {record['passes_per_pair']:.2f} forward passes a scored pair on "
                f"average.\n") if "windows" in model and "passes_per_pair" in record else ""

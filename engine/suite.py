@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from earlyrank.engine.bench_record import file_name, git_commit, machine, relevant_missing, write_run
+from earlyrank.engine.bench_tables import missing_note
 from earlyrank.engine.calibration import Calibration, expected_calibration_error
 from earlyrank.engine.evaluation import evaluate_run, paired_test, run_from_hits, with_tail
 from earlyrank.engine.fusion import Fusion
@@ -221,8 +222,7 @@ def suite_table(record: dict) -> str:
             lines.append(f"| {s['set']['name']} | {name} | {r['candidates']} | {r['nDCG@10']:.4f} | "
                          f"{r['RR@10']:.4f} | {r['P@1']:.4f} | {r['pairs_mean']:.1f} | {share} | {ece} | {delta} | "
                          f"{against} |")
-    notes = [f"{s['set']['name']}: {count} relevant judgement{'s name' if count != 1 else ' names'} a document the "
-             f"corpus lacks; counted as relevant and never retrieved, as trec_eval counts them."
+    notes = [f"{s['set']['name']}: {missing_note(count)}"
              for s in record["sets"] if (count := s.get("relevant_missing_from_corpus", 0))]
     notes += [f"{s['set']['name']}: {note}" for s in record["sets"] for note in s.get("notes", [])]
     return "\n".join(lines) + "\n" + "".join(f"\n{n}\n" for n in notes)
