@@ -26,7 +26,6 @@ from earlyrank.engine.bench_record import (
     percentiles,
     relevant_missing,
     write_run,
-    write_trec,
 )
 from earlyrank.engine.bench_tables import markdown_table
 from earlyrank.engine.calibration import Calibration, expected_calibration_error
@@ -60,8 +59,8 @@ def recall_rows(name: str, queries, qrels, index, out: Path, peers: bool, releva
             started = time.perf_counter()
             results[q.id] = retriever.search(q.text, 100)
             latency.append(time.perf_counter() - started)
-        write_trec(results, out / f"{name}-recall-{mode.split()[0]}.trec", mode)
         runs[f"recall: {mode}"] = run_from_hits(results)
+        write_run(runs[f"recall: {mode}"], out / f"{name}-recall-{mode.split()[0]}.trec", file_name(mode))
         row = {"config": f"recall: {mode}", "kind": "recall", **evaluate_run(qrels, runs[f"recall: {mode}"],
                                                                          relevance_level=relevance_level),
                "pairs_mean": 0.0, "latency_ms": {k: v * 1000 for k, v in percentiles(latency).items()}}

@@ -35,19 +35,10 @@ def machine() -> dict:
             "versions": versions}
 
 
-def write_trec(results: dict, path: Path, tag: str) -> None:
-    """Write `results` ({query id: hits, best first}) to `path` as a TREC run, one ``qid Q0 doc rank score tag`` line a
-    hit. The score column is made from the rank (``len(hits) - rank + 1``), so tools that sort by score, such as
-    trec_eval, keep the ranking exactly as given."""
-    with path.open("w") as f:
-        for qid, hits in results.items():
-            for h in hits:
-                f.write(f"{qid} Q0 {h.doc_id} {h.rank} {len(hits) - h.rank + 1} {tag}\n")
-
-
 def write_run(run: dict[str, dict[str, float]], path: Path, tag: str) -> None:
     """Write `run` ({query id: {document id: score}}) to `path` as a TREC run, each query's documents by score,
-    highest first (equal scores in the run's order), the score column made from the rank as `write_trec` makes it."""
+    highest first (equal scores in the run's order). The score column is made from the rank (``len - rank + 1``), so
+    tools that sort by score, such as trec_eval, keep the ranking exactly as given."""
     with path.open("w") as f:
         for qid, scores in run.items():
             ranked = sorted(scores, key=lambda d: -scores[d])

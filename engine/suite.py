@@ -72,16 +72,15 @@ def per_query_ndcg(qrels: dict, run: dict) -> dict[str, float]:
     return evaluate_run(qrels, run, ("nDCG@10",), per_query=True)["nDCG@10"]
 
 
-def recall_runs(index, queries, run_file: Path | None, depth: int = 100) -> dict[str, dict]:
-    """{row name: run} of live recall in every mode, and of the set's own run."""
-    from earlyrank.indexes.run_file import read_run
-
+def recall_runs(index, queries, run_file: Path | None, external: dict | None = None, depth: int = 100
+                ) -> dict[str, dict]:
+    """{row name: run} of live recall in every mode, and of the set's own run (`external`, `read_run` of
+    `run_file`)."""
     runs = {}
     for mode in RecallMode:
         retriever = index.retriever(mode)
         runs[f"recall: {mode.value}"] = run_from_hits({q.id: retriever.search(q.text, depth) for q in queries})
-    if run_file is not None:
-        external = read_run(run_file)
+    if run_file is not None and external is not None:
         runs[f"recall: {run_file.stem} (given run)"] = {
             q.id: {d: float(-r) for r, (d, _) in enumerate(external.get(q.id, [])[:depth])} for q in queries}
     return runs
@@ -128,6 +127,7 @@ def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion 
     from earlyrank.engine.corpora import dataset_index
     from earlyrank.engine.datasets import load_dataset
     from earlyrank.engine.tuning import scored_split
+    from earlyrank.indexes.run_file import RunRetriever, read_run
 
     data_dir = root / spec.name
     dataset = load_dataset(data_dir, check_judged=False)
@@ -135,7 +135,8 @@ def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion 
     queries, qrels = dataset.split("test")
     run_file = data_dir / spec.run if spec.run else None
     rows: list[dict] = []
-    recalled = recall_runs(index, queries, run_file)
+    external = read_run(run_file) if run_file is not None else None  # read once: rows and notes
+    recalled = recall_runs(index, queries, run_file, external)
     for row, run in recalled.items():
         rows.append({"config": row, "candidates": "", **metrics(qrels, run, spec.relevance_level),
                      "pairs_mean": 0.0, "per_query": per_query_ndcg(qrels, run)})
@@ -165,10 +166,8 @@ def run_set(spec: SuiteSet, root: Path, model_dir: Path, scorer, fusion: Fusion 
                 "vs_candidates": paired_test(candidates["per_query"], per_query), "per_query": per_query})
     doc_ids = {d.id for d in index.documents}
     notes = []
-    if run_file is not None:
-        from earlyrank.indexes.run_file import RunRetriever, read_run
-
-        notes = RunRetriever(read_run(run_file)).coverage_notes([q.id for q in queries], spec.run or run_file)
+    if run_file is not None and external is not None:
+        notes = RunRetriever(external).coverage_notes([q.id for q in queries], spec.run or run_file)
     return {"set": asdict(spec), "queries": len(queries), "documents": len(index.documents),
             "relevant_missing_from_corpus": relevant_missing(qrels, doc_ids, spec.relevance_level), "notes": notes,
             "best_recall": best_recall["config"], "rows": rows}
