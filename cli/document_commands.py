@@ -52,10 +52,12 @@ def add(
         source = read_manifest(index_dir)[1].get("corpus", {}).get("source") or {}
         # The index's own field options apply where the added rows have those fields (the same file edited, or
         # another export of the same table); a row without them reads the defaults, as another file may have
-        # other columns. An --id-field or --title-field given here is required, as for `earlyrank index`.
+        # other columns. An --id-field or --title-field given here is required, as for `earlyrank index`; the
+        # other one, inherited, is not.
         built = source.get("fields") or {}
+        inherited = frozenset(role for role, given in (("id", id_field), ("title", title_field)) if given is None)
         fields = Fields(text=text_field or built.get("text") or "text", id=id_field or built.get("id"),
-                        title=title_field or built.get("title"), optional=id_field is None and title_field is None)
+                        title=title_field or built.get("title"), optional=inherited)
         id_root = id_root_for(documents, source.get("path"))
         docs = read_documents(documents, fields, id_root)
         folder = source.get("path")

@@ -31,14 +31,15 @@ class Fields:
 
     Id and title may be missing. `id` None reads "_id", else "id"; a row without one gets `content_id`, so
     indexing the same file again gives the same ids. A field named here (not left None) must be a CSV column,
-    unless `optional`: then a file or row without it reads the default (`earlyrank add` passes the index's own
-    field options so, for files that have those columns and files that do not).
+    unless `optional` holds its role ("id", "title"): then a file or row without it reads the default
+    (`earlyrank add` passes the index's own field options so, for files that have those columns and files that do
+    not, while a field given on its command line stays required).
     """
 
     text: str = "text"
     id: str | None = None
     title: str | None = None
-    optional: bool = False
+    optional: frozenset[str] = frozenset()  # of "id", "title"
 
 
 def content_id(title: str, text: str) -> str:
@@ -70,9 +71,10 @@ def record_documents(path: Path, rows: Iterable[tuple[int, dict]], fields: Field
     for number, record in rows:
         where = f"{path}:{number}"
         text = _field(where, record, fields.text, required=True)
-        title_name = fields.title if fields.title and (fields.title in record or not fields.optional) else "title"
+        title_name = (fields.title if fields.title and (fields.title in record or "title" not in fields.optional)
+                      else "title")
         title = _field(where, record, title_name, required=False)
-        named = fields.id if fields.id and (fields.id in record or not fields.optional) else None
+        named = fields.id if fields.id and (fields.id in record or "id" not in fields.optional) else None
         id_name = named or ("_id" if "_id" in record else "id")
         given = record.get(id_name)
         given = str(given) if isinstance(given, int) and not isinstance(given, bool) else given
@@ -197,9 +199,9 @@ def _rows(path: Path, reader, fields: Fields) -> list[tuple[int, dict]]:
             raise DatasetError(f"{path}:1: no header row naming the columns (one must be {fields.text!r})")
         if repeated := next((c for i, c in enumerate(header) if c in header[:i]), None):
             raise DatasetError(f"{path}:1: column {repeated!r} appears twice in the header; give each its own name")
-        for option, name in (("--text-field", fields.text), ("--id-field", fields.id),
-                             ("--title-field", fields.title)):
-            if name is not None and name not in header and not (fields.optional and option != "--text-field"):
+        for role, name in (("text", fields.text), ("id", fields.id), ("title", fields.title)):
+            option = f"--{role}-field"
+            if name is not None and name not in header and role not in fields.optional:
                 raise DatasetError(f"{path}:1: field {name!r} is not a column of the header "
                                    f"({', '.join(header)}); name the column with {option}")
         rows = []

@@ -389,3 +389,21 @@ def test_the_indexs_id_field_applies_where_added_rows_have_it(tmp_path):
                                 "body"])
     assert added.exit_code == 0 and "added 0 and replaced 2" in added.output, added.output
     assert sorted(d.id for d in load_index(tmp_path / "idx").docs) == ["A1", "B2"]
+
+
+def test_an_id_field_given_to_add_leaves_the_inherited_title_field_optional(tmp_path):
+    """`add --id-field` made every inherited field required: a file without the index's title column was refused
+    ("field 'headline' is not a column ... name the column with --title-field"), though `add` without the option
+    read it. The field given stays required; the inherited one applies where rows have it."""
+    runner = CliRunner()
+    (tmp_path / "faq.csv").write_text("qid,headline,body\nq1,Warranty,The warranty lasts two years.\n")
+    assert runner.invoke(app, ["index", str(tmp_path / "faq.csv"), "--out", str(tmp_path / "idx"), "--bm25",
+                               "--text-field", "body", "--id-field", "qid", "--title-field", "headline"]).exit_code == 0
+    (tmp_path / "more.csv").write_text("ref,body\nq1,The warranty lasts three years.\n")
+    added = runner.invoke(app, ["add", str(tmp_path / "more.csv"), "--index", str(tmp_path / "idx"), "--id-field",
+                                "ref"])
+    assert added.exit_code == 0 and "added 0 and replaced 1" in added.output, added.output
+    assert {d.id: d.text for d in load_index(tmp_path / "idx").docs} == {"q1": "The warranty lasts three years."}
+    missing = runner.invoke(app, ["add", str(tmp_path / "more.csv"), "--index", str(tmp_path / "idx"), "--id-field",
+                                  "sku"])
+    assert missing.exit_code == 2 and "'sku' is not a column" in missing.output, missing.output
