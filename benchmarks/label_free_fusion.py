@@ -10,6 +10,7 @@ sets with a train split the rule's first check: dev nDCG@10 (hybrid top 100, as 
 of the fusion's full rerank against the cross-encoder's confidence alone.
 
     python benchmarks/label_free_fusion.py --work DIR [--sets scifact xquad-en ...] [--datasets ../shared/datasets]
+        [--questions 300] [--no-dev]
 
 Resumable: each set's scored pseudo-questions are kept in DIR/SET/pseudo.json.
 """
@@ -103,6 +104,8 @@ def main() -> None:
                                                       "trec-dl-2021-passage", "noveleval-2306"])
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--questions", type=int, default=QUESTIONS, help="pseudo-questions a corpus (the rule: 300)")
+    parser.add_argument("--no-dev", action="store_true", help="skip the dev check (a smoke run)")
     args = parser.parse_args()
 
     from earlyrank.cli.fit_commands import load_calibration
@@ -132,7 +135,7 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         cache = work / "pseudo.json"
         questions = json.loads(cache.read_text()) if cache.is_file() else \
-            pseudo_questions(index, QUESTIONS, random.Random(SEED))
+            pseudo_questions(index, args.questions, random.Random(SEED))
         questions = score_questions(index, scorer, questions)
         cache.write_text(json.dumps(questions))
         pseudo = as_features(questions)
@@ -150,7 +153,7 @@ def main() -> None:
                          "cosine": float(np.mean([1 / (1 + np.sum(q.signals.cosine[1:] > q.signals.cosine[0]))
                                                   for q in pseudo]))}}
         write_fusion(fusion_dir, fusion, stopping, {"label-free": row["pseudo_mrr"]}, [f"{name} (pseudo)"])
-        if (data_dir / "qrels" / "train.tsv").is_file():
+        if (data_dir / "qrels" / "train.tsv").is_file() and not args.no_dev:
             dev = dev_scores([data_dir], model, 100, None, None)[0]
             feats = query_features(index, dev.scored, dev.qrels)
             fused = ndcg_per_query(feats, dev.qrels, fused_scores(fusion, feats))
@@ -163,7 +166,7 @@ def main() -> None:
               f"logit {row['pseudo_mrr']['logit']:.3f} cosine {row['pseudo_mrr']['cosine']:.3f}"
               + (f"; dev nDCG@10 fusion {row['dev']['fusion']:.4f} vs confidence alone "
                  f"{row['dev']['confidence alone']:.4f}" if "dev" in row else ""), flush=True)
-    (args.work / "label_free_fusion.json").write_text(json.dumps(report, indent=1))
+        (args.work / "label_free_fusion.json").write_text(json.dumps(report, indent=1))  # after every set
 
 
 if __name__ == "__main__":
