@@ -68,8 +68,16 @@ def record_documents(path: Path, rows: Iterable[tuple[int, dict]], fields: Field
     """Documents from (line number, row) pairs: every field but the text, id and title is kept as metadata
     (a "metadata" object is merged in); a repeated id, or a repeated title and text without ids, is refused."""
     first_line: dict[str, int] = {}
+    # a field named with --id-field or --title-field that no record has yet (a misspelling, if none ever has)
+    unseen = {role: name for role, name in (("id", fields.id), ("title", fields.title))
+              if name is not None and role not in fields.optional}
+    keys: dict[str, None] = {}
     for number, record in rows:
         where = f"{path}:{number}"
+        for role in [r for r, name in unseen.items() if name in record]:
+            del unseen[role]
+        if len(keys) < 20:
+            keys.update(dict.fromkeys(record))
         text = _field(where, record, fields.text, required=True)
         title_name = (fields.title if fields.title and (fields.title in record or "title" not in fields.optional)
                       else "title")
@@ -87,6 +95,10 @@ def record_documents(path: Path, rows: Iterable[tuple[int, dict]], fields: Field
         if isinstance(metadata.get("metadata"), dict):
             metadata = metadata.pop("metadata") | metadata
         yield Document(id=doc_id, text=text, title=title, metadata=metadata)
+    if first_line and unseen:  # as a CSV header without the column is refused, not read as ids or titles missing
+        role, name = next(iter(unseen.items()))
+        raise DatasetError(f"{path}: no record has the field {name!r} given with --{role}-field (fields seen: "
+                           f"{', '.join(keys)}); name the field with --{role}-field")
 
 
 def _read_utf8(file: Path) -> str:

@@ -325,3 +325,23 @@ def test_a_linked_folder_is_noted_as_not_read(tmp_path):
     output = index(docs, tmp_path / "idx")
     assert "note: not read: more (linked folders are not followed" in output
     assert [d.id for d in load_index(tmp_path / "idx").docs] == ["a.md"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+@pytest.mark.parametrize("option", ["--id-field", "--title-field"])
+def test_a_json_field_named_on_the_command_line_that_no_record_has_is_refused(tmp_path, suffix, option):
+    """A misspelt --id-field on JSON lines was read as "no id": every document got a hash id and its real id went
+    to the metadata (an `add` of the same file then doubled every document); a misspelt --title-field emptied
+    every title. A CSV without the column was refused; JSON now is too, naming the field and the fields seen."""
+    rows = [{"_id": "faq-1", "title": "Warranty", "text": "The warranty lasts two years."},
+            {"_id": "faq-2", "title": "Refunds", "text": "Refunds take 14 days."}]
+    path = tmp_path / f"faq{suffix}"
+    path.write_text("\n".join(json.dumps(r) for r in rows) if suffix == ".jsonl" else json.dumps(rows))
+    result = CliRunner().invoke(app, ["index", str(path), "--out", str(tmp_path / "idx"), "--bm25", option, "nosuch"])
+    assert result.exit_code == 2, result.output
+    assert f"no record has the field 'nosuch' given with {option}" in result.output
+    assert "_id, title, text" in result.output and not (tmp_path / "idx").exists()
+    some = [dict(rows[0], ref="a"), rows[1]]  # a field some records have: the others read as without it
+    path.write_text("\n".join(json.dumps(r) for r in some) if suffix == ".jsonl" else json.dumps(some))
+    assert CliRunner().invoke(app, ["index", str(path), "--out", str(tmp_path / "idx2"), "--bm25", "--id-field",
+                                    "ref"]).exit_code == 0
