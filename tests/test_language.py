@@ -35,3 +35,12 @@ def test_a_chinese_question_gets_no_answer_and_a_warning(client):
 def test_an_english_question_has_no_warning(client):
     body = client.post("/v1/answer", json={"query": FRANCE}).json()
     assert body["answer"] is not None and body["warnings"] == []
+
+
+def test_compatibility_forms_of_latin_letters_are_latin():
+    """"ｗａｒｒａｎｔｙ length" was withheld as 57% non-Latin: fullwidth letters are named FULLWIDTH LATIN ..., and
+    mathematical ones MATHEMATICAL BOLD ..., so the name test missed them; the kind is every compatibility form."""
+    assert non_latin_share("ｗａｒｒａｎｔｙ length") == 0.0
+    assert non_latin_share("𝐰𝐚𝐫𝐫𝐚𝐧𝐭𝐲 ﬁle") == 0.0
+    assert unreadable_warning("ｗａｒｒａｎｔｙ length") is None
+    assert non_latin_share("ｗａｒ 法国") == pytest.approx(2 / 5)  # other scripts still count
