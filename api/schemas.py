@@ -289,7 +289,7 @@ def answer_response(answer: Answer, doc: Callable[[str], Document], degraded: bo
                           hits=[hit_out(h, doc(h.doc_id)) for h in answer.hits],
                           scored=answer.scored, candidates=answer.candidates, stopped_early=answer.stopped_early,
                           reason=withheld_reason(answer),
-                          warnings=[answer.warning] if answer.warning else [],
+                          warnings=[w for w in (answer.warning, answer.note) if w],
                           answer_confidence=answer.answer_confidence, degraded=degraded, seconds=answer.seconds)
 
 

@@ -187,6 +187,8 @@ def ask(
         return
     if answer.warning:
         typer.echo(f"warning: {answer.warning}", err=True)
+    if answer.note:
+        typer.echo(f"note: {answer.note}", err=True)
     if answer.abstained:
         confidence, threshold = answer.answer_confidence, answer.answer_threshold
         gated = answer.warning is None and confidence is not None and threshold is not None

@@ -56,6 +56,7 @@ class Answer:
     warning: str | None = None  # e.g. the question is not in a script the model reads
     answer_passage: Passage | None = None  # the answer's document, and the passage's offsets in its text
     answer_threshold: float | None = None  # the gate's threshold for this index, when it judged the answer
+    note: str | None = None  # what may make the answer less reliable without withholding it (a question cut short)
 
     @property
     def best(self) -> Document | None:
@@ -75,6 +76,24 @@ def check_query(query: str) -> str:
     if not has_content(query):
         raise ValueError(f"the query {query.strip()!r} has no letter or digit; ask a question with words")
     return query.strip()
+
+
+def question_cut_note(scorer, query: str) -> str | None:
+    """A note when `query` is too long for `scorer` (a `CrossEncoder`) to read whole beside a long passage, else None.
+
+    The pair is cut ``longest_first`` to the model's `max_length`: beside a passage at least as long, the question
+    keeps only the first half of the room, so the words after it are not weighed. None for a scorer that does not
+    say how it tokenizes (any but a `CrossEncoder`)."""
+    token_ids, max_length = getattr(scorer, "token_ids", None), getattr(scorer, "max_length", None)
+    if token_ids is None or not isinstance(max_length, int):
+        return None
+    room = max_length - 3  # [CLS] question [SEP] passage [SEP]
+    kept = room - room // 2
+    pieces = len(token_ids([query.strip()])[0])
+    if pieces <= kept:
+        return None
+    return (f"the question is {pieces} word pieces long and the reranker reads only its first {kept} beside a long "
+            f"passage (about {kept * 3 // 4} words), so the rest of it is not weighed; ask it in fewer words")
 
 
 class Pipeline:
@@ -203,7 +222,8 @@ class Pipeline:
                 sentence = self._answer_sentence(query, passage.text)
         return Answer(query, passage, confidence, result.hits, result.scored, result.candidates,
                       result.stopped_early, result.reason, time.perf_counter() - started, sentence,
-                      answer_confidence, abstained, warning, top.passage if top else None, threshold)
+                      answer_confidence, abstained, warning, top.passage if top else None, threshold,
+                      question_cut_note(self.scorer, query))
 
     def _answer_sentence(self, query: str, passage: str) -> AnswerSentence | None:
         """`best_sentence` with the question's IDF in this index's BM25 part; without one, every question term weighs

@@ -58,3 +58,13 @@ def test_a_fact_near_the_end_of_a_five_thousand_word_document_is_found_and_read(
         assert answer.answer_passage.doc_id == "minutes" and ANSWER in answer.answer.text
         confidence[name] = answer.confidence
     assert confidence["split"] >= 0.5 and confidence["whole"] < 0.1, confidence
+
+
+def test_the_bundled_cross_encoder_says_when_a_question_is_cut():
+    """The note reads the real model's tokenizer and window (192: a question keeps 95 word pieces)."""
+    from earlyrank.engine.pipeline import question_cut_note
+
+    scorer = CrossEncoder.load()
+    assert question_cut_note(scorer, "How long is the warranty of the coffee machine?") is None
+    note = question_cut_note(scorer, "How long is the warranty of the coffee machine? " * 12)
+    assert note is not None and "only its first 95" in note
