@@ -48,6 +48,7 @@ def add(
     from earlyrank.indexes.store import IndexStoreError, read_manifest
     from earlyrank.indexes.update import update_index
 
+    built: dict = {}  # the index's own field options
     try:
         source = read_manifest(index_dir)[1].get("corpus", {}).get("source") or {}
         # The index's own field options apply where the added rows have those fields (the same file edited, or
@@ -69,7 +70,13 @@ def add(
                        err=True)
         note_unread(documents)
         result = update_index(index_dir, add=docs)
-    except (DatasetError, IndexStoreError, ValueError) as e:
+    except DatasetError as e:
+        from_index = text_field is None and built.get("text") not in (None, "text")
+        if from_index and f"field {built['text']!r}" in str(e):  # a field this file never named: say where it came from
+            fail(f"{e}: {built['text']!r} is the text field this index was built with; name this file's with "
+                 f"--text-field")
+        fail(str(e))
+    except (IndexStoreError, ValueError) as e:
         fail(str(e))
     typer.echo(f"added {len(result.added)} and replaced {len(result.replaced)} documents in {index_dir} "
                f"({count(len(result.index.documents), 'document')} now; {result.seconds:.1f} s)")

@@ -407,3 +407,20 @@ def test_an_id_field_given_to_add_leaves_the_inherited_title_field_optional(tmp_
     missing = runner.invoke(app, ["add", str(tmp_path / "more.csv"), "--index", str(tmp_path / "idx"), "--id-field",
                                   "sku"])
     assert missing.exit_code == 2 and "'sku' is not a column" in missing.output, missing.output
+
+
+def test_a_file_without_the_indexs_text_field_is_told_where_that_field_came_from(tmp_path):
+    """Adding JSON lines to an index built from a CSV with --text-field description said only "field 'description'
+    is missing", a field the user never named for this file."""
+    runner = CliRunner()
+    (tmp_path / "products.csv").write_text("sku,description\nA1,Red shirt.\n")
+    assert runner.invoke(app, ["index", str(tmp_path / "products.csv"), "--out", str(tmp_path / "idx"), "--bm25",
+                               "--text-field", "description", "--id-field", "sku"]).exit_code == 0
+    (tmp_path / "more.jsonl").write_text('{"id": "B2", "text": "Blue hat."}\n')
+    added = runner.invoke(app, ["add", str(tmp_path / "more.jsonl"), "--index", str(tmp_path / "idx")])
+    assert added.exit_code == 2
+    assert "field 'description' is missing" in added.output and "built with" in added.output
+    assert "--text-field" in added.output
+    ok = runner.invoke(app, ["add", str(tmp_path / "more.jsonl"), "--index", str(tmp_path / "idx"), "--text-field",
+                             "text"])
+    assert ok.exit_code == 0 and "added 1" in ok.output, ok.output
