@@ -72,7 +72,8 @@ def add(
         result = update_index(index_dir, add=docs)
     except DatasetError as e:
         from_index = text_field is None and built.get("text") not in (None, "text")
-        if from_index and f"field {built['text']!r}" in str(e):  # a field this file never named: say where it came from
+        absent = (f"field {built.get('text')!r} is missing", f"field {built.get('text')!r} is not a column")
+        if from_index and any(a in str(e) for a in absent):  # a field this file never named: say where it came from
             fail(f"{e}: {built['text']!r} is the text field this index was built with; name this file's with "
                  f"--text-field")
         fail(str(e))

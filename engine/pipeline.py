@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ import numpy as np
 from earlyrank.engine.abstention import AnswerGate
 from earlyrank.engine.answer_features import question_features
 from earlyrank.engine.answer_sentence import AnswerSentence, best_sentence
+from earlyrank.engine.cross_encoder import MAX_POSITIONS
 from earlyrank.engine.fused_rerank import rerank_fused
 from earlyrank.engine.fusion import CandidateSignals, Fusion
 from earlyrank.engine.language import unreadable_warning
@@ -69,30 +71,44 @@ class Answer:
 
 
 def check_query(query: str) -> str:
-    """The query without surrounding whitespace; ValueError if it is not a string, holds only whitespace, or has
-    no letter or digit (an emoji alone: nothing to search for, as the CLI and the service refuse it)."""
+    """The query in Unicode NFKC form without surrounding whitespace; ValueError if it is not a string, holds only
+    whitespace, or has no letter or digit (an emoji alone: nothing to search for, as the CLI and the service refuse
+    it). NFKC turns compatibility forms into the letters they stand for ("ｗａｒｒａｎｔｙ", "𝐰𝐚𝐫𝐫𝐚𝐧𝐭𝐲" into
+    "warranty"), which the cross-encoder's tokenizer would otherwise read as unknown pieces."""
     if not isinstance(query, str) or not query.strip():
         raise ValueError("the query is empty; ask a question with at least one word")
     if not has_content(query):
         raise ValueError(f"the query {query.strip()!r} has no letter or digit; ask a question with words")
-    return query.strip()
+    return unicodedata.normalize("NFKC", query).strip()
+
+
+def _tokenizing(scorer):
+    """The model under `scorer`'s wrappers (a `ContentGuard` holds it as ``scorer``, the service's micro-batcher as
+    ``model``) if it says how it tokenizes (``token_ids`` and ``max_length``, as a `CrossEncoder` does), else None."""
+    for _ in range(4):  # a guard around a batcher around the model, at most
+        if scorer is None or (hasattr(scorer, "token_ids") and isinstance(getattr(scorer, "max_length", None), int)):
+            return scorer
+        scorer = getattr(scorer, "scorer", None) or getattr(scorer, "model", None)
+    return None
 
 
 def question_cut_note(scorer, query: str) -> str | None:
-    """A note when `query` is too long for `scorer` (a `CrossEncoder`) to read whole beside a long passage, else None.
+    """A note when `query` is too long for `scorer` (a `CrossEncoder`, bare or wrapped) to read whole beside a long
+    passage, else None.
 
-    The pair is cut ``longest_first`` to the model's `max_length`: beside a passage at least as long, the question
-    keeps only the first half of the room, so the words after it are not weighed. None for a scorer that does not
-    say how it tokenizes (any but a `CrossEncoder`)."""
-    token_ids, max_length = getattr(scorer, "token_ids", None), getattr(scorer, "max_length", None)
-    if token_ids is None or not isinstance(max_length, int):
+    The pair is cut to the model's `max_length` as `CrossEncoder.pair_ids` cuts it (``longest_first``): beside a
+    passage at least as long, the question keeps half of the room, so the words after that are not weighed. None for
+    a scorer that does not say how it tokenizes."""
+    model = _tokenizing(scorer)
+    if model is None:
         return None
-    room = max_length - 3  # [CLS] question [SEP] passage [SEP]
-    kept = room - room // 2
-    pieces = len(token_ids([query.strip()])[0])
-    if pieces <= kept:
+    room = model.max_length - 3  # [CLS] question [SEP] passage [SEP]
+    kept = room // 2
+    ids = model.token_ids([query.strip()])[0]
+    if len(ids) <= kept:
         return None
-    return (f"the question is {pieces} word pieces long and the reranker reads only its first {kept} beside a long "
+    size = f"{len(ids)}" if len(ids) < MAX_POSITIONS else f"over {MAX_POSITIONS - 1}"
+    return (f"the question is {size} word pieces long and the reranker reads only its first {kept} beside a long "
             f"passage (about {kept * 3 // 4} words), so the rest of it is not weighed; ask it in fewer words")
 
 
@@ -200,6 +216,7 @@ class Pipeline:
         `options` go to `rerank` (`all_passages` among them)."""
         started = time.perf_counter()
         check_k(k)  # before the scoring, not after
+        asked = check_query(query)  # as recall and the reranker read it
         all_passages = options.pop("all_passages", False)
         ranked = self._rerank_all(query, **options)
         result = self._top(ranked, k, all_passages)
@@ -219,11 +236,11 @@ class Pipeline:
                 and result.reason not in (StopReason.DEADLINE, StopReason.CLIENT_GONE) and has_content(passage.text)):
             # Within a deadline, only if one more pair fits at the reranking's own rate in the time left.
             if chunk_within_deadline(1, options.get("deadline"), result.seconds, result.scored):
-                sentence = self._answer_sentence(query, passage.text)
+                sentence = self._answer_sentence(asked, passage.text)
         return Answer(query, passage, confidence, result.hits, result.scored, result.candidates,
                       result.stopped_early, result.reason, time.perf_counter() - started, sentence,
                       answer_confidence, abstained, warning, top.passage if top else None, threshold,
-                      question_cut_note(self.scorer, query))
+                      question_cut_note(self.scorer, asked))
 
     def _answer_sentence(self, query: str, passage: str) -> AnswerSentence | None:
         """`best_sentence` with the question's IDF in this index's BM25 part; without one, every question term weighs

@@ -61,10 +61,15 @@ def test_a_fact_near_the_end_of_a_five_thousand_word_document_is_found_and_read(
 
 
 def test_the_bundled_cross_encoder_says_when_a_question_is_cut():
-    """The note reads the real model's tokenizer and window (192: a question keeps 95 word pieces)."""
+    """The note reads the real model's tokenizer and window (192: a question keeps 94 word pieces), through the
+    ContentGuard `earlyrank ask` and the service put around it; the cut it names is the one `pair_ids` makes."""
     from earlyrank.engine.pipeline import question_cut_note
+    from earlyrank.engine.rerank import ContentGuard
 
     scorer = CrossEncoder.load()
-    assert question_cut_note(scorer, "How long is the warranty of the coffee machine?") is None
-    note = question_cut_note(scorer, "How long is the warranty of the coffee machine? " * 12)
-    assert note is not None and "only its first 95" in note
+    assert question_cut_note(ContentGuard(scorer), "How long is the warranty of the coffee machine?") is None
+    long = "How long is the warranty of the coffee machine? " * 12
+    note = question_cut_note(ContentGuard(scorer), long)
+    assert note is not None and "only its first 94" in note
+    (ids, passage_start), = scorer.pair_ids([long], ["warranty " * 300])
+    assert passage_start - 2 == 94  # [CLS] + 94 question pieces + [SEP]

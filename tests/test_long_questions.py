@@ -22,11 +22,27 @@ class WordPieceScorer(FakeScorer):
 
 
 def test_the_note_comes_past_the_half_of_the_window_a_question_keeps():
-    scorer = WordPieceScorer()  # room 189: beside a long passage the question keeps 189 - 94 = 95 pieces
-    assert question_cut_note(scorer, " ".join(["word"] * 95)) is None
-    note = question_cut_note(scorer, " ".join(["word"] * 96))
-    assert note is not None and "96 word pieces" in note and "only its first 95" in note
+    scorer = WordPieceScorer()  # room 189: beside a passage at least as long, the question keeps 189 // 2 = 94 pieces
+    assert question_cut_note(scorer, " ".join(["word"] * 94)) is None
+    note = question_cut_note(scorer, " ".join(["word"] * 95))
+    assert note is not None and "95 word pieces" in note and "only its first 94" in note
     assert question_cut_note(FakeScorer(), " ".join(["word"] * 500)) is None  # a scorer that does not tokenize
+
+
+def test_the_note_reads_the_model_inside_the_guard_and_the_batcher():
+    """The service wraps the model in a ContentGuard around a micro-batcher and `ask` in a ContentGuard: the first
+    version asked the wrapper how it tokenizes, got nothing, and never gave the note outside the tests."""
+    from earlyrank.api.batching import BatchingScorer
+    from earlyrank.engine.rerank import ContentGuard
+
+    long = " ".join(["word"] * 120)
+    batcher = BatchingScorer(WordPieceScorer())
+    try:
+        for wrapped in (ContentGuard(WordPieceScorer()), ContentGuard(batcher)):
+            note = question_cut_note(wrapped, long)
+            assert note is not None and "120 word pieces" in note
+    finally:
+        batcher.close()
 
 
 @pytest.fixture(scope="module")
@@ -39,5 +55,20 @@ def test_a_long_question_is_answered_with_the_note_and_a_short_one_without(clien
     long = FRANCE + " " + " ".join(["please"] * 120)
     body = client.post("/v1/answer", json={"query": long}).json()
     assert body["answer"] is not None, body
-    assert len(body["warnings"]) == 1 and "only its first 95" in body["warnings"][0]
+    assert len(body["warnings"]) == 1 and "only its first 94" in body["warnings"][0]
     assert client.post("/v1/answer", json={"query": FRANCE}).json()["warnings"] == []
+
+
+def test_a_question_in_fullwidth_letters_is_read_as_the_letters_it_stands_for(client):
+    """"ｗａｒｒａｎｔｙ" passed the language check once it read compatibility forms, but went to recall and the
+    reranker as it was: the cross-encoder's tokenizer reads fullwidth letters as unknown pieces. The pipeline now reads
+    every question in NFKC form."""
+    from test_api import FRANCE
+
+    plain = client.post("/v1/answer", json={"query": FRANCE}).json()
+    wide = FRANCE.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})  # every ASCII letter in its fullwidth form
+    assert wide != FRANCE
+    body = client.post("/v1/answer", json={"query": wide}).json()
+    assert body["warnings"] == [] and body["answer"] is not None
+    assert [h["doc_id"] for h in body["hits"]] == [h["doc_id"] for h in plain["hits"]]
+    assert body["answer"]["confidence"] == plain["answer"]["confidence"]

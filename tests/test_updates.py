@@ -424,3 +424,7 @@ def test_a_file_without_the_indexs_text_field_is_told_where_that_field_came_from
     ok = runner.invoke(app, ["add", str(tmp_path / "more.jsonl"), "--index", str(tmp_path / "idx"), "--text-field",
                              "text"])
     assert ok.exit_code == 0 and "added 1" in ok.output, ok.output
+    (tmp_path / "june.csv").write_text("sku,description\nC3,\n")  # the field is there, its value empty: no hint
+    empty = runner.invoke(app, ["add", str(tmp_path / "june.csv"), "--index", str(tmp_path / "idx")])
+    assert empty.exit_code == 2 and "field 'description' is empty" in empty.output
+    assert "built with" not in empty.output, empty.output
