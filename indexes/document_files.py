@@ -76,8 +76,7 @@ def record_documents(path: Path, rows: Iterable[tuple[int, dict]], fields: Field
         where = f"{path}:{number}"
         for role in [r for r, name in unseen.items() if name in record]:
             del unseen[role]
-        if len(keys) < 20:
-            keys.update(dict.fromkeys(record))
+        keys.update(dict.fromkeys(record))
         text = _field(where, record, fields.text, required=True)
         title_name = (fields.title if fields.title and (fields.title in record or "title" not in fields.optional)
                       else "title")
@@ -98,7 +97,7 @@ def record_documents(path: Path, rows: Iterable[tuple[int, dict]], fields: Field
     if first_line and unseen:  # as a CSV header without the column is refused, not read as ids or titles missing
         role, name = next(iter(unseen.items()))
         raise DatasetError(f"{path}: no record has the field {name!r} given with --{role}-field (fields seen: "
-                           f"{', '.join(keys)}); name the field with --{role}-field")
+                           f"{', '.join(list(keys)[:20])}); name the field with --{role}-field")
 
 
 def _read_utf8(file: Path) -> str:
