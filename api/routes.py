@@ -40,7 +40,7 @@ from earlyrank.api.schemas import (
     search_response,
 )
 from earlyrank.api.shutdown import Shutdown
-from earlyrank.engine.pipeline import Pipeline
+from earlyrank.engine.pipeline import Pipeline, check_query, question_cut_note
 from earlyrank.engine.rerank import Policy, RerankResult
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.settings import Settings
@@ -188,7 +188,8 @@ async def rerank_documents(body: CohereRerankRequest, request: Request, pipeline
     texts = document_texts(body, runtime.settings.max_document_chars)
     chunks, owners, warnings = chunked(texts, body.max_chunks_per_doc or DEFAULT_MAX_CHUNKS)
     result = await rerank_every_document("/v1/rerank", body.query, chunks, pipeline, runtime, request)
-    return cohere_response(body, texts, best_chunks(result, owners, len(texts)), warnings)
+    return cohere_response(body, texts, best_chunks(result, owners, len(texts)),
+                           with_cut_note(warnings, pipeline, body.query))
 
 
 @router.post("/v2/rerank", response_model=CohereV2RerankResponse, response_model_exclude_none=True,
@@ -204,7 +205,14 @@ async def rerank_documents_v2(body: CohereV2RerankRequest, request: Request,
     # first chunks, as /v1/rerank's default max_chunks_per_doc.
     chunks, owners, warnings = chunked(texts, body.max_tokens_per_doc or DEFAULT_MAX_CHUNKS)
     result = await rerank_every_document("/v2/rerank", body.query, chunks, pipeline, runtime, request)
-    return cohere_v2_response(body, texts, best_chunks(result, owners, len(texts)), warnings)
+    return cohere_v2_response(body, texts, best_chunks(result, owners, len(texts)),
+                              with_cut_note(warnings, pipeline, body.query))
+
+
+def with_cut_note(warnings: list[str], pipeline: Pipeline, query: str) -> list[str]:
+    """`warnings`, and first `question_cut_note`'s note if the query is too long for the reranker to read whole."""
+    note = question_cut_note(pipeline.scorer, check_query(query))
+    return [note, *warnings] if note else warnings
 
 
 async def rerank_every_document(endpoint: str, query: str, texts: list[str], pipeline: Pipeline,
@@ -213,6 +221,7 @@ async def rerank_every_document(endpoint: str, query: str, texts: list[str], pip
     gone or a shutdown); counted under `endpoint` in the metrics. A 503 if no reranker is loaded, a 429 beyond the
     concurrency limit."""
     scorer = require_reranker(pipeline)
+    query = check_query(query)  # in NFKC form, as the pipeline reads a question
     with runtime.limiter.slot():
         async with client_watch(request, runtime.shutdown) as gone:
             result = await run_engine(score_documents, query, texts, scorer, runtime.settings.max_batch_pairs, gone)

@@ -72,3 +72,18 @@ def test_a_question_in_fullwidth_letters_is_read_as_the_letters_it_stands_for(cl
     assert body["warnings"] == [] and body["answer"] is not None
     assert [h["doc_id"] for h in body["hits"]] == [h["doc_id"] for h in plain["hits"]]
     assert body["answer"]["confidence"] == plain["answer"]["confidence"]
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/rerank", "/v2/rerank"])
+def test_the_rerank_endpoints_note_a_long_query_and_read_fullwidth_letters(client, endpoint):
+    """/v1/rerank and /v2/rerank cut a long query as /v1/answer does, without a word, and sent fullwidth letters to
+    the model as they were."""
+    documents = ["Paris is the capital of France.", "Berlin is the capital of Germany."]
+    body = {"query": "capital of France " + " ".join(["please"] * 120), "documents": documents}
+    if endpoint == "/v2/rerank":
+        body["model"] = "earlyrank"
+    warnings = client.post(endpoint, json=body).json()["meta"]["warnings"]
+    assert len(warnings) == 1 and "only its first 94" in warnings[0]
+    plain = client.post(endpoint, json={**body, "query": "capital of France"}).json()
+    wide = client.post(endpoint, json={**body, "query": "ｃａｐｉｔａｌ ｏｆ Ｆｒａｎｃｅ"}).json()
+    assert "warnings" not in wide["meta"] and wide["results"] == plain["results"]
