@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from earlyrank.engine.language import reading_form
 from earlyrank.engine.scoring import PairScorer
 
 _TOKEN = re.compile(r"\w+|[^\w\s]+|\s+")
@@ -99,7 +100,8 @@ def weighted_ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float = 1
 
 def explain(scorer: PairScorer, query: str, passage: str, num_samples: int = 500, num_features: int = 10,
             seed: int = 0, kernel_width: float = 25.0) -> Explanation:
-    """Explain `scorer`'s confidence for (query, passage); see the module docstring."""
+    """Explain `scorer`'s confidence for (query, passage); see the module docstring. The query is read as the
+    pipeline reads a question (`language.reading_form`), so the confidence explained is the one an answer shows."""
     if not 2 <= num_samples <= MAX_SAMPLES:
         raise ValueError(f"num_samples must be between 2 and {MAX_SAMPLES}, got {num_samples}")
     if num_features < 1:
@@ -113,7 +115,7 @@ def explain(scorer: PairScorer, query: str, passage: str, num_samples: int = 500
     exact = 2 ** len(words) <= num_samples
     keep = all_subsets(len(words)) if exact else masks(len(words), num_samples, np.random.default_rng(seed))
     texts = [perturb(tokens, index, row) for row in keep]
-    confidences = np.asarray(scorer.score(query, texts).confidences, dtype=np.float64)
+    confidences = np.asarray(scorer.score(reading_form(query), texts).confidences, dtype=np.float64)
     on = keep.astype(np.float64)
     cosine = on.sum(axis=1) / np.sqrt(on.sum(axis=1) * len(words) + 1e-12)  # cosine to the all-ones row
     distance = (1 - cosine) * 100
@@ -139,6 +141,6 @@ def faithfulness(scorer: PairScorer, query: str, passage: str, explanation: Expl
     rng = np.random.default_rng(seed)
     randoms = [set(rng.choice(words, size=min(len(top), len(words)), replace=False)) for _ in range(trials)]
     texts = [remove_words(passage, top)] + [remove_words(passage, r) for r in randoms]
-    conf = scorer.score(query, texts).confidences
+    conf = scorer.score(reading_form(query), texts).confidences
     return {"top_drop": float(explanation.confidence - conf[0]),
             "random_drop": float(explanation.confidence - np.mean(conf[1:])), "k": len(top)}

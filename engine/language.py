@@ -30,3 +30,14 @@ def unreadable_warning(text: str) -> str | None:
         return None
     return (f"{share:.0%} of the question's letters are not Latin letters: earlyrank reads English only, so no "
             f"answer is given; ask in English")
+
+
+def reading_form(text: str) -> str:
+    """`text` as earlyrank reads a question, stripped: in Unicode NFKC form, which turns compatibility forms into the
+    letters they stand for ("ｗａｒｒａｎｔｙ", "𝐰𝐚𝐫𝐫𝐚𝐧𝐭𝐲" into "warranty"; the cross-encoder's tokenizer would read
+    them as unknown pieces), unless that form has no letter or digit left (a lone halfwidth sound mark "ﾞ" becomes a
+    combining mark): then as given, so a question that passed the content check keeps passing it."""
+    from earlyrank.engine.rerank import has_content
+
+    normal = unicodedata.normalize("NFKC", text).strip()
+    return normal if has_content(normal) else text.strip()

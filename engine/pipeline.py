@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,7 +21,7 @@ from earlyrank.engine.answer_sentence import AnswerSentence, best_sentence
 from earlyrank.engine.cross_encoder import MAX_POSITIONS
 from earlyrank.engine.fused_rerank import rerank_fused
 from earlyrank.engine.fusion import CandidateSignals, Fusion
-from earlyrank.engine.language import unreadable_warning
+from earlyrank.engine.language import reading_form, unreadable_warning
 from earlyrank.engine.rerank import Policy, RerankResult, chunk_within_deadline, has_content, rerank
 from earlyrank.engine.scoring import PairScorer
 from earlyrank.engine.stopping import BoundStop, FullRerank, StopReason
@@ -71,15 +70,14 @@ class Answer:
 
 
 def check_query(query: str) -> str:
-    """The query in Unicode NFKC form without surrounding whitespace; ValueError if it is not a string, holds only
-    whitespace, or has no letter or digit (an emoji alone: nothing to search for, as the CLI and the service refuse
-    it). NFKC turns compatibility forms into the letters they stand for ("ｗａｒｒａｎｔｙ", "𝐰𝐚𝐫𝐫𝐚𝐧𝐭𝐲" into
-    "warranty"), which the cross-encoder's tokenizer would otherwise read as unknown pieces."""
+    """The query as earlyrank reads it (`language.reading_form`: NFKC, stripped); ValueError if it is not a string,
+    holds only whitespace, or has no letter or digit (an emoji alone: nothing to search for, as the CLI and the
+    service refuse it)."""
     if not isinstance(query, str) or not query.strip():
         raise ValueError("the query is empty; ask a question with at least one word")
     if not has_content(query):
         raise ValueError(f"the query {query.strip()!r} has no letter or digit; ask a question with words")
-    return unicodedata.normalize("NFKC", query).strip()
+    return reading_form(query)
 
 
 def _tokenizing(scorer):

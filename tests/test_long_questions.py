@@ -87,3 +87,26 @@ def test_the_rerank_endpoints_note_a_long_query_and_read_fullwidth_letters(clien
     plain = client.post(endpoint, json={**body, "query": "capital of France"}).json()
     wide = client.post(endpoint, json={**body, "query": "ｃａｐｉｔａｌ ｏｆ Ｆｒａｎｃｅ"}).json()
     assert "warnings" not in wide["meta"] and wide["results"] == plain["results"]
+
+
+def test_a_question_whose_nfkc_form_has_no_letter_is_read_as_given(client):
+    """A halfwidth sound mark "ﾞ" is a letter, so it passed the content check, but its NFKC form is a combining
+    mark: recall ran on the normal form and the ContentGuard refused it, a 500 on /v1/answer and /v1/rerank."""
+    from earlyrank.engine.language import reading_form
+
+    assert reading_form(" ﾞ ") == "ﾞ" and reading_form(" ｗａｒ ") == "war"
+    assert client.post("/v1/answer", json={"query": "ﾞ"}).status_code == 200
+    assert client.post("/v1/rerank", json={"query": "ͺ", "documents": ["a b"]}).status_code == 200
+
+
+def test_explain_reads_the_question_as_the_answer_does(client):
+    """/v1/explain scored "ｗａｒｒａｎｔｙ" as it was sent (0.47 with the bundled model) while /v1/answer read it as
+    "warranty" (0.82): the confidence explained was not the one shown."""
+    from test_api import FRANCE
+
+    wide = FRANCE.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+    answer = client.post("/v1/answer", json={"query": wide}).json()["answer"]
+    body = {"document": answer["text"], "num_samples": 20}
+    plain = client.post("/v1/explain", json={**body, "query": FRANCE}).json()
+    read = client.post("/v1/explain", json={**body, "query": wide}).json()
+    assert read["confidence"] == plain["confidence"] == answer["confidence"]
