@@ -189,7 +189,7 @@ async def rerank_documents(body: CohereRerankRequest, request: Request, pipeline
     chunks, owners, warnings = chunked(texts, body.max_chunks_per_doc or DEFAULT_MAX_CHUNKS)
     result = await rerank_every_document("/v1/rerank", body.query, chunks, pipeline, runtime, request)
     return cohere_response(body, texts, best_chunks(result, owners, len(texts)),
-                           with_cut_note(warnings, pipeline, body.query))
+                           with_cut_note(warnings, pipeline, body.query, chunks))
 
 
 @router.post("/v2/rerank", response_model=CohereV2RerankResponse, response_model_exclude_none=True,
@@ -206,12 +206,12 @@ async def rerank_documents_v2(body: CohereV2RerankRequest, request: Request,
     chunks, owners, warnings = chunked(texts, body.max_tokens_per_doc or DEFAULT_MAX_CHUNKS)
     result = await rerank_every_document("/v2/rerank", body.query, chunks, pipeline, runtime, request)
     return cohere_v2_response(body, texts, best_chunks(result, owners, len(texts)),
-                              with_cut_note(warnings, pipeline, body.query))
+                              with_cut_note(warnings, pipeline, body.query, chunks))
 
 
-def with_cut_note(warnings: list[str], pipeline: Pipeline, query: str) -> list[str]:
-    """`warnings`, and first `question_cut_note`'s note if the query is too long for the reranker to read whole."""
-    note = question_cut_note(pipeline.scorer, check_query(query))
+def with_cut_note(warnings: list[str], pipeline: Pipeline, query: str, read: list[str]) -> list[str]:
+    """`warnings`, and first `question_cut_note`'s note if the reranker read the query cut beside one of `read`."""
+    note = question_cut_note(pipeline.scorer, check_query(query), read)
     return [note, *warnings] if note else warnings
 
 

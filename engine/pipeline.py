@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -90,24 +91,24 @@ def _tokenizing(scorer):
     return None
 
 
-def question_cut_note(scorer, query: str) -> str | None:
-    """A note when `query` is too long for `scorer` (a `CrossEncoder`, bare or wrapped) to read whole beside a long
-    passage, else None.
-
-    The pair is cut to the model's `max_length` as `CrossEncoder.pair_ids` cuts it (``longest_first``): beside a
-    passage at least as long, the question keeps half of the room, so the words after that are not weighed. None for
-    a scorer that does not say how it tokenizes."""
+def question_cut_note(scorer, query: str, passages: Sequence[str] = ()) -> str | None:
+    """A note when the reranker read `query` cut short beside one of `passages` (the cut `CrossEncoder.pair_ids`
+    makes, ``longest_first``), else None; with no `passages`, when it would be cut beside a long one (beside a passage
+    at least as long, the question keeps half of the model's room). `scorer` is a `CrossEncoder`, bare or wrapped; None
+    for a scorer that does not say how it tokenizes."""
     model = _tokenizing(scorer)
     if model is None:
         return None
-    room = model.max_length - 3  # [CLS] question [SEP] passage [SEP]
-    kept = room // 2
-    ids = model.token_ids([query.strip()])[0]
-    if len(ids) <= kept:
+    pieces = len(model.token_ids([query.strip()])[0])
+    if passages:
+        kept = min(start - 2 for _, start in model.pair_ids([query.strip()] * len(passages), list(passages)))
+    else:
+        kept = (model.max_length - 3) // 2  # [CLS] question [SEP] passage [SEP]
+    if pieces <= kept:
         return None
-    size = f"{len(ids)}" if len(ids) < MAX_POSITIONS else f"over {MAX_POSITIONS - 1}"
-    return (f"the question is {size} word pieces long and the reranker reads only its first {kept} beside a long "
-            f"passage (about {kept * 3 // 4} words), so the rest of it is not weighed; ask it in fewer words")
+    size = f"{pieces}" if pieces < MAX_POSITIONS else f"over {MAX_POSITIONS - 1}"
+    return (f"the question is {size} word pieces long and the reranker read only its first {kept} (about "
+            f"{kept * 3 // 4} words) beside a passage, so the rest of it was not weighed; ask it in fewer words")
 
 
 class Pipeline:
@@ -238,7 +239,8 @@ class Pipeline:
         return Answer(query, passage, confidence, result.hits, result.scored, result.candidates,
                       result.stopped_early, result.reason, time.perf_counter() - started, sentence,
                       answer_confidence, abstained, warning, top.passage if top else None, threshold,
-                      question_cut_note(self.scorer, asked))
+                      question_cut_note(self.scorer, asked, [self.index.doc(h.doc_id).full_text
+                                                             for h in ranked.hits if h.logit is not None]))
 
     def _answer_sentence(self, query: str, passage: str) -> AnswerSentence | None:
         """`best_sentence` with the question's IDF in this index's BM25 part; without one, every question term weighs

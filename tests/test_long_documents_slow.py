@@ -71,5 +71,6 @@ def test_the_bundled_cross_encoder_says_when_a_question_is_cut():
     long = "How long is the warranty of the coffee machine? " * 12
     note = question_cut_note(ContentGuard(scorer), long)
     assert note is not None and "only its first 94" in note
+    assert question_cut_note(ContentGuard(scorer), long, ["warranty " * 300]) == note
     (ids, passage_start), = scorer.pair_ids([long], ["warranty " * 300])
     assert passage_start - 2 == 94  # [CLS] + 94 question pieces + [SEP]

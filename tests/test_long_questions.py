@@ -20,13 +20,28 @@ class WordPieceScorer(FakeScorer):
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return [list(range(len(t.split()))) for t in texts]
 
+    def pair_ids(self, queries: Sequence[str], passages: Sequence[str]) -> list[tuple[list[int], int]]:
+        """The cut `CrossEncoder.pair_ids` makes (``longest_first``), over word counts."""
+        room, pairs = self.max_length - 3, []
+        for q, p in zip(self.token_ids(queries), self.token_ids(passages), strict=True):
+            if len(q) + len(p) > room:
+                short = min(len(p) if len(q) > len(p) else len(q), room // 2)
+                q, p = (q[:room - short], p[:short]) if len(q) > len(p) else (q[:short], p[:room - short])
+            pairs.append(([0, *q, 0, *p, 0], len(q) + 2))
+        return pairs
 
-def test_the_note_comes_past_the_half_of_the_window_a_question_keeps():
+
+def test_the_note_comes_when_a_pair_cuts_the_question():
     scorer = WordPieceScorer()  # room 189: beside a passage at least as long, the question keeps 189 // 2 = 94 pieces
-    assert question_cut_note(scorer, " ".join(["word"] * 94)) is None
-    note = question_cut_note(scorer, " ".join(["word"] * 95))
+    words = lambda n: " ".join(["word"] * n)  # noqa: E731
+    assert question_cut_note(scorer, words(94)) is None
+    note = question_cut_note(scorer, words(95))
     assert note is not None and "95 word pieces" in note and "only its first 94" in note
-    assert question_cut_note(FakeScorer(), " ".join(["word"] * 500)) is None  # a scorer that does not tokenize
+    assert question_cut_note(scorer, words(95), [words(200)]) == note
+    # Beside short passages nothing is cut (106 + 10 <= 189): the first version said so all the same.
+    assert question_cut_note(scorer, words(106), [words(10), words(20)]) is None
+    assert "only its first 169" in question_cut_note(scorer, words(180), [words(10), words(20)])
+    assert question_cut_note(FakeScorer(), words(500)) is None  # a scorer that does not tokenize
 
 
 def test_the_note_reads_the_model_inside_the_guard_and_the_batcher():
@@ -52,11 +67,13 @@ def client(tmp_path_factory):
 
 
 def test_a_long_question_is_answered_with_the_note_and_a_short_one_without(client):
-    long = FRANCE + " " + " ".join(["please"] * 120)
+    long = FRANCE + " " + " ".join(["please"] * 250)
     body = client.post("/v1/answer", json={"query": long}).json()
     assert body["answer"] is not None, body
-    assert len(body["warnings"]) == 1 and "only its first 94" in body["warnings"][0]
+    assert len(body["warnings"]) == 1 and "word pieces long and the reranker read only" in body["warnings"][0]
     assert client.post("/v1/answer", json={"query": FRANCE}).json()["warnings"] == []
+    # 120 words more: beside the tiny corpus's short passages the question is read whole, so no note
+    assert client.post("/v1/answer", json={"query": FRANCE + " please" * 120}).json()["warnings"] == []
 
 
 def test_a_question_in_fullwidth_letters_is_read_as_the_letters_it_stands_for(client):
@@ -79,11 +96,11 @@ def test_the_rerank_endpoints_note_a_long_query_and_read_fullwidth_letters(clien
     """/v1/rerank and /v2/rerank cut a long query as /v1/answer does, without a word, and sent fullwidth letters to
     the model as they were."""
     documents = ["Paris is the capital of France.", "Berlin is the capital of Germany."]
-    body = {"query": "capital of France " + " ".join(["please"] * 120), "documents": documents}
+    body = {"query": "capital of France " + " ".join(["please"] * 250), "documents": documents}
     if endpoint == "/v2/rerank":
         body["model"] = "earlyrank"
     warnings = client.post(endpoint, json=body).json()["meta"]["warnings"]
-    assert len(warnings) == 1 and "only its first 94" in warnings[0]
+    assert len(warnings) == 1 and "read only its first 183" in warnings[0]  # 189 less the 6 words of a document
     plain = client.post(endpoint, json={**body, "query": "capital of France"}).json()
     wide = client.post(endpoint, json={**body, "query": "ｃａｐｉｔａｌ ｏｆ Ｆｒａｎｃｅ"}).json()
     assert "warnings" not in wide["meta"] and wide["results"] == plain["results"]
