@@ -93,15 +93,18 @@ def _tokenizing(scorer):
 
 def question_cut_note(scorer, query: str, passages: Sequence[str] = ()) -> str | None:
     """A note when the reranker read `query` cut short beside one of `passages` (the cut `CrossEncoder.pair_ids`
-    makes, ``longest_first``), else None; with no `passages`, when it would be cut beside a long one (beside a passage
-    at least as long, the question keeps half of the model's room). `scorer` is a `CrossEncoder`, bare or wrapped; None
-    for a scorer that does not say how it tokenizes."""
+    makes, ``longest_first``; a passage with no letter or digit is never read), else None; with no `passages`, when
+    it would be cut beside a long one (beside a passage at least as long, the question keeps half of the model's
+    room). `scorer` is a `CrossEncoder`, bare or wrapped; None for a scorer that does not say how it tokenizes."""
     model = _tokenizing(scorer)
     if model is None:
         return None
     pieces = len(model.token_ids([query.strip()])[0])
-    if passages:
-        kept = min(start - 2 for _, start in model.pair_ids([query.strip()] * len(passages), list(passages)))
+    read = [p for p in passages if has_content(p)]  # a passage with no letter or digit never reaches the model
+    if read:
+        kept = min(start - 2 for _, start in model.pair_ids([query.strip()] * len(read), read))
+    elif passages:
+        return None
     else:
         kept = (model.max_length - 3) // 2  # [CLS] question [SEP] passage [SEP]
     if pieces <= kept:

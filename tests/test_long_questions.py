@@ -42,6 +42,9 @@ def test_the_note_comes_when_a_pair_cuts_the_question():
     assert question_cut_note(scorer, words(106), [words(10), words(20)]) is None
     assert "only its first 169" in question_cut_note(scorer, words(180), [words(10), words(20)])
     assert question_cut_note(FakeScorer(), words(500)) is None  # a scorer that does not tokenize
+    # A passage with no letter or digit never reaches the model (ContentGuard), so it cuts nothing.
+    assert question_cut_note(scorer, words(120), [words(6), "... " * 400]) is None
+    assert question_cut_note(scorer, words(120), ["... " * 400]) is None
 
 
 def test_the_note_reads_the_model_inside_the_guard_and_the_batcher():
