@@ -16,7 +16,7 @@ MAX_NON_LATIN_SHARE = 0.5  # more than half of the letters outside the Latin scr
 def non_latin_share(text: str) -> float:
     """The share, in [0, 1], of `text`'s letters that are not Latin letters; 0.0 for a text with no letters.
     Compatibility forms of Latin letters (fullwidth "ｗ", mathematical "𝐰", ligatures) count as the letters they
-    stand for (Unicode NFKC), as the pipeline reads every question in that form (`pipeline.check_query`)."""
+    stand for (Unicode NFKC), as every question is read in that form (`reading_form`)."""
     letters = [c for c in unicodedata.normalize("NFKC", text) if c.isalpha()]
     if not letters:
         return 0.0
